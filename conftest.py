@@ -1,0 +1,3 @@
+"""Shared pytest fixtures live in tests/fixtures/ and are registered here (root conftest)."""
+
+pytest_plugins: list[str] = []

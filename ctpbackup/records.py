@@ -1,0 +1,258 @@
+"""What the bucket index records about backups and restores: the job's only state.
+
+Records are immutable values; a change is a new record (`dataclasses.replace`). They serialise to
+plain JSON with a `schemaVersion`, so a later release can still read an older bucket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+RECORD_SCHEMA_VERSION = 1
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    IN_PROGRESS = "InProgress"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    DELETED = "Deleted"
+
+
+class OwnerKind(StrEnum):
+    NONE = ""
+    SHARED_BACKUP = "SharedBackup"
+    SHARED_BACKUP_SCHEDULE = "SharedBackupSchedule"
+    BACKUP_SCHEDULE = "BackupSchedule"
+
+
+def format_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A Kubernetes-style condition (type, status, reason, message, lastTransitionTime)."""
+
+    type: str
+    status: str
+    reason: str
+    message: str = ""
+    last_transition_time: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "status": self.status,
+            "reason": self.reason,
+            "message": self.message,
+            "lastTransitionTime": format_time(self.last_transition_time),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Condition:
+        return cls(
+            type=data["type"],
+            status=data["status"],
+            reason=data.get("reason", ""),
+            message=data.get("message", ""),
+            last_transition_time=parse_time(data.get("lastTransitionTime")),
+        )
+
+
+def set_condition(conditions: tuple[Condition, ...], new: Condition) -> tuple[Condition, ...]:
+    """Replace the condition of the same type, keeping lastTransitionTime when the status is unchanged."""
+    out = []
+    for existing in conditions:
+        if existing.type == new.type:
+            if existing.status == new.status and existing.last_transition_time is not None:
+                new = dataclasses.replace(new, last_transition_time=existing.last_transition_time)
+            continue
+        out.append(existing)
+    out.append(new)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class BackupRecord:
+    """One backup of one control plane, as the index knows it."""
+
+    namespace: str
+    name: str
+    control_plane: str
+    config: str
+    phase: Phase
+    owner_kind: OwnerKind = OwnerKind.NONE
+    owner_name: str = ""
+    #: for schedule-owned backups: the slot this backup took (UTC)
+    slot: datetime | None = None
+    git_commit: str = ""
+    conditions: tuple[Condition, ...] = ()
+    retries: int = 0
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    archive_key: str = ""
+    size: int = 0
+    sha256: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    archive_format_version: int = 0
+    deletion_policy: str = "Orphan"
+    ttl: str = ""
+    expires_at: datetime | None = None
+    excluded_resources: tuple[str, ...] = ()
+    #: set when the record is Deleted: "Delete" (archive removed) or "Orphan" (archive kept)
+    deleted_with: str = ""
+    deleted_at: datetime | None = None
+    encrypted: bool = False
+    schema_version: int = RECORD_SCHEMA_VERSION
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": self.schema_version,
+            "kind": "BackupRecord",
+            "namespace": self.namespace,
+            "name": self.name,
+            "controlPlane": self.control_plane,
+            "config": self.config,
+            "phase": self.phase.value,
+            "owner": {"kind": self.owner_kind.value, "name": self.owner_name} if self.owner_kind else None,
+            "slot": format_time(self.slot),
+            "gitCommit": self.git_commit,
+            "conditions": [c.to_dict() for c in self.conditions],
+            "retries": self.retries,
+            "createdAt": format_time(self.created_at),
+            "startedAt": format_time(self.started_at),
+            "completedAt": format_time(self.completed_at),
+            "archiveKey": self.archive_key,
+            "size": self.size,
+            "sha256": self.sha256,
+            "counts": dict(sorted(self.counts.items())),
+            "archiveFormatVersion": self.archive_format_version,
+            "deletionPolicy": self.deletion_policy,
+            "ttl": self.ttl,
+            "expiresAt": format_time(self.expires_at),
+            "excludedResources": list(self.excluded_resources),
+            "deletedWith": self.deleted_with,
+            "deletedAt": format_time(self.deleted_at),
+            "encrypted": self.encrypted,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BackupRecord:
+        owner = data.get("owner") or {}
+        return cls(
+            schema_version=int(data.get("schemaVersion", 1)),
+            namespace=data["namespace"],
+            name=data["name"],
+            control_plane=data["controlPlane"],
+            config=data.get("config", ""),
+            phase=Phase(data["phase"]),
+            owner_kind=OwnerKind(owner.get("kind", "")),
+            owner_name=owner.get("name", ""),
+            slot=parse_time(data.get("slot")),
+            git_commit=data.get("gitCommit", ""),
+            conditions=tuple(Condition.from_dict(c) for c in data.get("conditions", ())),
+            retries=int(data.get("retries", 0)),
+            created_at=parse_time(data.get("createdAt")),
+            started_at=parse_time(data.get("startedAt")),
+            completed_at=parse_time(data.get("completedAt")),
+            archive_key=data.get("archiveKey", ""),
+            size=int(data.get("size", 0)),
+            sha256=data.get("sha256", ""),
+            counts=dict(data.get("counts", {})),
+            archive_format_version=int(data.get("archiveFormatVersion", 0)),
+            deletion_policy=data.get("deletionPolicy", "Orphan"),
+            ttl=data.get("ttl", ""),
+            expires_at=parse_time(data.get("expiresAt")),
+            excluded_resources=tuple(data.get("excludedResources", ())),
+            deleted_with=data.get("deletedWith", ""),
+            deleted_at=parse_time(data.get("deletedAt")),
+            encrypted=bool(data.get("encrypted", False)),
+        )
+
+
+@dataclass(frozen=True)
+class RestoreRecord:
+    """One restore into a target control plane. Once `finished_at` is set it never runs again."""
+
+    namespace: str
+    control_plane: str
+    source_kind: str
+    source_name: str
+    phase: Phase
+    #: the backup actually restored (for a BackupSchedule source: its newest Completed backup)
+    backup_name: str = ""
+    git_commit: str = ""
+    conditions: tuple[Condition, ...] = ()
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    #: per resource ("secrets", "xclusters.aws.example.org"): {"restored": n, "skipped": n, "failed": n}
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    schema_version: int = RECORD_SCHEMA_VERSION
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.control_plane)
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": self.schema_version,
+            "kind": "RestoreRecord",
+            "namespace": self.namespace,
+            "controlPlane": self.control_plane,
+            "source": {"kind": self.source_kind, "name": self.source_name},
+            "phase": self.phase.value,
+            "backupName": self.backup_name,
+            "gitCommit": self.git_commit,
+            "conditions": [c.to_dict() for c in self.conditions],
+            "attempts": self.attempts,
+            "startedAt": format_time(self.started_at),
+            "finishedAt": format_time(self.finished_at),
+            "counts": {k: dict(v) for k, v in sorted(self.counts.items())},
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RestoreRecord:
+        source = data.get("source") or {}
+        return cls(
+            schema_version=int(data.get("schemaVersion", 1)),
+            namespace=data["namespace"],
+            control_plane=data["controlPlane"],
+            source_kind=source.get("kind", "Backup"),
+            source_name=source.get("name", ""),
+            phase=Phase(data["phase"]),
+            backup_name=data.get("backupName", ""),
+            git_commit=data.get("gitCommit", ""),
+            conditions=tuple(Condition.from_dict(c) for c in data.get("conditions", ())),
+            attempts=int(data.get("attempts", 0)),
+            started_at=parse_time(data.get("startedAt")),
+            finished_at=parse_time(data.get("finishedAt")),
+            counts={k: dict(v) for k, v in data.get("counts", {}).items()},
+            warnings=tuple(data.get("warnings", ())),
+        )
