@@ -20,10 +20,19 @@ EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 @dataclass(frozen=True)
 class Origin:
-    """Where an object was declared: the file (relative to the repository root) and the line."""
+    """Where an object was declared: the file (relative to the repository root), the line where its
+    document starts, and the line of each field, so later checks can point at the exact field."""
 
     path: str
     line: int
+    field_lines: Mapping[tuple[str | int, ...], int] = field(default_factory=lambda: EMPTY, compare=False, repr=False)
+
+    def line_of(self, *field_path: str | int) -> int:
+        while field_path:
+            if field_path in self.field_lines:
+                return self.field_lines[field_path]
+            field_path = field_path[:-1]
+        return self.line
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}"
@@ -48,7 +57,7 @@ class ObjectStorage:
     credentials: Credentials
     prefix: str = ""
     #: Thanos objstore keys for the provider (free-form, read-only)
-    config: Mapping[str, Any] = EMPTY
+    config: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,7 @@ class RestoreSource:
 class ControlPlane:
     namespace: str
     name: str
-    labels: Mapping[str, str] = EMPTY
+    labels: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     connection_secret: ConnectionSecretRef | None = None
     restore_source: RestoreSource | None = None
     restore_finished_at: datetime | None = None
@@ -173,12 +182,12 @@ class DesiredState:
     """Everything one commit of the GitOps repository asks for."""
 
     commit: str
-    configs: Mapping[Key, SharedBackupConfig] = EMPTY
-    control_planes: Mapping[Key, ControlPlane] = EMPTY
-    backups: Mapping[Key, Backup] = EMPTY
-    backup_schedules: Mapping[Key, BackupSchedule] = EMPTY
-    shared_backups: Mapping[Key, SharedBackup] = EMPTY
-    shared_backup_schedules: Mapping[Key, SharedBackupSchedule] = EMPTY
+    configs: Mapping[Key, SharedBackupConfig] = field(default_factory=lambda: EMPTY)
+    control_planes: Mapping[Key, ControlPlane] = field(default_factory=lambda: EMPTY)
+    backups: Mapping[Key, Backup] = field(default_factory=lambda: EMPTY)
+    backup_schedules: Mapping[Key, BackupSchedule] = field(default_factory=lambda: EMPTY)
+    shared_backups: Mapping[Key, SharedBackup] = field(default_factory=lambda: EMPTY)
+    shared_backup_schedules: Mapping[Key, SharedBackupSchedule] = field(default_factory=lambda: EMPTY)
 
     def counts(self) -> dict[str, int]:
         return {

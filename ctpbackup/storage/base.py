@@ -55,7 +55,7 @@ class Upload(abc.ABC):
         return True
 
     def flush(self) -> None:
-        pass
+        return None  # parts go out as they fill; commit() sends the rest
 
     def __enter__(self) -> Upload:
         return self

@@ -1,0 +1,141 @@
+"""Validate manifests against the JSON Schemas in `schemas/` and say what is wrong in the user's words.
+
+The schemas are the reference (editors and other tools can use them too); this module only turns
+jsonschema's errors into one clear message per problem, with the field path and a suggestion for a
+misspelt field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from referencing import Registry, Resource
+
+from ctpbackup.schedules import parse_schedule
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+#: kind -> schema file; the kinds this job reads
+SCHEMA_FILES = {
+    "SharedBackupConfig": "sharedbackupconfig.json",
+    "ControlPlane": "controlplane.json",
+    "Backup": "backup.json",
+    "BackupSchedule": "backupschedule.json",
+    "SharedBackup": "sharedbackup.json",
+    "SharedBackupSchedule": "sharedbackupschedule.json",
+}
+KINDS = tuple(SCHEMA_FILES)
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    path: tuple[str | int, ...]
+    message: str
+
+
+def field_name(path: tuple[str | int, ...]) -> str:
+    """`("spec", "selectors", 0, "key")` -> `spec.selectors[0].key`."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+@functools.cache
+def _registry() -> Registry:
+    resources = []
+    for file in SCHEMA_DIR.glob("*.json"):
+        contents = json.loads(file.read_text())
+        resources.append((file.name, Resource.from_contents(contents)))
+        resources.append((contents["$id"], Resource.from_contents(contents)))
+    return Registry().with_resources(resources)
+
+
+def _check_schedule(value: object) -> bool:
+    if not isinstance(value, str):
+        return True  # the type keyword reports it
+    parse_schedule(value)  # raises ValueError with the reason
+    return True
+
+
+_FORMATS = jsonschema.FormatChecker(formats=["date-time"])
+_FORMATS.checks("schedule", raises=ValueError)(_check_schedule)
+
+
+@functools.cache
+def validator_for(kind: str) -> jsonschema.protocols.Validator:
+    schema = json.loads((SCHEMA_DIR / SCHEMA_FILES[kind]).read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, registry=_registry(), format_checker=_FORMATS)
+
+
+def schema_for(kind: str) -> dict[str, Any]:
+    return json.loads((SCHEMA_DIR / SCHEMA_FILES[kind]).read_text())
+
+
+def validate(kind: str, data: Any) -> list[SchemaProblem]:
+    """Every schema problem of one object (not just the first), sorted by field."""
+    problems = [p for error in validator_for(kind).iter_errors(data) for p in _explain(error)]
+    return sorted(set(problems), key=lambda p: (field_name(p.path), p.message))
+
+
+def _explain(error: jsonschema.ValidationError) -> Iterator[SchemaProblem]:
+    path = tuple(error.absolute_path)
+    keyword = error.validator
+    value = error.instance
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if keyword == "additionalProperties" and isinstance(value, dict):
+        known = sorted(schema.get("properties", {}))
+        for extra in sorted(set(value) - set(known)):
+            close = difflib.get_close_matches(str(extra), known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; valid fields: {', '.join(known)}"
+            yield SchemaProblem(path + (extra,), f"unknown field {extra!r}{hint}")
+        return
+    if keyword == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else str(error.validator_value)
+        if missing == "secretRef":
+            yield SchemaProblem(path + (missing,), "required when credentials.source is 'Secret'")
+        else:
+            yield SchemaProblem(path + (missing,), "required field is missing")
+        return
+    if keyword == "if":
+        return  # reported by the 'then' branch's own error
+    if keyword == "const":
+        yield SchemaProblem(path, f"must be {error.validator_value!r}, not {_short(value)}")
+        return
+    if keyword == "pattern":
+        what = schema.get("description", "").split(":")[0].rstrip(".")
+        what = what[0].lower() + what[1:] if what else f"matching {error.validator_value}"
+        yield SchemaProblem(path, f"{_short(value)} is not {what}")
+        return
+    if keyword == "format":
+        cause = str(error.cause) if error.cause else f"is not a valid {error.validator_value}"
+        if error.validator_value == "date-time":
+            cause = f"{_short(value)} is not an RFC 3339 date-time like '2026-01-31T12:00:00Z'"
+        yield SchemaProblem(path, cause)
+        return
+    if keyword == "anyOf":
+        options = " or ".join(
+            s.get("type", "value") + (f" matching {s['pattern']}" if "pattern" in s else "") for s in error.validator_value
+        )
+        yield SchemaProblem(path, f"{_short(value)} must be {options} (e.g. 2 or \"50%\")")
+        return
+    if keyword == "propertyNames":
+        yield SchemaProblem(path, f"invalid key: {error.message}")
+        return
+    message = error.message
+    if keyword in ("maxLength", "minLength") and isinstance(value, str):
+        message = f"{_short(value)} is {len(value)} characters; {keyword[:3]}imum is {error.validator_value}"
+    yield SchemaProblem(path, message)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

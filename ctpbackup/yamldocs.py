@@ -1,0 +1,116 @@
+"""Parse YAML streams into plain data while remembering the line of every field.
+
+PyYAML's composer gives each node its position; we build the Python values ourselves so that each
+JSON path (`("spec", "deletionPolicy")`) maps to the line of its key. Building by hand also lets us
+refuse what a safe loader should: duplicate keys, alias bombs, absurd nesting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+MAX_DEPTH = 64
+MAX_NODES = 200_000  # per document, counting alias expansions
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+Path = tuple[str | int, ...]
+
+
+class YamlError(Exception):
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Document:
+    """One YAML document of a file: its data, the line where it starts, and a line per field path."""
+
+    data: Any
+    line: int
+    lines: dict[Path, int]
+
+    def line_of(self, path: Path) -> int:
+        """The line of `path`, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.line
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.constructor = yaml.SafeLoader.__new__(yaml.SafeLoader)
+        yaml.constructor.SafeConstructor.__init__(self.constructor)
+        self.nodes = 0
+        self.lines: dict[Path, int] = {}
+
+    def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise YamlError(node.start_mark.line + 1, f"document too large (more than {MAX_NODES} values, alias expansion included)")
+        if depth > MAX_DEPTH:
+            raise YamlError(node.start_mark.line + 1, f"nesting deeper than {MAX_DEPTH} levels")
+        if isinstance(node, yaml.MappingNode):
+            self.constructor.flatten_mapping(node)
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise YamlError(key_node.start_mark.line + 1, "mapping keys must be plain scalars")
+                key = self.constructor.construct_object(key_node)
+                if not isinstance(key, str):
+                    key = str(key) if isinstance(key, int | float | bool) or key is None else key
+                if key in result:
+                    raise YamlError(key_node.start_mark.line + 1, f"duplicate key {key!r}")
+                child = path + (key,)
+                self.lines[child] = key_node.start_mark.line + 1
+                result[key] = self.build(value_node, child, depth + 1)
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for i, item in enumerate(node.value):
+                child = path + (i,)
+                self.lines[child] = item.start_mark.line + 1
+                items.append(self.build(item, child, depth + 1))
+            return items
+        value = self.constructor.construct_object(node)
+        if hasattr(value, "isoformat") or isinstance(value, bytes):
+            # timestamps and !!binary stay text, as the Kubernetes API would see them
+            return node.value
+        return value
+
+
+def parse_documents(text: bytes | str) -> Iterator[Document]:
+    """Yield each non-empty document of a YAML stream. Raises YamlError with a 1-based line."""
+    if isinstance(text, bytes):
+        if len(text) > MAX_FILE_BYTES:
+            raise YamlError(1, f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = text[: err.start].count(b"\n") + 1
+            raise YamlError(line, "not valid UTF-8") from None
+    try:
+        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+            if node is None:
+                continue
+            builder = _Builder()
+            data = builder.build(node, (), 0)
+            if data is None:
+                continue
+            yield Document(data=data, line=node.start_mark.line + 1, lines=builder.lines)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else 1
+        raise YamlError(line, f"invalid YAML: {err.problem or err.context}") from None
+    except yaml.YAMLError as err:
+        raise YamlError(1, f"invalid YAML: {err}") from None
+    except RecursionError:
+        raise YamlError(1, f"nesting deeper than {MAX_DEPTH} levels") from None
