@@ -1,3 +1,5 @@
 """Shared pytest fixtures live in tests/fixtures/ and are registered here (root conftest)."""
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.fixtures.gitrepos",
+]
