@@ -113,6 +113,11 @@ class BackupRecord:
     ttl: str = ""
     expires_at: datetime | None = None
     excluded_resources: tuple[str, ...] = ()
+    #: the owner's useOwnerReferencesInBackup when this backup was created: removing the owner from
+    #: Git then removes the backup
+    use_owner_references: bool = False
+    #: the owner's controlPlaneSelector when this backup was created (canonical JSON), to refuse a change
+    selector: str = ""
     #: set when the record is Deleted: "Delete" (archive removed) or "Orphan" (archive kept)
     deleted_with: str = ""
     deleted_at: datetime | None = None
@@ -152,6 +157,8 @@ class BackupRecord:
             "ttl": self.ttl,
             "expiresAt": format_time(self.expires_at),
             "excludedResources": list(self.excluded_resources),
+            "useOwnerReferences": self.use_owner_references,
+            "selector": self.selector,
             "deletedWith": self.deleted_with,
             "deletedAt": format_time(self.deleted_at),
             "encrypted": self.encrypted,
@@ -185,6 +192,8 @@ class BackupRecord:
             ttl=data.get("ttl", ""),
             expires_at=parse_time(data.get("expiresAt")),
             excluded_resources=tuple(data.get("excludedResources", ())),
+            use_owner_references=bool(data.get("useOwnerReferences", False)),
+            selector=data.get("selector", ""),
             deleted_with=data.get("deletedWith", ""),
             deleted_at=parse_time(data.get("deletedAt")),
             encrypted=bool(data.get("encrypted", False)),
