@@ -1,0 +1,463 @@
+"""The plan: what Git asks for, minus what the bucket index records, at one instant.
+
+`plan(desired, recorded, now)` is pure (no I/O, no clock): `plan`, `apply` and the GitHub Action all
+share it, and it is tested with tables. Each action carries the reason it exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from ctpbackup.model import (
+    BackupOptions,
+    ControlPlaneSelector,
+    DesiredState,
+    SharedBackup,
+)
+from ctpbackup.naming import scheduled_backup_name, shared_backup_name
+from ctpbackup.records import BackupRecord, OwnerKind, Phase, RestoreRecord
+from ctpbackup.schedules import parse_schedule
+from ctpbackup.selectors import selects
+
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_MAX_RESTORE_ATTEMPTS = 3
+DEFAULT_MASS_DELETE_COUNT = 10
+DEFAULT_MASS_DELETE_FRACTION = 0.5
+
+
+class ActionType(StrEnum):
+    BACKUP = "backup"
+    RETRY = "retry"
+    RESTORE = "restore"
+    WAIT = "wait"
+    DELETE = "delete"
+    ORPHAN = "orphan"
+    ERROR = "error"
+
+
+#: the sign each action shows in text output, Terraform style
+SIGNS = {
+    ActionType.BACKUP: "+", ActionType.RETRY: "+", ActionType.RESTORE: "~", ActionType.WAIT: ".",
+    ActionType.DELETE: "-", ActionType.ORPHAN: "-", ActionType.ERROR: "!",
+}
+_ORDER = {t: i for i, t in enumerate(ActionType)}
+
+
+class Recorded(Protocol):
+    """What the planner reads from the bucket index (ctpbackup.index.RecordedState)."""
+
+    @property
+    def backups(self) -> Mapping[tuple[str, str], BackupRecord]: ...
+
+    @property
+    def restores(self) -> Mapping[tuple[str, str], RestoreRecord]: ...
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    """Everything the backup engine needs to take (or retake) one backup."""
+
+    namespace: str
+    name: str
+    control_plane: str
+    options: BackupOptions
+    owner_kind: OwnerKind = OwnerKind.NONE
+    owner_name: str = ""
+    slot: datetime | None = None
+    use_owner_references: bool = False
+    selector: str = ""
+
+
+@dataclass(frozen=True)
+class Action:
+    type: ActionType
+    kind: str  # the kind acted on: "Backup" or "ControlPlane" (restores), or the kind in error
+    namespace: str
+    name: str
+    control_plane: str
+    reason: str
+    config: str = ""
+    request: BackupRequest | None = None  # backup / retry
+    record: BackupRecord | None = None  # retry / delete / orphan: the record acted on
+    restore_backup: str = ""  # restore: the backup restored from
+    restore_source: tuple[str, str] = ("", "")  # restore / wait: (kind, name) as written in Git
+
+    @property
+    def sign(self) -> str:
+        return SIGNS[self.type]
+
+
+@dataclass(frozen=True)
+class SharedBackupStatus:
+    namespace: str
+    name: str
+    phase: str
+    selected: tuple[str, ...]
+    completed: tuple[str, ...]
+    failed: tuple[str, ...]
+    allowed_failures: int
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    max_retries: int = DEFAULT_MAX_RETRIES
+    max_restore_attempts: int = DEFAULT_MAX_RESTORE_ATTEMPTS
+    allow_mass_delete: bool = False
+    mass_delete_count: int = DEFAULT_MASS_DELETE_COUNT
+    mass_delete_fraction: float = DEFAULT_MASS_DELETE_FRACTION
+    shard: tuple[int, int] = (0, 1)  # (index, count): only control planes whose hash falls in this shard
+
+
+@dataclass(frozen=True)
+class Plan:
+    commit: str
+    now: datetime
+    actions: tuple[Action, ...]
+    shared_backups: tuple[SharedBackupStatus, ...] = ()
+    #: why deletions were held back (the mass-delete guard); empty when none were
+    refusals: tuple[str, ...] = ()
+    shard: tuple[int, int] = (0, 1)
+
+    def count(self, *types: ActionType) -> int:
+        return sum(1 for a in self.actions if a.type in types)
+
+    def summary(self) -> dict[str, int]:
+        return {t.value: self.count(t) for t in ActionType}
+
+    @property
+    def has_changes(self) -> bool:
+        return any(a.type not in (ActionType.WAIT, ActionType.ERROR) for a in self.actions)
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.refusals) or self.count(ActionType.ERROR) > 0
+
+
+def shard_of(namespace: str, control_plane: str, count: int) -> int:
+    """Stable shard of a control plane: the same on every pod and every run."""
+    digest = hashlib.sha256(f"{namespace}/{control_plane}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def selector_text(selector: ControlPlaneSelector) -> str:
+    """Canonical JSON of a selector, recorded with each backup so a later change can be refused."""
+    return json.dumps({
+        "labelSelectors": [
+            {"matchLabels": dict(s.match_labels),
+             "matchExpressions": [[e.key, e.operator, sorted(e.values)] for e in s.match_expressions]}
+            for s in selector.label_selectors
+        ],
+        "names": sorted(selector.names),
+    }, sort_keys=True, separators=(",", ":"))
+
+
+def plan(desired: DesiredState, recorded: Recorded, now: datetime, options: PlanOptions = PlanOptions()) -> Plan:
+    """Compute every action needed to make the bucket match Git at `now`."""
+    planner = _Planner(desired, recorded, now, options)
+    actions = list(planner.backups()) + list(planner.restores()) + list(planner.deletions())
+    actions, refusals = _guard_mass_delete(actions, desired, recorded, options)
+    index, count = options.shard
+    if count > 1:
+        actions = [a for a in actions if shard_of(a.namespace, a.control_plane, count) == index]
+    actions.sort(key=lambda a: (_ORDER[a.type], a.namespace, a.name))
+    return Plan(
+        commit=desired.commit,
+        now=now,
+        actions=tuple(actions),
+        shared_backups=tuple(planner.shared_backup_statuses()),
+        refusals=tuple(refusals),
+        shard=options.shard,
+    )
+
+
+class _Planner:
+    def __init__(self, desired: DesiredState, recorded: Recorded, now: datetime, options: PlanOptions):
+        self.desired = desired
+        self.recorded = recorded
+        self.now = now
+        self.options = options
+        self.errors_for: set[tuple[str, str, str]] = set()  # (kind, ns, name) with an immutability error
+        #: (ns, backup name) of every backup Git asks for now (so a record not in it has left Git)
+        self.wanted: set[tuple[str, str]] = set()
+        #: last slot taken, per (owner kind, ns, owner, control plane)
+        self.last_slot: dict[tuple[OwnerKind, str, str, str], datetime] = {}
+        #: records per owner (kind, ns, name)
+        self.by_owner: dict[tuple[OwnerKind, str, str], list[BackupRecord]] = defaultdict(list)
+        for record in recorded.backups.values():
+            if record.owner_kind:
+                self.by_owner[(record.owner_kind, record.namespace, record.owner_name)].append(record)
+                if record.slot is not None:
+                    key = (record.owner_kind, record.namespace, record.owner_name, record.control_plane)
+                    if key not in self.last_slot or record.slot > self.last_slot[key]:
+                        self.last_slot[key] = record.slot
+
+    # -- backups -----------------------------------------------------------------------------------
+
+    def requests(self) -> Iterator[BackupRequest]:
+        d = self.desired
+        for (ns, name), b in d.backups.items():
+            yield BackupRequest(ns, name, b.control_plane, b.options)
+        for (ns, name), sb in d.shared_backups.items():
+            text = selector_text(sb.selector)
+            for cp in self._selected(ns, sb.selector):
+                yield BackupRequest(ns, shared_backup_name(name, cp), cp, sb.options, OwnerKind.SHARED_BACKUP, name,
+                                    use_owner_references=sb.use_owner_references, selector=text)
+        for (ns, name), s in d.shared_backup_schedules.items():
+            text = selector_text(s.selector)
+            for cp in self._selected(ns, s.selector):
+                yield from self._due(OwnerKind.SHARED_BACKUP_SCHEDULE, ns, name, cp, s.schedule, s.suspend, s.options,
+                                     s.use_owner_references, text)
+        for (ns, name), s in d.backup_schedules.items():
+            yield from self._due(OwnerKind.BACKUP_SCHEDULE, ns, name, s.control_plane, s.schedule, s.suspend, s.options,
+                                 s.use_owner_references, "")
+
+    def _selected(self, ns: str, selector: ControlPlaneSelector) -> list[str]:
+        return sorted(cp for (cns, cp), obj in self.desired.control_planes.items()
+                      if cns == ns and selects(selector, cp, obj.labels))
+
+    def _due(self, kind: OwnerKind, ns: str, name: str, cp: str, schedule: str, suspend: bool, options: BackupOptions,
+             use_owner_references: bool, selector: str) -> Iterator[BackupRequest]:
+        """At most one backup per schedule and control plane: the latest slot, if not taken yet.
+        After downtime this is one catch-up backup, not one per missed slot."""
+        slot = parse_schedule(schedule).latest_slot(self.now)
+        last = self.last_slot.get((kind, ns, name, cp))
+        if last is not None and last >= slot:
+            # the latest slot was taken: ask for it again so a Failed or interrupted one is retried
+            # (until a newer slot supersedes it)
+            slot = last
+        elif suspend:
+            return
+        yield BackupRequest(ns, scheduled_backup_name(name, cp, slot), cp, options, kind, name, slot,
+                            use_owner_references, selector)
+
+    def backups(self) -> Iterator[Action]:
+        requests = list(self.requests())
+        self.wanted.update((r.namespace, r.name) for r in requests)
+        # an immutable field changed on any recorded backup of an owner: nothing is done for that owner
+        for request in requests:
+            record = self.recorded.backups.get((request.namespace, request.name))
+            changed = _immutable_change(record, request) if record else ""
+            owner = _owner_of(request.owner_kind, request.namespace, request.owner_name or request.name)
+            if changed and owner not in self.errors_for:
+                self.errors_for.add(owner)
+                yield Action(ActionType.ERROR, owner[0], owner[1], owner[2], request.control_plane,
+                             f"{changed} cannot change after the backup was recorded; nothing done for it "
+                             "(restore the old value, or create a new object with a new name)",
+                             config=request.options.config)
+        for request in requests:
+            if _owner_of(request.owner_kind, request.namespace, request.owner_name or request.name) in self.errors_for:
+                continue
+            record = self.recorded.backups.get((request.namespace, request.name))
+            if record is None:
+                yield self._backup_action(ActionType.BACKUP, request, self._why_new(request))
+            elif record.phase is Phase.FAILED and record.retries < self.options.max_retries:
+                reason = f"failed ({_last_message(record)}); retry {record.retries + 1} of {self.options.max_retries}"
+                yield self._backup_action(ActionType.RETRY, request, reason, record)
+            elif record.phase in (Phase.PENDING, Phase.IN_PROGRESS) and record.retries < self.options.max_retries:
+                reason = f"left {record.phase.value} by an interrupted run; retry {record.retries + 1} of {self.options.max_retries}"
+                yield self._backup_action(ActionType.RETRY, request, reason, record)
+
+    def _why_new(self, request: BackupRequest) -> str:
+        if request.owner_kind is OwnerKind.NONE:
+            return "Backup in Git, not in the bucket index"
+        if request.owner_kind is OwnerKind.SHARED_BACKUP:
+            return f"selected by SharedBackup {request.owner_name}"
+        last = self.last_slot.get((request.owner_kind, request.namespace, request.owner_name, request.control_plane))
+        slot = request.slot.strftime("%Y-%m-%d %H:%M:%S UTC") if request.slot else ""
+        tail = f"; last backup {last.strftime('%Y-%m-%d %H:%M:%S UTC')}" if last else "; first backup of this schedule"
+        return f"{request.owner_kind.value} {request.owner_name} slot {slot} is due{tail}"
+
+    def _backup_action(self, type_: ActionType, request: BackupRequest, reason: str,
+                       record: BackupRecord | None = None) -> Action:
+        return Action(type_, "Backup", request.namespace, request.name, request.control_plane, reason,
+                      config=request.options.config, request=request, record=record)
+
+    # -- deletions ---------------------------------------------------------------------------------
+
+    def deletions(self) -> Iterator[Action]:
+        d = self.desired
+        owners_in_git = {
+            OwnerKind.SHARED_BACKUP: d.shared_backups,
+            OwnerKind.SHARED_BACKUP_SCHEDULE: d.shared_backup_schedules,
+            OwnerKind.BACKUP_SCHEDULE: d.backup_schedules,
+        }
+        for key, record in sorted(self.recorded.backups.items()):
+            if record.phase is Phase.DELETED:
+                continue
+            if _owner_of(record.owner_kind, record.namespace, record.owner_name or record.name) in self.errors_for:
+                continue
+            reason = ""
+            if record.expires_at is not None and record.expires_at <= self.now:
+                reason = f"TTL {record.ttl} expired at {record.expires_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"
+            elif record.owner_kind is OwnerKind.NONE and key not in self.wanted:
+                reason = "Backup removed from Git"
+            elif record.owner_kind is not OwnerKind.NONE and record.use_owner_references \
+                    and (record.namespace, record.owner_name) not in owners_in_git[record.owner_kind]:
+                reason = f"owner {record.owner_kind.value} {record.owner_name} removed from Git (useOwnerReferencesInBackup)"
+            if not reason:
+                continue
+            policy = self._deletion_policy(record)
+            type_ = ActionType.DELETE if policy == "Delete" else ActionType.ORPHAN
+            tail = "archive removed" if type_ is ActionType.DELETE else "archive kept in the bucket"
+            yield Action(type_, "Backup", record.namespace, record.name, record.control_plane,
+                         f"{reason}; deletionPolicy {policy}: {tail}", config=record.config, record=record)
+
+    def _deletion_policy(self, record: BackupRecord) -> str:
+        """The policy in Git when the backup's manifest is still there, else the one recorded."""
+        if record.owner_kind is OwnerKind.NONE:
+            backup = self.desired.backups.get(record.key)
+            if backup is not None:
+                return backup.options.deletion_policy
+        return record.deletion_policy
+
+    # -- restores ----------------------------------------------------------------------------------
+
+    def restores(self) -> Iterator[Action]:
+        for (ns, name), cp in sorted(self.desired.control_planes.items()):
+            source = cp.restore_source
+            if source is None or cp.restore_finished_at is not None:
+                continue
+            record = self.recorded.restores.get((ns, name))
+            src = (source.kind, source.name)
+            if record is not None and (record.source_kind, record.source_name) != src:
+                yield Action(ActionType.ERROR, "ControlPlane", ns, name, name,
+                             f"spec.restore.source is immutable: recorded {record.source_kind} {record.source_name}, "
+                             f"Git now says {source.kind} {source.name}; nothing done", restore_source=src)
+                continue
+            if record is not None and record.finished_at is not None:
+                continue
+            if record is not None and record.phase is Phase.FAILED and record.attempts >= self.options.max_restore_attempts:
+                continue  # gave up: shown by status, retried only if the record is reset
+            backup, why_not = self._restorable(ns, source.kind, source.name)
+            if backup is None:
+                yield Action(ActionType.WAIT, "ControlPlane", ns, name, name, why_not, restore_source=src)
+                continue
+            again = f" (attempt {record.attempts + 1} of {self.options.max_restore_attempts})" if record and record.attempts else ""
+            yield Action(ActionType.RESTORE, "ControlPlane", ns, name, name,
+                         f"restore from Backup {backup.name} of {backup.control_plane}{again}",
+                         config=backup.config, record=backup, restore_backup=backup.name, restore_source=src)
+
+    def _restorable(self, ns: str, kind: str, name: str) -> tuple[BackupRecord | None, str]:
+        if kind == "Backup":
+            record = self.recorded.backups.get((ns, name))
+            if record is None:
+                return None, f"source Backup {name} is not taken yet"
+            if record.phase is Phase.DELETED and record.deleted_with == "Delete":
+                return None, f"source Backup {name} was deleted with its archive"
+            if record.phase is Phase.COMPLETED or (record.phase is Phase.DELETED and record.sha256):
+                return record, ""
+            return None, f"source Backup {name} is {record.phase.value}" + (
+                f" ({_last_message(record)})" if record.phase is Phase.FAILED else "")
+        candidates = [r for r in self.by_owner.get((OwnerKind.BACKUP_SCHEDULE, ns, name), ())
+                      if r.phase is Phase.COMPLETED]
+        if not candidates:
+            return None, f"source BackupSchedule {name} has no Completed backup yet"
+        newest = max(candidates, key=lambda r: (r.completed_at or r.slot or self.now, r.name))
+        return newest, ""
+
+    # -- SharedBackup status -----------------------------------------------------------------------
+
+    def shared_backup_statuses(self) -> Iterator[SharedBackupStatus]:
+        for (ns, name), sb in sorted(self.desired.shared_backups.items()):
+            selected = tuple(self._selected(ns, sb.selector))
+            completed, failed = [], []
+            for cp in selected:
+                record = self.recorded.backups.get((ns, shared_backup_name(name, cp)))
+                if record is None:
+                    continue
+                if record.phase is Phase.COMPLETED or (record.phase is Phase.DELETED and record.sha256):
+                    completed.append(cp)
+                elif record.phase is Phase.FAILED and record.retries >= self.options.max_retries:
+                    failed.append(cp)
+            allowed = allowed_failures(sb, len(selected))
+            if len(failed) > allowed:
+                phase = "Failed"
+            elif len(completed) + len(failed) == len(selected) and selected:
+                phase = "Completed"
+            elif completed or failed:
+                phase = "InProgress"
+            else:
+                phase = "Pending"
+            yield SharedBackupStatus(ns, name, phase, selected, tuple(completed), tuple(failed), allowed)
+
+
+def allowed_failures(sb: SharedBackup, selected: int) -> int:
+    """The SharedBackup's failure budget as a count: an int, or a percentage of the selected
+    control planes rounded down."""
+    budget = sb.failures_control_planes
+    if budget is None:
+        return 0
+    if isinstance(budget, int):
+        return budget
+    return math.floor(selected * int(budget.rstrip("%")) / 100)
+
+
+def _owner_of(kind: OwnerKind, namespace: str, name: str) -> tuple[str, str, str]:
+    """(kind, namespace, name) of the object in Git that asked for a backup."""
+    return (kind.value or "Backup", namespace, name)
+
+
+def _immutable_change(record: BackupRecord, request: BackupRequest) -> str:
+    if record.control_plane != request.control_plane:
+        return f"spec.controlPlane (recorded {record.control_plane!r}, Git says {request.control_plane!r})"
+    if record.config and record.config != request.options.config:
+        return f"spec.configRef (recorded {record.config!r}, Git says {request.options.config!r})"
+    if tuple(sorted(record.excluded_resources)) != tuple(sorted(request.options.excluded_resources)):
+        return "spec.excludedResources"
+    if record.selector and request.selector and record.selector != request.selector:
+        return "spec.controlPlaneSelector"
+    return ""
+
+
+def _last_message(record: BackupRecord) -> str:
+    for condition in reversed(record.conditions):
+        if condition.message:
+            return condition.message
+    return "no reason recorded"
+
+
+def _guard_mass_delete(actions: list[Action], desired: DesiredState, recorded: Recorded,
+                       options: PlanOptions) -> tuple[list[Action], list[str]]:
+    """Hold back deletions that look like an accident: everything of a config while Git holds nothing
+    for it, or more removals-from-Git than the threshold. New backups still go ahead."""
+    if options.allow_mass_delete:
+        return actions, []
+    live: dict[str, int] = defaultdict(int)
+    for record in recorded.backups.values():
+        if record.phase is not Phase.DELETED:
+            live[record.config] += 1
+    in_git = {b.options.config for group in (desired.backups, desired.backup_schedules, desired.shared_backups,
+                                              desired.shared_backup_schedules) for b in group.values()}
+    removing: dict[str, list[Action]] = defaultdict(list)
+    for action in actions:
+        if action.type in (ActionType.DELETE, ActionType.ORPHAN) and "TTL" not in action.reason:
+            removing[action.config].append(action)
+    held: set[int] = set()
+    refusals = []
+    for config, group in sorted(removing.items()):
+        total = live.get(config, 0)
+        count = len(group)
+        if config not in in_git and count >= total:
+            why = f"every recorded backup of SharedBackupConfig {config} ({count}) while Git holds nothing that uses it"
+        elif count > options.mass_delete_count or (total and count / total > options.mass_delete_fraction):
+            why = (f"{count} of {total} recorded backups of SharedBackupConfig {config}, more than the limit "
+                   f"({options.mass_delete_count} backups or {options.mass_delete_fraction:.0%})")
+        else:
+            continue
+        held.update(id(a) for a in group)
+        refusals.append(f"refusing to delete or orphan {why}; check the --repo/--ref/--path and the commit, "
+                        "or pass --allow-mass-delete")
+    return [a for a in actions if id(a) not in held], refusals
+
+
+def backups_of(actions: Iterable[Action]) -> list[Action]:
+    return [a for a in actions if a.type in (ActionType.BACKUP, ActionType.RETRY)]
+

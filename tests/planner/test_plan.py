@@ -1,0 +1,336 @@
+"""Table-driven tests of the pure planner: desired (YAML) x recorded (records) x now -> actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ctpbackup.manifests import ManifestFile, load_desired_state
+from ctpbackup.planner import ActionType, PlanOptions, plan, selector_text, shard_of
+from ctpbackup.records import BackupRecord, Condition, OwnerKind, Phase, RestoreRecord
+
+NOW = datetime(2026, 11, 25, 10, 30, 0, tzinfo=UTC)
+
+CONFIG = """apiVersion: spaces.upbound.io/v1alpha1
+kind: SharedBackupConfig
+metadata: {name: default}
+spec:
+  objectStorage:
+    provider: Filesystem
+    bucket: /tmp/bucket
+    credentials: {source: InjectedIdentity}
+"""
+CP = """---
+apiVersion: spaces.upbound.io/v1beta1
+kind: ControlPlane
+metadata: {name: %s, labels: {backup: "%s"}}
+"""
+BACKUP = """---
+apiVersion: spaces.upbound.io/v1alpha1
+kind: Backup
+metadata: {name: %s}
+spec:
+  configRef: {kind: SharedBackupConfig, name: default}
+  controlPlane: %s
+  deletionPolicy: %s
+"""
+SHARED = """---
+apiVersion: spaces.upbound.io/v1alpha1
+kind: SharedBackup
+metadata: {name: nightly}
+spec:
+  configRef: {kind: SharedBackupConfig, name: default}
+  controlPlaneSelector: {labelSelectors: [{matchLabels: {backup: "yes"}}]}
+  useOwnerReferencesInBackup: %s
+  failures: {controlPlanes: %s}
+"""
+SCHEDULE = """---
+apiVersion: spaces.upbound.io/v1alpha1
+kind: SharedBackupSchedule
+metadata: {name: hourly}
+spec:
+  schedule: "%s"
+  suspend: %s
+  configRef: {kind: SharedBackupConfig, name: default}
+  controlPlaneSelector: {labelSelectors: [{matchLabels: {backup: "yes"}}]}
+"""
+RESTORED = """---
+apiVersion: spaces.upbound.io/v1beta1
+kind: ControlPlane
+metadata: {name: restored}
+spec:
+  restore:
+    source: {kind: %s, name: %s}
+"""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    backups: dict = field(default_factory=dict)
+    restores: dict = field(default_factory=dict)
+
+
+def desired(*docs: str, known: tuple[str, ...] = ("old",)):
+    text = CONFIG + CP % ("ctp1", "yes") + CP % ("ctp2", "yes") + CP % ("ctp3", "no") + "".join(docs)
+    result = load_desired_state([ManifestFile("all.yaml", text.encode())], "abc1234def",
+                                recorded_backups=frozenset(("default", n) for n in known))
+    assert not result.errors, [str(p) for p in result.errors]
+    return result.require()
+
+
+def rec(name: str, cp: str = "ctp1", phase: Phase = Phase.COMPLETED, **kw) -> BackupRecord:
+    kw.setdefault("sha256", "0" * 64 if phase is Phase.COMPLETED else "")
+    return BackupRecord(namespace="default", name=name, control_plane=cp, config="default", phase=phase, **kw)
+
+
+def recorded(*records: BackupRecord, restores: tuple[RestoreRecord, ...] = ()) -> Recorded:
+    return Recorded({r.key: r for r in records}, {r.key: r for r in restores})
+
+
+def summary(p) -> list[tuple[str, str]]:
+    return [(a.type.value, a.name) for a in p.actions]
+
+
+SLOT = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
+SB_SELECTOR = None  # filled lazily: selector_text of the SharedBackup in SHARED
+
+
+def shared_selector() -> str:
+    return selector_text(desired(SHARED % ("true", 0)).shared_backups[("default", "nightly")].selector)
+
+
+CASES = [
+    # id, docs, records, expected [(action, name)]
+    ("backup-not-in-index", [BACKUP % ("b1", "ctp1", "Orphan")], [], [("backup", "b1")]),
+    ("backup-completed-no-changes", [BACKUP % ("b1", "ctp1", "Orphan")], [rec("b1")], []),
+    ("backup-failed-retried", [BACKUP % ("b1", "ctp1", "Orphan")],
+     [rec("b1", phase=Phase.FAILED, retries=1)], [("retry", "b1")]),
+    ("backup-failed-limit-reached", [BACKUP % ("b1", "ctp1", "Orphan")],
+     [rec("b1", phase=Phase.FAILED, retries=3)], []),
+    ("backup-interrupted-in-progress", [BACKUP % ("b1", "ctp1", "Orphan")],
+     [rec("b1", phase=Phase.IN_PROGRESS)], [("retry", "b1")]),
+    ("backup-deleted-by-ttl-not-retaken", [BACKUP % ("b1", "ctp1", "Orphan")],
+     [rec("b1", phase=Phase.DELETED, deleted_with="Orphan")], []),
+    ("sharedbackup-expands-selected-only", [SHARED % ("false", 0)], [],
+     [("backup", "nightly-ctp1"), ("backup", "nightly-ctp2")]),
+    ("sharedbackup-partially-done", [SHARED % ("false", 0)],
+     [rec("nightly-ctp1", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly")], [("backup", "nightly-ctp2")]),
+    ("schedule-first-slot", [SCHEDULE % ("@every 1h", "false")], [],
+     [("backup", "hourly-ctp1-20261125100000"), ("backup", "hourly-ctp2-20261125100000")]),
+    ("schedule-slot-taken", [SCHEDULE % ("@every 1h", "false")],
+     [rec(f"hourly-{cp}-20261125100000", cp, owner_kind=OwnerKind.SHARED_BACKUP_SCHEDULE, owner_name="hourly", slot=SLOT)
+      for cp in ("ctp1", "ctp2")], []),
+    ("schedule-catch-up-once-after-downtime", [SCHEDULE % ("@every 1h", "false")],
+     [rec(f"hourly-{cp}-20261125050000", cp, owner_kind=OwnerKind.SHARED_BACKUP_SCHEDULE, owner_name="hourly",
+          slot=SLOT - timedelta(hours=5)) for cp in ("ctp1", "ctp2")],
+     [("backup", "hourly-ctp1-20261125100000"), ("backup", "hourly-ctp2-20261125100000")]),
+    ("schedule-suspended", [SCHEDULE % ("@every 1h", "true")], [], []),
+    ("schedule-failed-slot-retried-not-duplicated", [SCHEDULE % ("@every 1h", "false")],
+     [rec("hourly-ctp1-20261125100000", "ctp1", Phase.FAILED, owner_kind=OwnerKind.SHARED_BACKUP_SCHEDULE,
+          owner_name="hourly", slot=SLOT, retries=0),
+      rec("hourly-ctp2-20261125100000", "ctp2", owner_kind=OwnerKind.SHARED_BACKUP_SCHEDULE, owner_name="hourly", slot=SLOT)],
+     [("retry", "hourly-ctp1-20261125100000")]),
+    ("ttl-expired-delete", [BACKUP % ("b1", "ctp1", "Delete")],
+     [rec("b1", ttl="1h", expires_at=NOW - timedelta(minutes=1), deletion_policy="Delete")], [("delete", "b1")]),
+    ("ttl-expired-orphan", [BACKUP % ("b1", "ctp1", "Orphan")],
+     [rec("b1", ttl="1h", expires_at=NOW - timedelta(minutes=1))], [("orphan", "b1")]),
+    ("ttl-not-yet", [BACKUP % ("b1", "ctp1", "Orphan")], [rec("b1", ttl="1h", expires_at=NOW + timedelta(minutes=1))], []),
+    ("removed-from-git-delete", [BACKUP % ("keep", "ctp1", "Orphan")],
+     [rec("keep"), rec("gone", deletion_policy="Delete")], [("delete", "gone")]),
+    ("removed-from-git-orphan", [BACKUP % ("keep", "ctp1", "Orphan")], [rec("keep"), rec("gone")], [("orphan", "gone")]),
+    ("owner-removed-with-owner-references", [BACKUP % ("keep", "ctp1", "Orphan")],
+     [rec("keep"), rec("nightly-ctp1", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly", use_owner_references=True,
+                       deletion_policy="Delete")], [("delete", "nightly-ctp1")]),
+    ("owner-removed-without-owner-references", [BACKUP % ("keep", "ctp1", "Orphan")],
+     [rec("keep"), rec("nightly-ctp1", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly", use_owner_references=False)],
+     []),
+    ("owner-in-git-control-plane-deselected-keeps-backup", [SHARED % ("true", 0)],
+     [rec(f"nightly-{cp}", cp, owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly", use_owner_references=True)
+      for cp in ("ctp1", "ctp2", "ctp3")], []),
+    ("immutable-control-plane", [BACKUP % ("b1", "ctp2", "Orphan")], [rec("b1", "ctp1")], [("error", "b1")]),
+    ("immutable-excluded-resources", [BACKUP % ("b1", "ctp1", "Orphan")],
+     [rec("b1", excluded_resources=("secrets",))], [("error", "b1")]),
+    ("immutable-change-blocks-deletion-too", [BACKUP % ("b1", "ctp2", "Delete")],
+     [rec("b1", "ctp1", ttl="1h", expires_at=NOW - timedelta(hours=1))], [("error", "b1")]),
+    ("restore-from-completed-backup", [BACKUP % ("b1", "ctp1", "Orphan"), RESTORED % ("Backup", "b1")], [rec("b1")],
+     [("restore", "restored")]),
+    ("restore-waits-for-backup", [BACKUP % ("b1", "ctp1", "Orphan"), RESTORED % ("Backup", "b1")], [],
+     [("backup", "b1"), ("wait", "restored")]),
+    ("restore-waits-while-in-progress", [BACKUP % ("b1", "ctp1", "Orphan"), RESTORED % ("Backup", "b1")],
+     [rec("b1", phase=Phase.IN_PROGRESS, retries=3)], [("wait", "restored")]),
+    ("restore-from-orphaned-record", [RESTORED % ("Backup", "old")],
+     [rec("old", phase=Phase.DELETED, deleted_with="Orphan", sha256="ab" * 32)], [("restore", "restored")]),
+]
+
+
+@pytest.mark.parametrize("docs, records, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_plan_table(docs, records, expected):
+    result = plan(desired(*docs), recorded(*records), NOW)
+    assert summary(result) == expected
+
+
+def test_no_changes_when_everything_recorded():
+    result = plan(desired(BACKUP % ("b1", "ctp1", "Orphan")), recorded(rec("b1")), NOW)
+    assert result.actions == () and not result.has_changes and not result.has_errors
+
+
+def test_restore_finished_never_runs_again():
+    d = desired(BACKUP % ("b1", "ctp1", "Orphan"), RESTORED % ("Backup", "b1"))
+    done = RestoreRecord("default", "restored", "Backup", "b1", Phase.COMPLETED, backup_name="b1", finished_at=NOW)
+    assert summary(plan(d, recorded(rec("b1"), restores=(done,)), NOW)) == []
+
+
+def test_restore_source_change_is_an_error():
+    d = desired(BACKUP % ("b1", "ctp1", "Orphan"), BACKUP % ("b2", "ctp1", "Orphan"), RESTORED % ("Backup", "b2"))
+    done = RestoreRecord("default", "restored", "Backup", "b1", Phase.COMPLETED, finished_at=NOW)
+    result = plan(d, recorded(rec("b1"), rec("b2"), restores=(done,)), NOW)
+    assert summary(result) == [("error", "restored")]
+    assert "immutable" in result.actions[0].reason
+
+
+def test_restore_from_backup_schedule_takes_newest_completed():
+    schedule = """---
+apiVersion: spaces.upbound.io/v1alpha1
+kind: BackupSchedule
+metadata: {name: daily}
+spec:
+  schedule: "@daily"
+  controlPlane: ctp1
+  configRef: {kind: SharedBackupConfig, name: default}
+"""
+    d = desired(schedule, RESTORED % ("BackupSchedule", "daily"))
+    day = datetime(2026, 11, 25, tzinfo=UTC)
+    older = rec("daily-ctp1-20261124000000", owner_kind=OwnerKind.BACKUP_SCHEDULE, owner_name="daily",
+                slot=day - timedelta(days=1), completed_at=day - timedelta(days=1))
+    newer = rec("daily-ctp1-20261125000000", owner_kind=OwnerKind.BACKUP_SCHEDULE, owner_name="daily",
+                slot=day, completed_at=day + timedelta(minutes=5))
+    failed = rec("daily-ctp1-20261123000000", phase=Phase.FAILED, retries=3, owner_kind=OwnerKind.BACKUP_SCHEDULE,
+                 owner_name="daily", slot=day - timedelta(days=2))
+    result = plan(d, recorded(older, newer, failed), NOW)
+    assert summary(result) == [("restore", "restored")]
+    assert result.actions[0].restore_backup == "daily-ctp1-20261125000000"
+
+
+@pytest.mark.parametrize("cron, now, slot", [
+    ("0 0 * * *", datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC), "20260101000000"),
+    ("0 0 * * *", datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC), "20251231000000"),
+    ("@monthly", datetime(2026, 3, 1, 0, 0, 1, tzinfo=UTC), "20260301000000"),
+    ("@monthly", datetime(2026, 2, 28, 23, 0, 0, tzinfo=UTC), "20260201000000"),
+    ("30 23 * * *", datetime(2026, 11, 25, 0, 10, 0, tzinfo=UTC), "20261124233000"),
+    ("@every 1h30m", datetime(2026, 11, 25, 10, 29, 59, tzinfo=UTC), "20261125090000"),
+    ("@every 1h30m", datetime(2026, 11, 25, 10, 30, 0, tzinfo=UTC), "20261125103000"),
+    ("@every 24h", datetime(2026, 11, 25, 10, 30, 0, tzinfo=UTC), "20261125000000"),
+])
+def test_schedule_slots_across_utc_boundaries(cron, now, slot):
+    result = plan(desired(SCHEDULE % (cron, "false")), recorded(), now)
+    assert [a.name for a in result.actions] == [f"hourly-ctp1-{slot}", f"hourly-ctp2-{slot}"]
+
+
+def test_next_slot_after_taken_one_is_due_exactly_once():
+    d = desired(SCHEDULE % ("@every 1h", "false"))
+    first = plan(d, recorded(), NOW)
+    taken = [rec(a.name, a.control_plane, owner_kind=OwnerKind.SHARED_BACKUP_SCHEDULE, owner_name="hourly",
+                 slot=a.request.slot) for a in first.actions]
+    assert plan(d, recorded(*taken), NOW + timedelta(minutes=29)).actions == ()
+    later = plan(d, recorded(*taken), NOW + timedelta(minutes=30))
+    assert [a.name for a in later.actions] == ["hourly-ctp1-20261125110000", "hourly-ctp2-20261125110000"]
+
+
+def test_selector_change_is_an_error():
+    d = desired(SHARED % ("false", 0))
+    old = rec("nightly-ctp1", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly", selector='{"names":["ctp1"]}')
+    result = plan(d, recorded(old), NOW)
+    assert [(a.type.value, a.kind, a.name) for a in result.actions] == [("error", "SharedBackup", "nightly")]
+    assert "controlPlaneSelector" in result.actions[0].reason
+
+
+def test_same_selector_is_not_an_error():
+    d = desired(SHARED % ("false", 0))
+    old = rec("nightly-ctp1", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly", selector=shared_selector())
+    assert summary(plan(d, recorded(old), NOW)) == [("backup", "nightly-ctp2")]
+
+
+def test_mass_delete_guard_config_gone_from_git():
+    d = desired()  # Git holds nothing that uses config "default"
+    records = [rec(f"b{i}", deletion_policy="Delete") for i in range(3)]
+    result = plan(d, recorded(*records), NOW)
+    assert result.count(ActionType.DELETE, ActionType.ORPHAN) == 0
+    assert result.refusals and "--allow-mass-delete" in result.refusals[0]
+    assert result.has_errors
+    allowed = plan(d, recorded(*records), NOW, PlanOptions(allow_mass_delete=True))
+    assert allowed.count(ActionType.DELETE) == 3 and not allowed.refusals
+
+
+@pytest.mark.parametrize("total, removed, refused", [(20, 10, False), (20, 11, True), (4, 2, False), (4, 3, True)])
+def test_mass_delete_guard_threshold(total, removed, refused):
+    keep = [BACKUP % (f"b{i}", "ctp1", "Orphan") for i in range(total - removed)]
+    records = [rec(f"b{i}", deletion_policy="Delete") for i in range(total)]
+    result = plan(desired(*keep), recorded(*records), NOW)
+    assert bool(result.refusals) == refused
+    assert result.count(ActionType.DELETE) == (0 if refused else removed)
+
+
+def test_mass_delete_guard_keeps_new_backups_going():
+    d = desired(BACKUP % ("new", "ctp1", "Orphan"))
+    records = [rec(f"old{i}", deletion_policy="Delete") for i in range(12)]
+    result = plan(d, recorded(*records), NOW)
+    assert summary(result) == [("backup", "new")] and result.refusals
+
+
+def test_ttl_expiry_is_not_held_by_the_guard():
+    records = [rec(f"b{i}", ttl="1h", expires_at=NOW - timedelta(hours=1), deletion_policy="Delete") for i in range(12)]
+    d = desired(*[BACKUP % (f"b{i}", "ctp1", "Delete") for i in range(12)])
+    result = plan(d, recorded(*records), NOW)
+    assert result.count(ActionType.DELETE) == 12 and not result.refusals
+
+
+def test_broken_manifest_alongside_valid_ones_plans_nothing():
+    text = CONFIG + CP % ("ctp1", "yes") + BACKUP % ("b1", "ctp1", "Orphan") + BACKUP % ("b2", "ctp1", "Destroy")
+    result = load_desired_state([ManifestFile("all.yaml", text.encode())], "abc")
+    assert result.errors and result.desired is None  # nothing to plan from: fail closed
+
+
+@pytest.mark.parametrize("budget, failed, phase", [(0, 1, "Failed"), (1, 1, "Completed"), ('"50%"', 1, "Completed"),
+                                                   ('"49%"', 1, "Failed")])
+def test_shared_backup_status_failure_budget(budget, failed, phase):
+    d = desired(SHARED % ("false", budget))
+    records = [rec("nightly-ctp1", phase=Phase.FAILED, retries=3, owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly",
+                   conditions=(Condition("Completed", "False", "ControlPlaneUnreachable", "connection refused"),)),
+               rec("nightly-ctp2", "ctp2", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly")]
+    status = plan(d, recorded(*records[:failed + 1]), NOW).shared_backups[0]
+    assert status.selected == ("ctp1", "ctp2")
+    assert status.failed == ("ctp1",) and status.completed == ("ctp2",)
+    assert status.phase == phase
+
+
+def test_retry_reason_names_the_recorded_cause():
+    cause = Condition("Completed", "False", "ControlPlaneUnreachable", "connection refused by 127.0.0.1:1")
+    result = plan(desired(BACKUP % ("b1", "ctp1", "Orphan")), recorded(rec("b1", phase=Phase.FAILED, conditions=(cause,))), NOW)
+    assert "connection refused" in result.actions[0].reason and "retry 1 of 3" in result.actions[0].reason
+
+
+def test_shards_split_actions_without_overlap():
+    d = desired(SHARED % ("false", 0), SCHEDULE % ("@every 1h", "false"), BACKUP % ("b3", "ctp3", "Orphan"))
+    full = plan(d, recorded(), NOW)
+    parts = [plan(d, recorded(), NOW, PlanOptions(shard=(i, 3))) for i in range(3)]
+    names = [a.name for p in parts for a in p.actions]
+    assert sorted(names) == sorted(a.name for a in full.actions)
+    assert len(names) == len(set(names))
+    for i, p in enumerate(parts):
+        assert all(shard_of(a.namespace, a.control_plane, 3) == i for a in p.actions)
+
+
+def test_plan_is_pure_same_inputs_same_plan():
+    d = desired(SHARED % ("true", 0), SCHEDULE % ("@every 1h", "false"))
+    r = recorded(rec("gone", deletion_policy="Delete"))
+    assert plan(d, r, NOW) == plan(d, r, NOW)
+
+
+def test_new_backup_request_carries_owner_and_options():
+    result = plan(desired(SCHEDULE % ("@every 1h", "false")), recorded(), NOW)
+    request = result.actions[0].request
+    assert request.owner_kind is OwnerKind.SHARED_BACKUP_SCHEDULE and request.owner_name == "hourly"
+    assert request.slot == SLOT and request.options.config == "default"
+    assert replace(request, slot=None).slot is None
