@@ -1,0 +1,246 @@
+"""The backup archive format (version 1): a gzip'd tar a restore, or a person with `tar`, can read.
+
+    resources/<resource>.<group>/cluster/<name>.json                 cluster-scoped object
+    resources/<resource>.<group>/namespaces/<namespace>/<name>.json  namespaced object
+    uids.jsonl       one {"path", "uid"} per line: each object's old uid, to remap ownerReferences
+    metadata.json    format version, control plane, server version, times, Git commit, counts, exclusions
+
+Core resources have no group: `resources/secrets/namespaces/default/x.json` (Velero's layout).
+Server-owned metadata is stripped from each object; everything a restore needs is kept (status,
+labels, annotations, finalizers, ownerReferences with the owner's old uid).
+
+The writer streams: objects go into the tar as they arrive and the gzip'd bytes into the upload,
+hashed (sha256) and counted on the way. The reader trusts nothing: it refuses unsafe paths, links,
+oversized members and unknown format versions before anything is restored.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import re
+import tarfile
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = {1}
+METADATA = "metadata.json"
+UIDS = "uids.jsonl"
+
+#: metadata fields the API server owns; a restore must not send them
+SERVER_FIELDS = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink",
+                 "deletionTimestamp", "deletionGracePeriodSeconds")
+
+MAX_MEMBER_BYTES = 64 * 1024 * 1024
+MAX_TOTAL_BYTES = 16 * 1024 * 1024 * 1024
+MAX_MEMBERS = 5_000_000
+MAX_RATIO = 200  # uncompressed / compressed: beyond this, a decompression bomb
+
+_SEGMENT = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
+_NAME = r"[A-Za-z0-9]([-A-Za-z0-9._:@]*[A-Za-z0-9])?"
+_MEMBER = re.compile(
+    rf"^(?:{re.escape(METADATA)}|{re.escape(UIDS)}|resources/(?P<resource>{_SEGMENT})/"
+    rf"(?:cluster|namespaces/(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?))/(?P<name>{_NAME})\.json)$"
+)
+
+
+class ArchiveError(Exception):
+    """The archive is unreadable, unsafe or of an unknown format: nothing may be restored from it."""
+
+
+def object_path(resource_key: str, namespace: str | None, name: str) -> str:
+    if namespace:
+        return f"resources/{resource_key}/namespaces/{namespace}/{name}.json"
+    return f"resources/{resource_key}/cluster/{name}.json"
+
+
+def clean_object(obj: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The object as stored (server-owned metadata removed) and its old uid."""
+    meta = dict(obj.get("metadata") or {})
+    uid = meta.get("uid", "")
+    for key in SERVER_FIELDS:
+        meta.pop(key, None)
+    annotations = meta.get("annotations")
+    if annotations and "kubectl.kubernetes.io/last-applied-configuration" in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items()
+                               if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    cleaned = dict(obj)
+    cleaned["metadata"] = meta
+    return cleaned, uid
+
+
+class _HashingSink:
+    """Counts and hashes every byte on its way to the real sink."""
+
+    def __init__(self, sink: BinaryIO):
+        self.sink = sink
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        self.sink.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class WrittenArchive:
+    size: int
+    sha256: str
+
+
+class ArchiveWriter:
+    """Write objects into a gzip'd tar streamed to `sink` (an Upload or any binary file)."""
+
+    def __init__(self, sink: BinaryIO, *, compresslevel: int = 6):
+        self._sink = _HashingSink(sink)
+        self._gzip = gzip.GzipFile(fileobj=self._sink, mode="wb", compresslevel=compresslevel, mtime=0)
+        self._tar = tarfile.open(fileobj=self._gzip, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115 - closed by close()
+        self._now = int(time.time())
+
+    def add_bytes(self, path: str, data: bytes) -> None:
+        info = tarfile.TarInfo(path)
+        info.size = len(data)
+        info.mtime = self._now
+        info.mode = 0o644
+        self._tar.addfile(info, io.BytesIO(data))
+
+    def add_json(self, path: str, value: Any) -> int:
+        data = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+        self.add_bytes(path, data)
+        return len(data)
+
+    def add_file(self, path: str, file: BinaryIO, size: int) -> None:
+        info = tarfile.TarInfo(path)
+        info.size = size
+        info.mtime = self._now
+        info.mode = 0o644
+        self._tar.addfile(info, file)
+
+    @property
+    def bytes_written(self) -> int:
+        return self._sink.size
+
+    def close(self) -> WrittenArchive:
+        self._tar.close()
+        self._gzip.close()
+        return WrittenArchive(self._sink.size, self._sink.sha256.hexdigest())
+
+
+@dataclass(frozen=True)
+class Member:
+    path: str
+    resource: str  # "" for metadata.json / uids.jsonl
+    namespace: str
+    name: str
+    size: int
+
+
+class ArchiveReader:
+    """Read a downloaded (and already checksum-verified) archive, member by member, safely."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.compressed_size = path.stat().st_size
+
+    def _open(self) -> tarfile.TarFile:
+        try:
+            return tarfile.open(self.path, mode="r:gz")
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise ArchiveError(f"not a gzip'd tar archive: {err}") from None
+
+    def members(self) -> Iterator[tuple[Member, tarfile.TarFile, tarfile.TarInfo]]:
+        total = 0
+        count = 0
+        with self._open() as tar:
+            try:
+                for info in tar:
+                    count += 1
+                    member = check_member(info)
+                    total += info.size
+                    if count > MAX_MEMBERS:
+                        raise ArchiveError(f"more than {MAX_MEMBERS} members")
+                    if total > MAX_TOTAL_BYTES or total > MAX_RATIO * max(self.compressed_size, 1024 * 1024):
+                        raise ArchiveError("archive expands far beyond its compressed size (decompression bomb?)")
+                    yield member, tar, info
+            except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile, zlib.error) as err:
+                raise ArchiveError(f"corrupt archive: {err}") from None
+
+    def validate(self) -> dict[str, Any]:
+        """Read every member once (paths, sizes, JSON) and return metadata.json; raises ArchiveError."""
+        metadata = None
+        for member, tar, info in self.members():
+            data = _read(tar, info)
+            try:
+                value = [json.loads(line) for line in data.splitlines()] if member.path == UIDS else json.loads(data)
+            except ValueError:
+                raise ArchiveError(f"{member.path}: not JSON") from None
+            if member.path == METADATA:
+                metadata = value
+            elif member.resource and not isinstance(value, dict):
+                raise ArchiveError(f"{member.path}: not a Kubernetes object")
+        if metadata is None:
+            raise ArchiveError(f"{METADATA} missing")
+        version = metadata.get("formatVersion")
+        if version not in SUPPORTED_VERSIONS:
+            raise ArchiveError(f"archive format version {version!r} is not supported (this release reads {sorted(SUPPORTED_VERSIONS)})")
+        return metadata
+
+    def objects(self, resources: set[str] | None = None) -> Iterator[tuple[Member, dict[str, Any]]]:
+        """Objects (optionally only of some resources), in archive order."""
+        for member, tar, info in self.members():
+            if not member.resource or (resources is not None and member.resource not in resources):
+                continue
+            yield member, json.loads(_read(tar, info))
+
+    def read_json(self, path: str) -> Any:
+        for member, tar, info in self.members():
+            if member.path == path:
+                return json.loads(_read(tar, info))
+        raise ArchiveError(f"{path} missing")
+
+    def uids(self) -> dict[str, str]:
+        """Archive path -> old uid of every object (what a restore needs to remap owners)."""
+        for member, tar, info in self.members():
+            if member.path == UIDS:
+                return {e["path"]: e["uid"] for e in map(json.loads, _read(tar, info).splitlines())}
+        return {}
+
+
+def check_member(info: tarfile.TarInfo) -> Member:
+    """Refuse anything but regular files at the documented paths."""
+    if not info.isreg():
+        raise ArchiveError(f"{info.name!r}: only regular files are allowed (links, devices and folders are refused)")
+    name = info.name
+    if name.startswith("/") or ".." in name.split("/") or "\\" in name:
+        raise ArchiveError(f"{name!r}: unsafe path")
+    match = _MEMBER.match(name)
+    if not match:
+        raise ArchiveError(f"{name!r}: not a path of the archive format")
+    if info.size > MAX_MEMBER_BYTES:
+        raise ArchiveError(f"{name!r}: {info.size} bytes is larger than any Kubernetes object")
+    return Member(name, match.group("resource") or "", match.group("namespace") or "", match.group("name") or "", info.size)
+
+
+def _read(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    handle = tar.extractfile(info)
+    if handle is None:
+        raise ArchiveError(f"{info.name!r}: unreadable")
+    try:
+        data = handle.read(MAX_MEMBER_BYTES + 1)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise ArchiveError(f"corrupt archive at {info.name!r}: {err}") from None
+    if len(data) != info.size:
+        raise ArchiveError(f"{info.name!r}: truncated")
+    return data

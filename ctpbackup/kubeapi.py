@@ -1,0 +1,205 @@
+"""Raw JSON access to a control plane's API, through the official client's connection and auth.
+
+Backups and restores move tens of thousands of objects; turning each into a generated model class
+and back costs more than the network, so this layer speaks JSON dicts. It retries what is safe to
+retry: 429 (honouring Retry-After), 5xx and dropped connections, with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+
+class KubeError(Exception):
+    """A request failed for good. `status` is the HTTP status (0: no answer); `reason` the API's reason."""
+
+    def __init__(self, status: int, reason: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str
+    version: str
+    resource: str  # plural
+    kind: str
+    namespaced: bool
+    verbs: tuple[str, ...] = ()
+    has_status: bool = False
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def key(self) -> str:
+        """`resource.group` as excludedResources names it (core resources: the plural alone)."""
+        return f"{self.resource}.{self.group}" if self.group else self.resource
+
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str = "") -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.resource}"
+        if name:
+            base += f"/{name}"
+            if subresource:
+                base += f"/{subresource}"
+        return base
+
+
+class KubeAPI:
+    def __init__(self, api_client: ApiClient, *, attempts: int = 6, base_delay: float = 0.2, max_delay: float = 10.0,
+                 timeout: float = 60.0):
+        self.client = api_client
+        self.attempts = attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.timeout = timeout
+
+    # -- transport ---------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
+                content_type: str = "application/json", retry: bool = True) -> Any:
+        """One API call returning parsed JSON, retried on 429/5xx/connection errors when `retry`."""
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        data = json.dumps(body, separators=(",", ":")) if body is not None and not isinstance(body, str | bytes) else body
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self.client.call_api(
+                    path, method, query_params=params, header_params=headers, body=None,
+                    post_params=None, auth_settings=["BearerToken"], _preload_content=False,
+                    _return_http_data_only=True, _request_timeout=self.timeout,
+                    **({"body": data} if data is not None else {}),
+                )
+                raw = response.data
+                return json.loads(raw) if raw else {}
+            except ApiException as err:
+                status = err.status or 0
+                if retry and status in RETRYABLE_STATUS and attempt < self.attempts:
+                    self._sleep(attempt, _retry_after(err))
+                    continue
+                raise _kube_error(err, method, path) from None
+            except (urllib3.exceptions.HTTPError, OSError) as err:
+                if retry and attempt < self.attempts:
+                    self._sleep(attempt, None)
+                    continue
+                raise KubeError(0, "Unreachable", f"{method} {path}: no answer from the API server "
+                                                  f"({type(err).__name__})") from None
+
+    def _sleep(self, attempt: int, retry_after: float | None) -> None:
+        delay = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        delay = random.uniform(delay / 2, delay)  # jitter: many workers must not retry in lockstep
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, 60.0))
+        time.sleep(delay)
+
+    # -- discovery ---------------------------------------------------------------------------------
+
+    def server_version(self) -> str:
+        info = self.request("GET", "/version")
+        return str(info.get("gitVersion", ""))
+
+    def discover(self) -> list[ResourceType]:
+        """Every resource type of the preferred version of each group (subresources excluded)."""
+        groups: list[tuple[str, str]] = [("", v) for v in self.request("GET", "/api").get("versions", ["v1"])[:1]]
+        for group in self.request("GET", "/apis").get("groups", []):
+            preferred = (group.get("preferredVersion") or {}).get("version") or group["versions"][0]["version"]
+            groups.append((group["name"], preferred))
+        types = []
+        for group, version in groups:
+            path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+            try:
+                resources = self.request("GET", path).get("resources", [])
+            except KubeError as err:
+                if err.status in (404, 503):  # a group going away or an unavailable aggregated API
+                    log.warning("discovery of %s/%s skipped: %s", group or "core", version, err.message)
+                    continue
+                raise
+            status_of = {r["name"].split("/")[0] for r in resources if r["name"].endswith("/status")}
+            for r in resources:
+                if "/" in r["name"]:
+                    continue
+                types.append(ResourceType(group, version, r["name"], r["kind"], bool(r.get("namespaced")),
+                                          tuple(r.get("verbs", ())), r["name"] in status_of))
+        return types
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    def list_pages(self, rtype: ResourceType, limit: int = 500) -> Iterator[list[dict]]:
+        """All objects of a type (every namespace), one page at a time. Lists come in storage-key
+        order (`namespace/name`), so an expired continue token (410) restarts from a fresh snapshot
+        and skips what was already yielded by remembering only the last key."""
+        last: str | None = None
+        restarts = 0
+        token: str | None = None
+        while True:
+            try:
+                page = self.request("GET", rtype.path(), {"limit": limit, "continue": token})
+            except KubeError as err:
+                if err.status == 410 and restarts < 3:
+                    restarts += 1
+                    token = None
+                    continue
+                raise
+            items = page.get("items", [])
+            if restarts and last is not None:
+                items = [i for i in items if _key(i) > last]
+            if items:
+                last = _key(items[-1])
+                yield items
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def get(self, rtype: ResourceType, namespace: str | None, name: str) -> dict | None:
+        try:
+            return self.request("GET", rtype.path(namespace, name))
+        except KubeError as err:
+            if err.status == 404:
+                return None
+            raise
+
+
+def _key(obj: dict) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+def _retry_after(err: ApiException) -> float | None:
+    headers = err.headers or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _kube_error(err: ApiException, method: str, path: str) -> KubeError:
+    reason, message = "", ""
+    try:
+        status = json.loads(err.body or "{}")
+        reason, message = status.get("reason", ""), status.get("message", "")
+    except (ValueError, TypeError):
+        pass
+    return KubeError(err.status or 0, reason or (err.reason or ""), f"{method} {path}: {err.status} {message or err.reason}")
