@@ -55,6 +55,8 @@ class ManifestFile:
 class LoadResult:
     desired: DesiredState | None
     problems: list[Problem] = field(default_factory=list)
+    #: the objects that did build, even when others have errors (to find the buckets to read)
+    partial: DesiredState | None = None
     skipped: dict[str, int] = field(default_factory=dict)  # "apps/v1 Deployment" -> count
 
     @property
@@ -102,6 +104,7 @@ def load_desired_state(files: Iterable[ManifestFile], commit: str, recorded_back
     )
     # objects that failed their own checks still exist as far as references to them go
     declared = frozenset(first_seen)
+    result.partial = desired
     result.problems.extend(check_references(desired, recorded_backups, finished_restores, declared))
     if not result.errors:
         result.desired = desired

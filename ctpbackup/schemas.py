@@ -10,8 +10,10 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +67,25 @@ def _check_schedule(value: object) -> bool:
     return True
 
 
-_FORMATS = jsonschema.FormatChecker(formats=["date-time"])
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _check_date_time(value: object) -> bool:
+    """RFC 3339, checked here so no optional jsonschema extra is needed at run time."""
+    if not isinstance(value, str):
+        return True
+    if not _RFC3339.match(value):
+        return False
+    try:
+        datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+_FORMATS = jsonschema.FormatChecker(formats=())
 _FORMATS.checks("schedule", raises=ValueError)(_check_schedule)
+_FORMATS.checks("date-time")(_check_date_time)
 
 
 @functools.cache
