@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
-from ctpbackup import logs
+from ctpbackup import logs, metrics, plan_output, run, status
+from ctpbackup.durations import parse_duration
+from ctpbackup.execute import Executor
 from ctpbackup.gitsource import Snapshot, read_repository
 from ctpbackup.manifests import LoadResult, load_desired_state
+from ctpbackup.planner import DEFAULT_MAX_RETRIES, PlanOptions
 from ctpbackup.problems import InvalidManifests, UserError
+from ctpbackup.run import SourceOptions
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,33 @@ def _secrets(parser: argparse.ArgumentParser) -> None:
                        help="read Secrets from the cluster of this kubeconfig (default in a pod: in-cluster config)")
 
 
+def _planning(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("planning")
+    group.add_argument("--max-retries", type=int, default=DEFAULT_MAX_RETRIES, help="retries of a Failed backup (default 3)")
+    group.add_argument("--allow-mass-delete", action="store_true",
+                       help="carry out deletions the mass-delete guard would hold back")
+    group.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
+                       help="only control planes whose stable hash falls in shard I of N (Indexed Jobs)")
+    group.add_argument("--now", type=_timestamp, default=None, help=argparse.SUPPRESS)  # for tests and demos
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N (e.g. 0/4)") from None
+    if count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"shard {text!r}: need 0 <= I < N")
+    return index, count
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 time") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reconcile.py",
@@ -49,17 +83,78 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(run=cmd_validate)
 
-    for name, text in (("plan", "show what apply would do"), ("apply", "carry out the plan")):
-        p = sub.add_parser(name, help=text)
-        _common(p)
-        _secrets(p)
-        p.set_defaults(run=cmd_not_built)
+    p = sub.add_parser("plan", help="show what apply would do (reads the bucket index, changes nothing)")
+    _common(p)
+    _secrets(p)
+    _planning(p)
+    p.add_argument("-o", "--output", choices=("text", "json", "markdown"), default="text")
+    p.add_argument("--detailed-exitcode", action="store_true", help="exit 0: no changes, 1: error, 2: changes")
+    p.set_defaults(run=cmd_plan)
+
+    p = sub.add_parser("apply", help="take the bucket lease and carry out the plan")
+    _common(p)
+    _secrets(p)
+    _planning(p)
+    p.add_argument("--concurrency", type=int, default=4, help="control planes backed up at once (default 4)")
+    p.add_argument("--existing", choices=("skip", "update"), default="skip",
+                   help="restore: objects already in the target are skipped (default) or updated")
+    p.add_argument("--lease-wait", type=float, default=0.0, help="seconds to wait for another apply's lease (default 0)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars (default: on a terminal)")
+    p.add_argument("--metrics-textfile", default=os.environ.get("CTPBACKUP_METRICS_TEXTFILE") or None,
+                   help="write Prometheus metrics of the run to this node-exporter textfile")
+    p.add_argument("--pushgateway", default=os.environ.get("CTPBACKUP_PUSHGATEWAY") or None,
+                   help="push Prometheus metrics of the run to this Pushgateway URL")
+    p.set_defaults(run=cmd_apply)
 
     p = sub.add_parser("status", help="backups and restores recorded in the bucket index")
     _common(p)
     _secrets(p)
-    p.set_defaults(run=cmd_not_built)
+    p.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    p.set_defaults(run=cmd_status)
+
+    p = sub.add_parser("describe", help="one backup or restore in detail: conditions and counts")
+    p.add_argument("kind", choices=("backup", "restore"))
+    p.add_argument("name", help="backup name, or the restored control plane's name")
+    p.add_argument("-n", "--namespace", default="default")
+    _common(p)
+    _secrets(p)
+    p.set_defaults(run=cmd_describe)
+
+    p = sub.add_parser("wait", help="poll the index until a backup or restore meets a condition")
+    p.add_argument("kind", choices=("backup", "restore"))
+    p.add_argument("name")
+    p.add_argument("-n", "--namespace", default="default")
+    p.add_argument("--for", dest="condition", default="condition=Completed",
+                   help="condition=Type[=Status] (default condition=Completed; restores: condition=Restored)")
+    p.add_argument("--timeout", type=_duration, default=timedelta(minutes=30), help="e.g. 1h, 30m (default 30m)")
+    p.add_argument("--interval", type=float, default=5.0, help=argparse.SUPPRESS)
+    _common(p)
+    _secrets(p)
+    p.set_defaults(run=cmd_wait)
+
+    p = sub.add_parser("index", help="maintenance of the bucket index")
+    p.add_argument("action", choices=("rebuild",), help="rebuild: regroup the per-backup records into the index")
+    _common(p)
+    _secrets(p)
+    p.set_defaults(run=cmd_index)
     return parser
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _source(args: argparse.Namespace) -> SourceOptions:
+    return SourceOptions(args.repo, args.ref, args.path, args.worktree, getattr(args, "secrets_dir", None),
+                         getattr(args, "host_kubeconfig", None))
+
+
+def _plan_options(args: argparse.Namespace) -> PlanOptions:
+    return PlanOptions(max_retries=args.max_retries, allow_mass_delete=args.allow_mass_delete, shard=args.shard)
 
 
 def load(args: argparse.Namespace) -> tuple[Snapshot, LoadResult]:
@@ -97,12 +192,113 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_not_built(args: argparse.Namespace) -> int:
-    code = cmd_validate(args)
-    if code != EXIT_OK:
-        return code
-    print(f"'{args.command}' is not built yet: the manifests are valid, nothing else was done.", file=sys.stderr)
-    return EXIT_ERROR
+def cmd_plan(args: argparse.Namespace) -> int:
+    prepared = run.prepare(_source(args))
+    now = args.now or run.utcnow()
+    result = run.make_plan(prepared, now, _plan_options(args))
+    _print_warnings(prepared)
+    if args.output == "text":
+        print(describe_source(prepared.snapshot))
+    print(plan_output.render(result, args.output), end="")
+    if result.has_errors:
+        return EXIT_ERROR
+    if args.detailed_exitcode and result.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    prepared = run.prepare(_source(args))
+    _print_warnings(prepared)
+    print(describe_source(prepared.snapshot))
+    clock = (lambda: args.now) if args.now else run.utcnow
+    with run.leases(prepared.targets, args.lease_wait, clock, args.shard):
+        run.refresh(prepared)  # under the lease: what another run did before us is now visible
+        result = run.make_plan(prepared, clock(), _plan_options(args))
+        print(plan_output.to_text(result), end="", flush=True)
+        if not result.actions:
+            return EXIT_ERROR if result.has_errors else EXIT_OK
+        progress = sys.stderr.isatty() if args.progress is None else args.progress
+        executor = Executor(prepared.desired, prepared.targets, prepared.secrets, clock=clock,
+                            concurrency=args.concurrency, existing=args.existing, progress=progress)
+        report = executor.run(result)
+    print()
+    for outcome in report.outcomes:
+        mark = "ok" if outcome.ok else "waiting" if outcome.waiting else "FAILED"
+        print(f"  {outcome.action.sign} {outcome.action.type.value} {outcome.action.namespace}/{outcome.action.name}: "
+              f"{mark}: {outcome.message}")
+    metrics.export(report.outcomes, prepared.snapshot.commit, time.time(), textfile=args.metrics_textfile,
+                   pushgateway=args.pushgateway)
+    failed = len(report.failed)
+    print(f"Apply complete: {len(report.outcomes) - failed} done, {failed} failed"
+          + (f", {len(result.refusals)} refused" if result.refusals else "") + ".")
+    log.info("apply finished", extra={"fields": {"event": "apply", "commit": prepared.snapshot.commit,
+                                                 "actions": len(result.actions), "failed": failed,
+                                                 **{f"planned_{k}": v for k, v in result.summary().items()}}})
+    return EXIT_ERROR if failed or result.has_errors else EXIT_OK
+
+
+def _print_warnings(prepared: run.Prepared) -> None:
+    for problem in prepared.load.warnings:
+        print(problem, file=sys.stderr)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    prepared = run.prepare(_source(args))
+    if args.output == "json":
+        print(status.to_json(prepared.recorded), end="")
+    else:
+        print(status.to_table(prepared.recorded, run.utcnow()), end="")
+    return EXIT_OK
+
+
+def _find(prepared: run.Prepared, kind: str, namespace: str, name: str):
+    table = prepared.recorded.backups if kind == "backup" else prepared.recorded.restores
+    return table.get((namespace, name))
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    prepared = run.prepare(_source(args))
+    record = _find(prepared, args.kind, args.namespace, args.name)
+    if record is None:
+        raise UserError(f"{args.kind} {args.namespace}/{args.name} is not recorded in the bucket index")
+    print(status.describe_backup(record) if args.kind == "backup" else status.describe_restore(record), end="")
+    return EXIT_OK
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    if not args.condition.startswith("condition="):
+        raise UserError(f"--for {args.condition!r}: only condition=Type[=Status] is supported")
+    condition = args.condition[len("condition="):]
+    prepared = run.prepare(_source(args))
+    deadline = time.monotonic() + args.timeout.total_seconds()
+    while True:
+        record = _find(prepared, args.kind, args.namespace, args.name)
+        met = status.condition_met(record, condition)
+        if met:
+            print(f"{args.kind} {args.namespace}/{args.name} condition met")
+            return EXIT_OK
+        if met is False:
+            last = record.condition(condition.split("=")[0]) if record else None
+            raise UserError(f"{args.kind} {args.namespace}/{args.name} is {record.phase.value}"
+                            + (f": {last.reason}: {last.message}" if last else ""))
+        if time.monotonic() >= deadline:
+            raise UserError(f"timed out waiting for {args.condition} on {args.kind} {args.namespace}/{args.name}")
+        time.sleep(min(args.interval, max(0.0, deadline - time.monotonic())))
+        run.refresh(prepared)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    prepared = run.prepare(_source(args))
+    seen = set()
+    for target in prepared.targets.values():
+        if target.location in seen:
+            continue
+        seen.add(target.location)
+        with run.leases({("", ""): target}, 0.0, run.utcnow):
+            report = target.index.rebuild()
+        print(f"{target.bucket.description}: {report}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

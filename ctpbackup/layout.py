@@ -4,7 +4,7 @@
     <prefix>/<namespace>/<controlplane>/backups/<backup>/archive.tar.gz   the archive
     <prefix>/<namespace>/<controlplane>/backups/<backup>/record.json      the per-backup record (for rebuild)
     <prefix>/<namespace>/<controlplane>/restore/record.json               the restore into this control plane
-    <prefix>/.ctpbackup/lease.json                                        the apply lease of this prefix
+    <prefix>/.ctpbackup/lease.json                                        the apply lease of this prefix (one per shard)
 
 Namespaces and control-plane names are Kubernetes names (validated upstream), so they cannot contain
 `/` and two namespaces can never share a key.
@@ -57,8 +57,9 @@ class BucketLayout:
     def restore_record_key(self, namespace: str, control_plane: str) -> str:
         return self._join(namespace, control_plane, "restore", RECORD_FILE)
 
-    def lease_key(self) -> str:
-        return self._join(".ctpbackup", "lease.json")
+    def lease_key(self, name: str = "lease") -> str:
+        """The apply lease; a sharded run takes one per shard (`lease-shard-0-of-4`)."""
+        return self._join(".ctpbackup", f"{name}.json")
 
     def parse(self, key: str) -> tuple[str, str, str] | None:
         """(namespace, control plane, rest) for a key under this layout's prefix, else None."""

@@ -1,0 +1,131 @@
+"""One run of the job: Git -> desired state -> buckets -> recorded state -> plan -> (apply).
+
+`apply` plans twice: once to show what it intends, and again under the bucket lease from a fresh
+read of the index, so that what it carries out is computed from state no other run is changing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ctpbackup import logs
+from ctpbackup.gitsource import Snapshot, read_repository
+from ctpbackup.index import RecordedState
+from ctpbackup.lease import Lease, LeaseHeld
+from ctpbackup.manifests import LoadResult, load_desired_state
+from ctpbackup.model import DesiredState
+from ctpbackup.planner import Plan, PlanOptions, plan
+from ctpbackup.problems import InvalidManifests, UserError
+from ctpbackup.secrets import DirectorySecretSource, KubernetesSecretSource, SecretSource
+from ctpbackup.storage.base import StorageError
+from ctpbackup.targets import Target, TargetError, load_recorded, open_targets
+
+log = logging.getLogger(__name__)
+
+LEASE_DURATION = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    repo: str = "."
+    ref: str | None = None
+    path: str = ""
+    worktree: bool = False
+    secrets_dir: str | None = None
+    host_kubeconfig: str | None = None
+
+
+@dataclass
+class Prepared:
+    snapshot: Snapshot
+    desired: DesiredState
+    targets: dict[tuple[str, str], Target]
+    recorded: RecordedState
+    secrets: SecretSource
+    load: LoadResult
+
+
+def secret_source(options: SourceOptions) -> SecretSource:
+    """--secrets-dir for local runs and CI; the host cluster's API in a pod (or --host-kubeconfig)."""
+    if options.secrets_dir:
+        source: SecretSource = DirectorySecretSource(options.secrets_dir)
+    elif options.host_kubeconfig:
+        source = KubernetesSecretSource.from_kubeconfig(options.host_kubeconfig)
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        source = KubernetesSecretSource.in_cluster()
+    else:
+        raise UserError("no Secret source: pass --secrets-dir DIR (DIR/<namespace>/<name>/<key>) or "
+                        "--host-kubeconfig FILE, or run in a pod")
+    redactor = getattr(source, "redactor", None)
+    if redactor is not None:
+        logs.add_scrubber(redactor.scrub)
+    return source
+
+
+def prepare(options: SourceOptions) -> Prepared:
+    """Read Git and the bucket index; fail closed on any invalid manifest or unreadable bucket."""
+    snapshot = read_repository(options.repo, options.ref, options.path, options.worktree)
+    first = load_desired_state(snapshot.files, snapshot.commit)
+    partial = first.partial
+    if partial is None or (first.errors and not partial.configs):
+        raise InvalidManifests(first.problems)
+    secrets = secret_source(options)
+    try:
+        targets = open_targets(partial.configs.values(), secrets)
+        recorded = load_recorded(targets)
+    except TargetError as err:
+        if first.errors:
+            raise InvalidManifests(first.problems) from None
+        raise UserError(str(err)) from None
+    # restore sources may name backups only the index knows; finished restores need no source any more
+    result = load_desired_state(
+        snapshot.files, snapshot.commit,
+        recorded_backups=frozenset(recorded.backups),
+        finished_restores=frozenset(k for k, r in recorded.restores.items() if r.finished_at is not None),
+    )
+    return Prepared(snapshot, result.require(), targets, recorded, secrets, result)
+
+
+def make_plan(prepared: Prepared, now: datetime, options: PlanOptions) -> Plan:
+    return plan(prepared.desired, prepared.recorded, now, options)
+
+
+@contextmanager
+def leases(targets: dict[tuple[str, str], Target], wait: float, clock: Callable[[], datetime],
+           shard: tuple[int, int] = (0, 1)) -> Iterator[None]:
+    """Hold the apply lease of every bucket location of the run (in a fixed order: no deadlock).
+    Shards touch disjoint control planes, so each shard has a lease of its own."""
+    name = "lease" if shard[1] == 1 else f"lease-shard-{shard[0]}-of-{shard[1]}"
+    holder = f"{socket.gethostname()}/{os.getpid()}"
+    seen: dict[tuple, Target] = {}
+    for target in targets.values():
+        seen.setdefault(target.location, target)
+    with ExitStack() as stack:
+        for location in sorted(seen):
+            target = seen[location]
+            lease = Lease(target.bucket, target.layout, holder=holder, duration=LEASE_DURATION, clock=clock, name=name)
+            try:
+                lease.acquire(wait=wait)
+            except LeaseHeld as err:
+                raise UserError(f"another apply is running on {target.bucket.description}: {err}") from None
+            except StorageError as err:
+                raise UserError(f"cannot take the lease on {target.bucket.description}: {err}") from None
+            stack.callback(lease.release)
+            lease.start_renewing()
+        yield
+
+
+def refresh(prepared: Prepared) -> Prepared:
+    """The same desired state with a fresh read of the index (taken under the lease)."""
+    prepared.recorded = load_recorded(prepared.targets)
+    return prepared
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
