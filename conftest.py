@@ -3,4 +3,5 @@
 pytest_plugins: list[str] = [
     "tests.fixtures.gitrepos",
     "tests.fixtures.objectstores",
+    "tests.fixtures.controlplanes",
 ]

@@ -1,0 +1,379 @@
+"""The Kubernetes REST API over HTTP/1.1 on 127.0.0.1, served from a `Store`.
+
+Threaded standard-library server: one thread per connection, keep-alive, chunked watch streams.
+Admin endpoints under `/_emulator/` (faults, pause, stats) are for tests only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+from kubeemu import protobuf
+from kubeemu.faults import Fault, Faults
+from kubeemu.selectors import SelectorError, field_selector, label_selector
+from kubeemu.store import ApiError, Resource, Store
+
+log = logging.getLogger(__name__)
+
+SERVER_VERSION = {"major": "1", "minor": "33", "gitVersion": "v1.33.0-kubeemu", "gitCommit": "emulated",
+                  "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24",
+                  "compiler": "gc", "platform": "linux/amd64"}
+PATCH_TYPES = {
+    "application/merge-patch+json": "merge",
+    "application/json-patch+json": "json",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+    "application/apply-patch+json": "apply",
+}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address, handler, api: ApiServer):
+        self.api = api
+        super().__init__(address, handler)
+
+
+class ApiServer:
+    """The emulated control plane: a store, a token, faults, and the HTTP server serving them."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str = "kubeemu-token", establish_delay: float = 0.15):
+        self.store = Store(establish_delay=establish_delay)
+        self.token = token
+        self.faults = Faults()
+        self.httpd = _Server((host, port), _Handler, self)
+        self.host, self.port = self.httpd.server_address[:2]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def serve_in_thread(self) -> None:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"kubeemu-{self.port}", daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        self.faults.resume()
+        self.store.close()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - signature of the base class
+        log.debug("%s %s", self.address_string(), format % args)
+
+    # -- plumbing ------------------------------------------------------------------------------------
+
+    def _send(self, code: int, body: object, content_type: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, err: ApiError) -> None:
+        self._send(err.code, err.status())
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _json_body(self, raw: bytes) -> object:
+        if (self.headers.get("Content-Type") or "").startswith("application/vnd.kubernetes.protobuf"):
+            try:
+                return protobuf.decode(raw)
+            except protobuf.ProtobufError as err:
+                raise ApiError(415, "UnsupportedMediaType", str(err)) from None
+        try:
+            return json.loads(raw) if raw else {}
+        except ValueError:
+            raise ApiError(400, "BadRequest", "the body of the request could not be decoded as JSON") from None
+
+    def _dispatch(self, method: str) -> None:
+        api = self.server.api
+        url = urlsplit(self.path)
+        path, query = url.path.rstrip("/") or "/", {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if path.startswith("/_emulator/"):
+            return self._admin(method, path, self._body())
+        fault = api.faults.next_for(method, path)
+        if fault is not None and self._inject(fault):
+            return
+        presented = self.headers.get("Authorization")
+        # kubectl never sends a token over plain HTTP: no token is served like the old insecure port;
+        # a wrong token is refused
+        if presented is not None and presented != f"Bearer {api.token}":
+            self._body()
+            return self._send(401, ApiError(401, "Unauthorized", "Unauthorized").status())
+        try:
+            self._route(method, path, query)
+        except ApiError as err:
+            self._error(err)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception as err:  # noqa: BLE001 - an emulator bug answers 500, like a real server's would
+            log.exception("internal error")
+            self._error(ApiError(500, "InternalError", f"emulator error: {type(err).__name__}: {err}"))
+
+    def _inject(self, fault: Fault) -> bool:
+        self._body()
+        if fault.mode == "slow":
+            time.sleep(fault.delay)
+            return False
+        if fault.mode == "drop":
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return True
+        if fault.mode == "throttle":
+            body = json.dumps(ApiError(429, "TooManyRequests", "the server has received too many requests and has "
+                                                               "asked us to try again later").status()).encode()
+            self.send_response(429)
+            self.send_header("Retry-After", str(int(fault.retry_after) if fault.retry_after >= 1 else fault.retry_after))
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return True
+        self._error(ApiError(fault.status, "InternalError", f"injected fault ({fault.status})"))
+        return True
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
+    # -- admin -----------------------------------------------------------------------------------------
+
+    def _admin(self, method: str, path: str, raw: bytes) -> None:
+        faults = self.server.api.faults
+        if path == "/_emulator/faults" and method == "POST":
+            spec = json.loads(raw or b"{}")
+            fault = faults.add(spec.pop("mode"), spec.pop("count", 1),
+                               **{k: (tuple(v) if k == "methods" else v) for k, v in spec.items()})
+            return self._send(200, {"added": fault.mode})
+        if path == "/_emulator/faults" and method == "DELETE":
+            faults.clear()
+            return self._send(200, {"cleared": True})
+        if path == "/_emulator/pause" and method == "POST":
+            faults.pause()
+            return self._send(200, {"paused": True})
+        if path == "/_emulator/resume" and method == "POST":
+            faults.resume()
+            return self._send(200, {"paused": False})
+        if path == "/_emulator/stats":
+            return self._send(200, {"requests": faults.requests, "injected": faults.injected,
+                                    "resourceVersion": self.server.api.store.rv})
+        self._send(404, ApiError(404, "NotFound", "no such admin endpoint").status())
+
+    # -- routing ---------------------------------------------------------------------------------------
+
+    def _route(self, method: str, path: str, query: dict[str, str]) -> None:
+        store = self.server.api.store
+        if path == "/version":
+            return self._send(200, SERVER_VERSION)
+        if path in ("/healthz", "/readyz", "/livez"):
+            return self._send(200, b"ok", "text/plain")
+        if path == "/openapi/v2":  # no schemas: clients validate nothing, the server accepts any fields
+            if "protobuf" in (self.headers.get("Accept") or ""):
+                return self._send(200, b"", "application/octet-stream")
+            return self._send(200, {"swagger": "2.0", "info": {"title": "kubeemu", "version": SERVER_VERSION["gitVersion"]},
+                                    "paths": {}, "definitions": {}})
+        if path.startswith("/openapi"):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if path == "/api":
+            return self._send(200, {"kind": "APIVersions", "versions": ["v1"],
+                                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
+        if path == "/apis":
+            return self._send(200, self._groups())
+        parts = path.strip("/").split("/")
+        if parts[0] == "api" and len(parts) >= 2:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[0] == "apis" and len(parts) >= 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if not rest:
+            return self._send(200, self._resource_list(group, version))
+        namespace = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and store.resource(group, version, rest[2]) is not None \
+                and store.resource(group, version, rest[2]).namespaced:
+            namespace, rest = rest[1], rest[2:]
+        res = store.resource(group, version, rest[0])
+        if res is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else ""
+        if sub and (sub != "status" or not res.has_status):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        manager = query.get("fieldManager") or (self.headers.get("User-Agent") or "unknown").split("/")[0]
+        if name is None:
+            if method == "GET":
+                return self._list(res, namespace, query)
+            if method == "POST":
+                obj = self._json_body(self._body())
+                return self._send(201, store.create(res, namespace, obj, manager))
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
+        if method == "GET":
+            return self._send(200, store.get(res, namespace, name))
+        if method == "PUT":
+            obj = self._json_body(self._body())
+            return self._send(200, store.update(res, namespace, name, obj, manager, sub))
+        if method == "PATCH":
+            kind = PATCH_TYPES.get((self.headers.get("Content-Type") or "").split(";")[0].strip())
+            if kind is None:
+                raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: "
+                                                            f"{self.headers.get('Content-Type')}")
+            raw = self._body()
+            try:
+                patch = yaml.safe_load(raw) if kind == "apply" else json.loads(raw or b"{}")
+            except (ValueError, yaml.YAMLError):
+                raise ApiError(400, "BadRequest", "the patch could not be decoded") from None
+            force = query.get("force") in ("true", "1")
+            return self._send(200, store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub, force))
+        if method == "DELETE":
+            raw = self._body()
+            options = self._json_body(raw) if raw else {}
+            propagation = query.get("propagationPolicy") or (options or {}).get("propagationPolicy") or "Background"
+            return self._send(200, store.delete(res, namespace, name, propagation))
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
+
+    def _groups(self) -> dict:
+        store = self.server.api.store
+        groups = []
+        for group, versions in store.discovery().items():
+            if not group:
+                continue
+            preferred = store.preferred_version(group)
+            groups.append({"name": group,
+                           "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in sorted(versions)],
+                           "preferredVersion": {"groupVersion": f"{group}/{preferred}", "version": preferred}})
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+    def _resource_list(self, group: str, version: str) -> dict:
+        resources = self.server.api.store.discovery().get(group, {}).get(version)
+        if not resources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        out = []
+        for res in resources:
+            entry = {"name": res.plural, "singularName": res.singular, "namespaced": res.namespaced, "kind": res.kind,
+                     "verbs": list(res.verbs), "storageVersionHash": res.plural[:8]}
+            if res.short_names:
+                entry["shortNames"] = list(res.short_names)
+            if res.categories:
+                entry["categories"] = list(res.categories)
+            out.append(entry)
+            if res.has_status:
+                out.append({"name": f"{res.plural}/status", "singularName": "", "namespaced": res.namespaced,
+                            "kind": res.kind, "verbs": ["get", "patch", "update"]})
+        return {"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": f"{group}/{version}" if group else version, "resources": out}
+
+    def _list(self, res: Resource, namespace: str | None, query: dict[str, str]) -> None:
+        store = self.server.api.store
+        try:
+            labels = label_selector(query.get("labelSelector"))
+            fields = field_selector(query.get("fieldSelector"))
+        except SelectorError as err:
+            raise ApiError(400, "BadRequest", str(err)) from None
+        if query.get("watch") in ("true", "1"):
+            return self._watch(res, namespace, labels, fields, query)
+        limit = int(query.get("limit") or 0)
+        items, rv, cont, remaining = store.list(res, namespace, labels, fields, limit, query.get("continue") or None)
+        if res.group == "":  # typed built-in lists carry no per-item apiVersion/kind
+            items = [{k: v for k, v in o.items() if k not in ("apiVersion", "kind")} for o in items]
+        meta: dict[str, object] = {"resourceVersion": str(rv)}
+        if cont:
+            meta["continue"] = cont
+            meta["remainingItemCount"] = remaining
+        self._send(200, {"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": meta, "items": items})
+
+    def _watch(self, res: Resource, namespace: str | None, labels, fields, query: dict[str, str]) -> None:
+        store = self.server.api.store
+        timeout = float(query.get("timeoutSeconds") or 1800)
+        deadline = time.monotonic() + timeout
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def send(event: dict) -> None:
+            data = json.dumps(event, separators=(",", ":")).encode() + b"\n"
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        def visible(obj: dict) -> bool:
+            meta = obj.get("metadata") or {}
+            return (not res.namespaced or not namespace or meta.get("namespace") == namespace) and labels(obj) and fields(obj)
+
+        try:
+            with store.lock:
+                since = query.get("resourceVersion")
+                if not since or since == "0" or query.get("sendInitialEvents") == "true":
+                    items, rv, _, _ = store.list(res, namespace, labels, fields)
+                    initial = [{"type": "ADDED", "object": o} for o in items]
+                    if query.get("sendInitialEvents") == "true":  # watch-list: a bookmark ends the initial state
+                        initial.append({"type": "BOOKMARK", "object": {
+                            "kind": res.kind, "apiVersion": res.api_version,
+                            "metadata": {"resourceVersion": str(rv), "annotations": {"k8s.io/initial-events-end": "true"}}}})
+                    cursor = rv
+                else:
+                    cursor = int(since)
+                    initial = []
+                    if store.events and store.events[0].rv > cursor + 1 and cursor < store.rv:
+                        initial = [{"type": "ERROR", "object": ApiError(410, "Expired",
+                                                                        f"too old resource version: {cursor}").status()}]
+            for event in initial:
+                send(event)
+            if initial and initial[0]["type"] == "ERROR":
+                return self._end_chunks()
+            while time.monotonic() < deadline and not store.closed:
+                with store.lock:
+                    pending = [e for e in store.events if e.rv > cursor and e.key == res.key]
+                    if not pending:
+                        store.changed.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+                        pending = [e for e in store.events if e.rv > cursor and e.key == res.key]
+                    if store.events:
+                        cursor = max(cursor, store.events[-1].rv)
+                for event in pending:
+                    if visible(event.obj):
+                        obj = event.obj if event.obj.get("apiVersion") == res.api_version else {**event.obj, "apiVersion": res.api_version}
+                        send({"type": event.type, "object": obj})
+            self._end_chunks()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+
+    def _end_chunks(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+

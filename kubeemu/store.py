@@ -1,0 +1,591 @@
+"""The API server's state and semantics, without HTTP: what a backup or restore can observe.
+
+Objects are JSON dicts, never mutated once stored (an update stores a new dict), so a list page or a
+watch event can hand them out without copying. One lock orders every write; `resourceVersion` is a
+single global counter, as etcd's revision is.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import contextlib
+import copy
+import json
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from kubeemu import patches
+from kubeemu.resources import BUILTINS, INITIAL_NAMESPACES, Resource, from_crd
+from kubeemu.selectors import Predicate
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
+NS_KEY = ("", "namespaces")
+SNAPSHOT_TTL = 300.0
+MAX_SNAPSHOTS = 256
+EVENT_HISTORY = 200_000
+
+
+class ApiError(Exception):
+    """An API error answered as a `Status` object."""
+
+    def __init__(self, code: int, reason: str, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details or {}
+
+    def status(self) -> dict:
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message,
+                "reason": self.reason, "details": self.details, "code": self.code}
+
+
+def not_found(res: Resource, name: str) -> ApiError:
+    return ApiError(404, "NotFound", f'{res.qualified} "{name}" not found', {"name": name, "group": res.group, "kind": res.plural})
+
+
+def now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Event:
+    rv: int
+    type: str  # ADDED | MODIFIED | DELETED
+    key: tuple[str, str]
+    obj: dict
+
+
+class _Table:
+    """One resource's objects, by `namespace/name`, with keys kept sorted (the order etcd lists in)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict] = {}
+        self.keys: list[str] = []
+
+    def put(self, key: str, obj: dict) -> None:
+        if key not in self.objects:
+            bisect.insort(self.keys, key)
+        self.objects[key] = obj
+
+    def remove(self, key: str) -> None:
+        if self.objects.pop(key, None) is not None:
+            self.keys.pop(bisect.bisect_left(self.keys, key))
+
+    def ordered(self, prefix: str = "") -> Iterator[dict]:
+        start = bisect.bisect_left(self.keys, prefix) if prefix else 0
+        for key in self.keys[start:]:
+            if prefix and not key.startswith(prefix):
+                break
+            yield self.objects[key]
+
+
+def _key(namespace: str | None, name: str) -> str:
+    return f"{namespace or ''}/{name}"
+
+
+class Store:
+    def __init__(self, establish_delay: float = 0.15, gc_delay: float = 0.05):
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.rv = 0
+        self.establish_delay = establish_delay
+        self.gc_delay = gc_delay
+        self.served: dict[tuple[str, str, str], Resource] = {}  # (group, version, plural)
+        self.tables: dict[tuple[str, str], _Table] = {}
+        self.uids: dict[str, tuple[tuple[str, str], str]] = {}  # uid -> (resource key, object key)
+        self.events: deque[Event] = deque(maxlen=EVENT_HISTORY)
+        self.snapshots: OrderedDict[str, tuple[float, list[dict], int]] = OrderedDict()
+        self.closed = False
+        for res in BUILTINS:
+            self._serve(res)
+        for name in INITIAL_NAMESPACES:
+            self.create(self.resource("", "v1", "namespaces"), None, {"metadata": {"name": name}}, "kube-apiserver")
+
+    # -- resources ---------------------------------------------------------------------------------
+
+    def _serve(self, res: Resource) -> None:
+        self.served[(res.group, res.version, res.plural)] = res
+        self.tables.setdefault(res.key, _Table())
+
+    def resource(self, group: str, version: str, plural: str) -> Resource | None:
+        return self.served.get((group, version, plural))
+
+    def discovery(self) -> dict[str, dict[str, list[Resource]]]:
+        with self.lock:
+            groups: dict[str, dict[str, list[Resource]]] = {}
+            for (group, version, _), res in sorted(self.served.items()):
+                groups.setdefault(group, {}).setdefault(version, []).append(res)
+            return groups
+
+    def preferred_version(self, group: str) -> str:
+        with self.lock:
+            versions = [v for (g, v, _) in self.served if g == group]
+            for res in self.served.values():
+                if res.group == group:
+                    return _preferred(versions, res)
+        return versions[0] if versions else ""
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def get(self, res: Resource, namespace: str | None, name: str) -> dict:
+        with self.lock:
+            obj = self.tables[res.key].objects.get(_key(namespace if res.namespaced else None, name))
+            if obj is None:
+                raise not_found(res, name)
+            return _as_version(obj, res)
+
+    def list(self, res: Resource, namespace: str | None, labels: Predicate, fields: Predicate, limit: int = 0,
+             token: str | None = None) -> tuple[list[dict], int, str, int]:
+        """(items, resourceVersion, continue, remaining). Pages of one listing come from a snapshot
+        taken at its first page, so they are consistent however objects change meanwhile."""
+        with self.lock:
+            if token:
+                try:
+                    state = json.loads(base64.urlsafe_b64decode(token.encode()))
+                    created, items, rv = self.snapshots[state["id"]]
+                    offset = int(state["offset"])
+                except (ValueError, KeyError, TypeError):
+                    raise ApiError(410, "Expired", "The provided continue parameter is too old to display a consistent "
+                                                   "list result. You can start a new list without the continue parameter.") from None
+                if time.monotonic() - created > SNAPSHOT_TTL:
+                    self.snapshots.pop(state["id"], None)
+                    raise ApiError(410, "Expired", "The provided continue parameter is too old to display a consistent list result.")
+            else:
+                prefix = f"{namespace}/" if res.namespaced and namespace else ""
+                items = [o for o in self.tables[res.key].ordered(prefix) if labels(o) and fields(o)]
+                rv, offset, state = self.rv, 0, {"id": secrets.token_hex(8)}
+            end = offset + limit if limit else len(items)
+            page = items[offset:end]
+            cont, remaining = "", 0
+            if end < len(items):
+                if not token:
+                    self.snapshots[state["id"]] = (time.monotonic(), items, rv)
+                    while len(self.snapshots) > MAX_SNAPSHOTS:
+                        self.snapshots.popitem(last=False)
+                cont = base64.urlsafe_b64encode(json.dumps({"id": state["id"], "offset": end}).encode()).decode()
+                remaining = len(items) - end
+            elif token:
+                self.snapshots.pop(state["id"], None)
+            return [_as_version(o, res) for o in page], rv, cont, remaining
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def _next_rv(self) -> int:
+        self.rv += 1
+        return self.rv
+
+    def _emit(self, type_: str, res: Resource, obj: dict) -> None:
+        self.events.append(Event(int(obj["metadata"]["resourceVersion"]), type_, res.key, obj))
+        self.changed.notify_all()
+
+    def _check_namespace(self, res: Resource, namespace: str | None, body: dict) -> str | None:
+        if not res.namespaced:
+            return None
+        meta_ns = (body.get("metadata") or {}).get("namespace")
+        if namespace and meta_ns and meta_ns != namespace:
+            raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
+        namespace = namespace or meta_ns
+        if not namespace:
+            raise ApiError(400, "BadRequest", "namespace is required")
+        ns_obj = self.tables[NS_KEY].objects.get(_key(None, namespace))
+        if ns_obj is None:
+            raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"})
+        if ns_obj["metadata"].get("deletionTimestamp"):
+            raise ApiError(403, "Forbidden", f'unable to create new content in namespace {namespace} because it is being terminated')
+        return namespace
+
+    def create(self, res: Resource, namespace: str | None, body: dict, manager: str, operation: str = "Update") -> dict:
+        with self.lock:
+            if not isinstance(body, dict):
+                raise ApiError(400, "BadRequest", "the body of the request was not a JSON object")
+            obj = copy.deepcopy(body)
+            meta = obj.setdefault("metadata", {})
+            if not isinstance(meta, dict):
+                raise ApiError(400, "BadRequest", "metadata must be an object")
+            namespace = self._check_namespace(res, namespace, obj)
+            if meta.get("resourceVersion"):
+                # the real server refuses it from its storage layer, as an internal error
+                raise ApiError(500, "InternalError", "resourceVersion should not be set on objects to be created")
+            if not meta.get("name"):
+                if meta.get("generateName"):
+                    meta["name"] = meta["generateName"] + "".join(secrets.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+                else:
+                    raise ApiError(422, "Invalid", f"{res.kind} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                                   {"kind": res.kind, "causes": [{"field": "metadata.name", "reason": "FieldValueRequired"}]})
+            name = meta["name"]
+            pattern = DNS_LABEL if res.label_names else DNS_SUBDOMAIN
+            if not isinstance(name, str) or len(name) > (63 if res.label_names else 253) or not pattern.match(name):
+                raise ApiError(422, "Invalid", f'{res.kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": '
+                                               "a lowercase RFC 1123 name must consist of lower case alphanumeric characters, '-' or '.'",
+                               {"name": str(name), "kind": res.kind})
+            table = self.tables[res.key]
+            key = _key(namespace, name)
+            if key in table.objects:
+                raise ApiError(409, "AlreadyExists", f'{res.qualified} "{name}" already exists',
+                               {"name": name, "group": res.group, "kind": res.plural})
+            if res.namespaced:
+                meta["namespace"] = namespace
+            else:
+                meta.pop("namespace", None)
+            obj["apiVersion"], obj["kind"] = res.api_version, res.kind
+            for owned in ("uid", "creationTimestamp", "deletionTimestamp", "generation", "selfLink", "managedFields"):
+                meta.pop(owned, None)
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = now_text()
+            meta["generation"] = 1
+            meta["managedFields"] = [_managed(manager, operation, res)]
+            if res.has_status:
+                obj.pop("status", None)
+            if res.key == NS_KEY:
+                obj["spec"] = {"finalizers": ["kubernetes"]}
+                obj["status"] = {"phase": "Active"}
+            if res.key == CRD_KEY:
+                self._check_crd(obj)
+                obj["status"] = {"conditions": [], "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": []}
+            meta["resourceVersion"] = str(self._next_rv())
+            table.put(key, obj)
+            self.uids[meta["uid"]] = (res.key, key)
+            self._emit("ADDED", res, obj)
+            if res.key == NS_KEY:
+                self._populate_namespace(name)
+            if res.key == CRD_KEY:
+                self._establish_later(name)
+            return _as_version(obj, res)
+
+    def _populate_namespace(self, namespace: str) -> None:
+        """What the real control plane's controllers add to every new namespace."""
+        cm = self.resource("", "v1", "configmaps")
+        sa = self.resource("", "v1", "serviceaccounts")
+        self.create(cm, namespace, {"metadata": {"name": "kube-root-ca.crt", "annotations": {
+            "kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver"}},
+            "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nEMULATED\n-----END CERTIFICATE-----\n"}},
+            "kube-controller-manager")
+        self.create(sa, namespace, {"metadata": {"name": "default"}}, "kube-controller-manager")
+
+    def update(self, res: Resource, namespace: str | None, name: str, body: dict, manager: str,
+               subresource: str = "", require_rv: bool = True, operation: str = "Update") -> dict:
+        with self.lock:
+            table = self.tables[res.key]
+            key = _key(namespace if res.namespaced else None, name)
+            current = table.objects.get(key)
+            if current is None:
+                raise not_found(res, name)
+            if not isinstance(body, dict):
+                raise ApiError(400, "BadRequest", "the body of the request was not a JSON object")
+            meta_in = body.get("metadata") or {}
+            if meta_in.get("name") not in (None, name):
+                raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
+            rv = meta_in.get("resourceVersion")
+            if not rv and require_rv and res.group not in ("",) and subresource == "":
+                raise ApiError(422, "Invalid", f'{res.kind} "{name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: '
+                                               "must be specified for an update")
+            if rv and rv != current["metadata"]["resourceVersion"]:
+                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.qualified} "{name}": the object has been '
+                                                "modified; please apply your changes to the latest version and try again",
+                               {"name": name, "group": res.group, "kind": res.plural})
+            if subresource == "status":
+                new = copy.deepcopy(current)
+                new["status"] = copy.deepcopy(body.get("status"))
+                if new["status"] is None:
+                    new.pop("status")
+            else:
+                new = copy.deepcopy(body)
+                if res.has_status:
+                    if "status" in current:
+                        new["status"] = copy.deepcopy(current["status"])
+                    else:
+                        new.pop("status", None)
+                meta = new.setdefault("metadata", {})
+                for owned in ("uid", "creationTimestamp", "namespace", "deletionTimestamp", "deletionGracePeriodSeconds"):
+                    if owned in current["metadata"]:
+                        meta[owned] = current["metadata"][owned]
+                    else:
+                        meta.pop(owned, None)
+                meta["name"] = name
+                meta["generation"] = current["metadata"].get("generation", 1)
+                if _spec_of(new) != _spec_of(current):
+                    meta["generation"] += 1
+            new["apiVersion"], new["kind"] = res.api_version, res.kind
+            meta = new["metadata"]
+            meta["managedFields"] = _record_manager(current["metadata"].get("managedFields") or [], manager, operation, res, subresource)
+            if res.key == CRD_KEY and subresource == "":
+                self._check_crd(new)
+            meta["resourceVersion"] = str(self._next_rv())
+            if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+                self._remove(res, key, new)
+                return _as_version(new, res)
+            table.put(key, new)
+            self._emit("MODIFIED", res, new)
+            if res.key == CRD_KEY and subresource == "":
+                self._register_crd(new)
+            return _as_version(new, res)
+
+    def patch(self, res: Resource, namespace: str | None, name: str, kind: str, patch: object, manager: str,
+              subresource: str = "", force: bool = False) -> dict:
+        with self.lock:
+            key = _key(namespace if res.namespaced else None, name)
+            current = self.tables[res.key].objects.get(key)
+            if kind == "apply":
+                if not manager:
+                    raise ApiError(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: "
+                                                   "is required for apply patch")
+                if current is None:
+                    if subresource:
+                        raise not_found(res, name)
+                    body = copy.deepcopy(patch)
+                    body.setdefault("metadata", {})["name"] = name
+                    return self.create(res, namespace, body, manager, operation="Apply")
+            if current is None:
+                raise not_found(res, name)
+            try:
+                if kind == "json":
+                    new = patches.json_patch(current, patch)  # type: ignore[arg-type]
+                elif kind == "strategic":
+                    new = patches.merge_patch(current, _strip_directives(patch))
+                else:  # merge, apply
+                    new = patches.merge_patch(current, patch)
+            except (patches.PatchError, ValueError, TypeError) as err:
+                raise ApiError(422, "Invalid", f"the patch could not be applied: {err}") from None
+            if not isinstance(new, dict):
+                raise ApiError(422, "Invalid", "the patch did not produce an object")
+            sent_rv = isinstance(patch, dict) and (patch.get("metadata") or {}).get("resourceVersion")
+            if not sent_rv:
+                new.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
+            return self.update(res, namespace, name, new, manager, subresource, require_rv=False,
+                               operation="Apply" if kind == "apply" else "Update")
+
+    def delete(self, res: Resource, namespace: str | None, name: str, propagation: str = "Background") -> dict:
+        with self.lock:
+            table = self.tables[res.key]
+            key = _key(namespace if res.namespaced else None, name)
+            current = table.objects.get(key)
+            if current is None:
+                raise not_found(res, name)
+            if res.key == NS_KEY:
+                return self._terminate_namespace(res, key, current)
+            if current["metadata"].get("finalizers"):
+                if current["metadata"].get("deletionTimestamp"):
+                    return _as_version(current, res)
+                new = copy.deepcopy(current)
+                new["metadata"]["deletionTimestamp"] = now_text()
+                new["metadata"]["deletionGracePeriodSeconds"] = 0
+                new["metadata"]["resourceVersion"] = str(self._next_rv())
+                table.put(key, new)
+                self._emit("MODIFIED", res, new)
+                return _as_version(new, res)
+            gone = copy.deepcopy(current)
+            gone["metadata"]["deletionTimestamp"] = now_text()
+            self._remove(res, key, gone, orphan=propagation == "Orphan")
+            return _as_version(gone, res)
+
+    def _remove(self, res: Resource, key: str, last: dict, orphan: bool = False) -> None:
+        table = self.tables[res.key]
+        table.remove(key)
+        uid = last["metadata"].get("uid", "")
+        self.uids.pop(uid, None)
+        last["metadata"]["resourceVersion"] = str(self._next_rv())
+        self._emit("DELETED", res, last)
+        if res.key == CRD_KEY:
+            self._unregister_crd(last)
+        if uid:
+            timer = threading.Timer(self.gc_delay, self._collect, args=(uid, orphan))
+            timer.daemon = True
+            timer.start()
+
+    # -- namespaces, garbage collection ------------------------------------------------------------
+
+    def _terminate_namespace(self, res: Resource, key: str, current: dict) -> dict:
+        name = current["metadata"]["name"]
+        new = copy.deepcopy(current)
+        new["metadata"].setdefault("deletionTimestamp", now_text())
+        new["status"] = {"phase": "Terminating"}
+        new["metadata"]["resourceVersion"] = str(self._next_rv())
+        self.tables[NS_KEY].put(key, new)
+        self._emit("MODIFIED", res, new)
+        timer = threading.Timer(self.gc_delay, self._empty_namespace, args=(name,))
+        timer.daemon = True
+        timer.start()
+        return _as_version(new, res)
+
+    def _empty_namespace(self, namespace: str) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            remaining = 0
+            for (group, _version, plural), res in list(self.served.items()):
+                if not res.namespaced or res.version != _first_version(self.served, group, plural):
+                    continue
+                for obj in list(self.tables[res.key].ordered(f"{namespace}/")):
+                    with contextlib.suppress(ApiError):
+                        self.delete(res, namespace, obj["metadata"]["name"])
+                remaining += sum(1 for _ in self.tables[res.key].ordered(f"{namespace}/"))
+            if remaining:
+                timer = threading.Timer(self.gc_delay * 4, self._empty_namespace, args=(namespace,))
+                timer.daemon = True
+                timer.start()
+                return
+            ns_res = self.resource("", "v1", "namespaces")
+            current = self.tables[NS_KEY].objects.get(_key(None, namespace))
+            if current is not None:
+                gone = copy.deepcopy(current)
+                self._remove(ns_res, _key(None, namespace), gone)
+
+    def _collect(self, owner_uid: str, orphan: bool) -> None:
+        """Background garbage collection: dependents whose owners are all gone are deleted."""
+        with self.lock:
+            if self.closed:
+                return
+            for (group, _version, plural), res in list(self.served.items()):
+                if res.version != _first_version(self.served, group, plural):
+                    continue
+                table = self.tables[res.key]
+                for obj in list(table.objects.values()):
+                    refs = obj["metadata"].get("ownerReferences") or []
+                    if not any(r.get("uid") == owner_uid for r in refs):
+                        continue
+                    meta = obj["metadata"]
+                    if orphan:
+                        patched = copy.deepcopy(obj)
+                        patched["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != owner_uid]
+                        self.update(res, meta.get("namespace"), meta["name"], patched, "kube-controller-manager",
+                                    require_rv=False)
+                    elif all(r.get("uid") not in self.uids for r in refs):
+                        with contextlib.suppress(ApiError):
+                            self.delete(res, meta.get("namespace"), meta["name"])
+
+    # -- CRDs ----------------------------------------------------------------------------------------
+
+    def _check_crd(self, crd: dict) -> None:
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        name = (crd.get("metadata") or {}).get("name", "")
+        expected = f"{names.get('plural', '')}.{spec.get('group', '')}"
+        if name != expected:
+            raise ApiError(422, "Invalid", f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: metadata.name: '
+                                           f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group')
+        if not spec.get("versions") or not names.get("kind"):
+            raise ApiError(422, "Invalid", f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: spec: '
+                                           "versions and names.kind are required")
+        if spec.get("scope") not in ("Namespaced", "Cluster"):
+            raise ApiError(422, "Invalid", f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: spec.scope: '
+                                           'Unsupported value: must be "Namespaced" or "Cluster"')
+
+    def _establish_later(self, name: str) -> None:
+        """As the apiextensions controller does: names accepted and Established shortly after create."""
+        timer = threading.Timer(self.establish_delay, self._establish, args=(name,))
+        timer.daemon = True
+        timer.start()
+
+    def _establish(self, name: str) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            crd_res = self.resource(CRD_KEY[0], "v1", CRD_KEY[1])
+            current = self.tables[CRD_KEY].objects.get(_key(None, name))
+            if current is None:
+                return
+            spec = current["spec"]
+            stamp = now_text()
+            status = {
+                "acceptedNames": {k: v for k, v in spec["names"].items()},
+                "conditions": [
+                    {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+                     "message": "no conflicts found", "lastTransitionTime": stamp},
+                    {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+                     "message": "the initial names have been accepted", "lastTransitionTime": stamp},
+                ],
+                "storedVersions": [v["name"] for v in spec["versions"] if v.get("storage")],
+            }
+            body = copy.deepcopy(current)
+            body["status"] = status
+            established = self.update(crd_res, None, name, body, "kube-apiserver", subresource="status", require_rv=False)
+            self._register_crd(established)
+
+    def _register_crd(self, crd: dict) -> None:
+        """Serve a CRD's resources, once it is Established (before that, they answer 404)."""
+        conditions = {c.get("type"): c.get("status") for c in (crd.get("status") or {}).get("conditions") or ()}
+        if conditions.get("Established") != "True":
+            return
+        spec = crd["spec"]
+        for key in [k for k in self.served if k[0] == spec["group"] and k[2] == spec["names"]["plural"]]:
+            del self.served[key]
+        for res in from_crd(crd):
+            self._serve(res)
+
+    def _unregister_crd(self, crd: dict) -> None:
+        spec = crd.get("spec") or {}
+        group, plural = spec.get("group"), (spec.get("names") or {}).get("plural")
+        for key in [k for k in self.served if k[0] == group and k[2] == plural]:
+            del self.served[key]
+        table = self.tables.pop((group, plural), None)
+        if table is not None:
+            for obj in table.objects.values():
+                self.uids.pop(obj["metadata"].get("uid", ""), None)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            self.changed.notify_all()
+
+
+def _preferred(versions: list[str], res: Resource) -> str:
+    def rank(v: str) -> tuple:
+        m = re.match(r"^v(\d+)(?:(alpha|beta)(\d+))?$", v)
+        if not m:
+            return (0, 0, 0)
+        major, stage, minor = m.groups()
+        return (int(major), {"alpha": 0, "beta": 1, None: 2}[stage], int(minor or 0))
+
+    return max(versions, key=rank)
+
+
+def _first_version(served: dict, group: str, plural: str) -> str:
+    return sorted(v for (g, v, p) in served if g == group and p == plural)[0]
+
+
+def _as_version(obj: dict, res: Resource) -> dict:
+    """The object as seen through a (possibly non-storage) served version: only apiVersion differs."""
+    if obj.get("apiVersion") == res.api_version:
+        return obj
+    view = dict(obj)
+    view["apiVersion"] = res.api_version
+    return view
+
+
+def _spec_of(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+def _managed(manager: str, operation: str, res: Resource, subresource: str = "") -> dict:
+    entry = {"manager": manager or "unknown", "operation": operation, "apiVersion": res.api_version, "time": now_text(),
+             "fieldsType": "FieldsV1", "fieldsV1": {}}
+    if subresource:
+        entry["subresource"] = subresource
+    return entry
+
+
+def _record_manager(entries: list[dict], manager: str, operation: str, res: Resource, subresource: str) -> list[dict]:
+    kept = [e for e in entries if not (e.get("manager") == (manager or "unknown") and e.get("operation") == operation
+                                       and e.get("subresource", "") == subresource)]
+    return kept + [_managed(manager, operation, res, subresource)]
+
+
+def _strip_directives(patch: object) -> object:
+    """Strategic-merge directives (`$setElementOrder/...`, `$retainKeys`) have no meaning under merge semantics."""
+    if isinstance(patch, dict):
+        return {k: _strip_directives(v) for k, v in patch.items()
+                if not (k.startswith("$") and k != "$patch")}
+    if isinstance(patch, list):
+        return [_strip_directives(v) for v in patch]
+    return patch
