@@ -106,7 +106,7 @@ def skip_reason(rtype: ResourceType, obj: dict, crd_wanted: set[str], crd_all: b
             return ""  # always kept: its custom resources are in the backup
         return "" if crd_all else "excludedResources"
     for owner in meta.get("ownerReferences") or ():
-        if str(owner.get("apiVersion", "")).startswith(PACKAGE_GROUP + "/"):
+        if str(owner.get("apiVersion", "")).startswith(PACKAGE_GROUP + "/") and str(owner.get("kind", "")).endswith("Revision"):
             return "owned by a Crossplane package revision, which recreates it"
     return ""
 

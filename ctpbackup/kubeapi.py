@@ -81,16 +81,14 @@ class KubeAPI:
         """One API call returning parsed JSON, retried on 429/5xx/connection errors when `retry`."""
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        data = json.dumps(body, separators=(",", ":")) if body is not None and not isinstance(body, str | bytes) else body
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = self.client.call_api(
-                    path, method, query_params=params, header_params=headers, body=None,
+                response = self.client.call_api(  # the client JSON-encodes `body` itself
+                    path, method, query_params=params, header_params=headers, body=body,
                     post_params=None, auth_settings=["BearerToken"], _preload_content=False,
                     _return_http_data_only=True, _request_timeout=self.timeout,
-                    **({"body": data} if data is not None else {}),
                 )
                 raw = response.data
                 return json.loads(raw) if raw else {}
@@ -121,27 +119,36 @@ class KubeAPI:
         return str(info.get("gitVersion", ""))
 
     def discover(self) -> list[ResourceType]:
-        """Every resource type of the preferred version of each group (subresources excluded)."""
-        groups: list[tuple[str, str]] = [("", v) for v in self.request("GET", "/api").get("versions", ["v1"])[:1]]
+        """Every resource type, each at the most preferred version that serves it: the group's
+        preferred version first, then the others (a resource served only by an older version of
+        its group is still found), as client-go's ServerPreferredResources does."""
+        groups: list[tuple[str, list[str]]] = [("", list(self.request("GET", "/api").get("versions", ["v1"])))]
         for group in self.request("GET", "/apis").get("groups", []):
-            preferred = (group.get("preferredVersion") or {}).get("version") or group["versions"][0]["version"]
-            groups.append((group["name"], preferred))
-        types = []
-        for group, version in groups:
-            path = f"/apis/{group}/{version}" if group else f"/api/{version}"
-            try:
-                resources = self.request("GET", path).get("resources", [])
-            except KubeError as err:
-                if err.status in (404, 503):  # a group going away or an unavailable aggregated API
-                    log.warning("discovery of %s/%s skipped: %s", group or "core", version, err.message)
-                    continue
-                raise
-            status_of = {r["name"].split("/")[0] for r in resources if r["name"].endswith("/status")}
-            for r in resources:
-                if "/" in r["name"]:
-                    continue
-                types.append(ResourceType(group, version, r["name"], r["kind"], bool(r.get("namespaced")),
-                                          tuple(r.get("verbs", ())), r["name"] in status_of))
+            versions = [v["version"] for v in group.get("versions", [])]
+            preferred = (group.get("preferredVersion") or {}).get("version")
+            if preferred in versions:
+                versions.remove(preferred)
+                versions.insert(0, preferred)
+            groups.append((group["name"], versions))
+        types: list[ResourceType] = []
+        seen: set[tuple[str, str]] = set()
+        for group, versions in groups:
+            for version in versions:
+                path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+                try:
+                    resources = self.request("GET", path).get("resources", [])
+                except KubeError as err:
+                    if err.status in (404, 503):  # a version going away, or an unavailable aggregated API
+                        log.warning("discovery of %s skipped: %s", path, err.message)
+                        continue
+                    raise
+                status_of = {r["name"].split("/")[0] for r in resources if r["name"].endswith("/status")}
+                for r in resources:
+                    if "/" in r["name"] or (group, r["name"]) in seen:
+                        continue
+                    seen.add((group, r["name"]))
+                    types.append(ResourceType(group, version, r["name"], r["kind"], bool(r.get("namespaced")),
+                                              tuple(r.get("verbs", ())), r["name"] in status_of))
         return types
 
     # -- reads ---------------------------------------------------------------------------------------

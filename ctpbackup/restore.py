@@ -32,6 +32,8 @@ from ctpbackup.records import BackupRecord
 from ctpbackup.restore_order import PAUSED, TIERS, is_pausable, tier_of
 from ctpbackup.storage.base import Bucket, ObjectNotFound, StorageError
 
+CRD_KEY = "customresourcedefinitions.apiextensions.k8s.io"
+
 log = logging.getLogger(__name__)
 
 MAX_ARCHIVE_BYTES = 50 * 1024 * 1024 * 1024
@@ -127,7 +129,7 @@ class _Restore:
         self.new_uid: dict[str, str] = {}
         self.counts: dict[str, dict[str, int]] = defaultdict(lambda: {"restored": 0, "skipped": 0, "failed": 0})
         self.warnings: list[str] = []
-        self.to_unpause: list[tuple[ResourceType, str, str]] = []
+        self.to_unpause: list[tuple[ResourceType, str, str, bool]] = []
         self.lock = Lock()
 
     def warn(self, text: str) -> None:
@@ -161,6 +163,7 @@ class _Restore:
         else:
             meta.pop("ownerReferences", None)
         was_paused = (meta.get("annotations") or {}).get(PAUSED) == "true"
+        had_annotations = bool(meta.get("annotations"))
         if pause and not was_paused:
             meta["annotations"] = {**(meta.get("annotations") or {}), PAUSED: "true"}
         try:
@@ -186,7 +189,7 @@ class _Restore:
                 self._count(resource, "skipped")
                 return
         self._remember(old_uid, created)
-        if status is not None and rtype.has_status:
+        if status is not None and rtype.has_status and resource != CRD_KEY:  # a CRD's status is the server's
             try:
                 self.kube.request("PATCH", rtype.path(namespace, name, "status"), body={"status": status},
                                   content_type="application/merge-patch+json")
@@ -194,7 +197,7 @@ class _Restore:
                 self.warn(f"{ident}: status not restored: {err.message}")
         if pause and not was_paused:
             with self.lock:
-                self.to_unpause.append((rtype, namespace or "", name))
+                self.to_unpause.append((rtype, namespace or "", name, had_annotations))
         self._count(resource, outcome)
 
     def _remember(self, old_uid: str, current: dict) -> None:
@@ -210,10 +213,10 @@ class _Restore:
 
     # -- waits -----------------------------------------------------------------------------------
 
-    def wait_for(self, created: list[tuple[str, str | None, str]], conditions: tuple[str, ...]) -> list[str]:
+    def wait_for(self, created: list[tuple[str, str | None, str]], wanted: dict[str, tuple[str, ...]]) -> list[str]:
         """Names of objects whose conditions did not turn True within the bounded wait."""
         deadline = time.monotonic() + self.wait_seconds
-        pending = list(created)
+        pending = [c for c in created if c[0] in wanted]
         delay = 0.05
         while pending and time.monotonic() < deadline:
             still = []
@@ -221,13 +224,25 @@ class _Restore:
                 rtype = self.types.get(resource)
                 current = self.kube.get(rtype, namespace, name) if rtype else None
                 got = {c.get("type"): c.get("status") for c in ((current or {}).get("status") or {}).get("conditions") or ()}
-                if not all(got.get(c) == "True" for c in conditions):
+                if not all(got.get(c) == "True" for c in wanted[resource]):
                     still.append((resource, namespace, name))
             pending = still
             if pending:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
         return [f"{r} {n}" for r, _, n in pending]
+
+    def wait_served(self, keys: set[str]) -> set[str]:
+        """Refresh discovery until every resource in `keys` is served (bounded); the missing ones."""
+        deadline = time.monotonic() + self.wait_seconds
+        delay = 0.05
+        while True:
+            self.refresh_types()
+            missing = keys - set(self.types)
+            if not missing or time.monotonic() >= deadline:
+                return missing
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "skip", progress: bool = False,
@@ -254,23 +269,26 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
             if not entries:
                 continue
             created = _restore_tier(job, entries, spool, tier.pause)
-            if tier.wait_for:
-                late = job.wait_for(created, tier.wait_for)
-                if late and index == 0:
-                    raise RestoreFailed("CRDsNotEstablished",
-                                        f"{len(late)} CRD(s) not Established within {wait_seconds:.0f}s: {', '.join(late[:5])}")
-                for name in late:
-                    job.warn(f"{name}: not {'/'.join(tier.wait_for)} within {wait_seconds:.0f}s")
+            wanted = dict(tier.wait_for)
+            late = job.wait_for(created, wanted) if wanted else []
+            if late and index == 0:
+                raise RestoreFailed("CRDsNotEstablished",
+                                    f"{len(late)} CRD(s) not Established within {wait_seconds:.0f}s: {', '.join(late[:5])}")
+            for name in late:
+                job.warn(f"{name}: not {'/'.join(wanted[name.split()[0]])} within {wait_seconds:.0f}s")
             if index == 0:
-                job.refresh_types()
+                needed = {e.resource for i, (es, _) in spools.items() if i > 0 for e in es}
+                for key in sorted(job.wait_served(needed)):
+                    job.warn(f"{key}: not served by the control plane after its CRD was restored")
             failed = sum(job.counts[r]["failed"] for r in {e.resource for e in entries})
             if failed and failed == len(entries):
                 raise RestoreFailed("TierFailed", f"no object of tier '{tier.name}' could be restored: "
                                                   f"{job.warnings[-1] if job.warnings else 'see warnings'}")
-        for rtype, namespace, name in job.to_unpause:
+        for rtype, namespace, name, had_annotations in job.to_unpause:
+            # back to exactly the source's annotations: none at all if it had none
+            annotations = {PAUSED: None} if had_annotations else None
             try:
-                kube.request("PATCH", rtype.path(namespace or None, name),
-                             body={"metadata": {"annotations": {PAUSED: None}}},
+                kube.request("PATCH", rtype.path(namespace or None, name), body={"metadata": {"annotations": annotations}},
                              content_type="application/merge-patch+json")
             except KubeError as err:
                 job.warn(f"{rtype.key} {name}: could not be unpaused: {err.message}")
@@ -285,12 +303,16 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
 
 def _split_by_tier(reader: ArchiveReader, uids: dict[str, str], workdir: Path) -> dict[int, tuple[list[_Entry], Path]]:
     """One pass over the archive: each object's JSON goes to its tier's spool file; only a small
-    entry (offset, owners) stays in memory."""
+    entry (offset, owners) stays in memory. An object waits for the tier of its latest owner."""
     files: dict[int, Any] = {}
     entries: dict[int, list[_Entry]] = defaultdict(list)
+    resource_of_uid = {uid: path.split("/")[1] for path, uid in uids.items()}
     try:
         for member, obj in reader.objects():
-            index = tier_of(member.resource)
+            owners_tiers = [tier_of(resource_of_uid[r.get("uid", "")])
+                            for r in (obj.get("metadata") or {}).get("ownerReferences") or ()
+                            if r.get("uid", "") in resource_of_uid]
+            index = max([tier_of(member.resource), *owners_tiers])
             if index not in files:
                 files[index] = (workdir / f"tier-{index}.jsonl").open("w+b")
             spool = files[index]

@@ -8,8 +8,10 @@
     6. XRDs, Compositions, EnvironmentConfigs   then wait until Established
     7. everything else (managed resources, composites, claims, ...), created paused
 
-Within a tier, owners come before their dependents (by ownerReferences), so each dependent's
-ownerReferences can be remapped to its owner's new uid.
+An object whose owner belongs to a later tier waits for its owner's tier (a claim's connection Secret
+is restored with the claims); within a tier, owners come before their dependents. So every
+ownerReference can be remapped to its owner's new uid. CRD status belongs to the API server and is
+never restored; after the CRDs, discovery is polled until their resources are served.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from dataclasses import dataclass
 class Tier:
     name: str
     resources: frozenset[str]  # resource keys ("secrets", "providers.pkg.crossplane.io"); empty = the rest
-    #: condition types an object of this tier must report True before the next tier starts
-    wait_for: tuple[str, ...] = ()
+    #: resource key -> condition types its objects must report True before the next tier starts
+    wait_for: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: create custom resources of this tier with crossplane.io/paused: "true", unpaused at the end
     pause: bool = False
 
 
 TIERS: tuple[Tier, ...] = (
-    Tier("CustomResourceDefinitions", frozenset({"customresourcedefinitions.apiextensions.k8s.io"}), ("Established",)),
+    Tier("CustomResourceDefinitions", frozenset({"customresourcedefinitions.apiextensions.k8s.io"}),
+         (("customresourcedefinitions.apiextensions.k8s.io", ("Established",)),)),
     Tier("Namespaces", frozenset({"namespaces"})),
     Tier("Cluster RBAC", frozenset({"clusterroles.rbac.authorization.k8s.io",
                                     "clusterrolebindings.rbac.authorization.k8s.io"})),
@@ -37,11 +40,12 @@ TIERS: tuple[Tier, ...] = (
     Tier("Crossplane packages", frozenset({
         "deploymentruntimeconfigs.pkg.crossplane.io", "controllerconfigs.pkg.crossplane.io",
         "imageconfigs.pkg.crossplane.io", "providers.pkg.crossplane.io", "configurations.pkg.crossplane.io",
-        "functions.pkg.crossplane.io"}), ("Installed", "Healthy")),
+        "functions.pkg.crossplane.io"}),
+         tuple((f"{kind}.pkg.crossplane.io", ("Installed", "Healthy")) for kind in ("providers", "configurations", "functions"))),
     Tier("Crossplane APIs", frozenset({
         "compositeresourcedefinitions.apiextensions.crossplane.io", "compositions.apiextensions.crossplane.io",
         "compositionrevisions.apiextensions.crossplane.io", "environmentconfigs.apiextensions.crossplane.io"}),
-        ("Established",)),
+        (("compositeresourcedefinitions.apiextensions.crossplane.io", ("Established",)),)),
     Tier("Everything else", frozenset(), pause=True),
 )
 

@@ -47,13 +47,16 @@ def crd(plural: str, group: str, owner: str | None = None) -> dict:
     (rt("secrets"), {"type": "Opaque", "metadata": {"name": "super-secret-secret"}}, True, False),
     (rt("deployments", "apps"), {"metadata": {"name": "d", "ownerReferences": [
         {"apiVersion": "pkg.crossplane.io/v1", "kind": "ProviderRevision", "name": "p", "uid": "1"}]}}, True, True),
+    (rt("providerrevisions", "pkg.crossplane.io"), {"metadata": {"name": "r", "ownerReferences": [
+        {"apiVersion": "pkg.crossplane.io/v1", "kind": "Provider", "name": "p", "uid": "1"}]}}, True, False),
     (rt("buckets", "s3.aws.upbound.io"), {"metadata": {"name": "b", "ownerReferences": [
         {"apiVersion": "aws.platformref.upbound.io/v1alpha1", "kind": "XCluster", "name": "x", "uid": "1"}]}}, True, False),
     # a provider's CRD is owned by its ProviderRevision, yet kept: its custom resources are in the backup
     (CRD, crd("buckets", "s3.aws.upbound.io", "pkg.crossplane.io/v1"), True, False),
     (CRD, crd("buckets", "s3.aws.upbound.io"), False, False),
     (CRD, crd("unused", "other.example.org"), False, True),
-], ids=["kube-root-ca", "configmap", "sa-token", "opaque-secret", "owned-by-revision", "owned-by-composite",
+], ids=["kube-root-ca", "configmap", "sa-token", "opaque-secret", "owned-by-revision", "revision-owned-by-provider",
+        "owned-by-composite",
         "crd-owned-by-revision-but-needed", "crd-needed-although-crds-excluded", "crd-excluded"])
 def test_skip_reason(rtype, obj, crd_all, skipped):
     wanted = {"buckets.s3.aws.upbound.io"}
@@ -78,7 +81,10 @@ def test_restore_tiers(key, tier):
 def test_tier_order_is_the_documented_one():
     assert [t.name for t in TIERS] == ["CustomResourceDefinitions", "Namespaces", "Cluster RBAC", "Namespaced basics",
                                        "Crossplane packages", "Crossplane APIs", "Everything else"]
-    assert TIERS[0].wait_for == ("Established",) and TIERS[-1].pause
+    assert dict(TIERS[0].wait_for) == {"customresourcedefinitions.apiextensions.k8s.io": ("Established",)}
+    assert dict(TIERS[4].wait_for)["providers.pkg.crossplane.io"] == ("Installed", "Healthy")
+    assert "deploymentruntimeconfigs.pkg.crossplane.io" not in dict(TIERS[4].wait_for)  # reports no such condition
+    assert TIERS[-1].pause
 
 
 @pytest.mark.parametrize("key, pausable", [
