@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock package.json package-lock.json
 setup: $(STAMP)
 
 demo: setup
-	$(PY) reconcile.py demo
+	$(PY) demo.py
 
 test: setup
 	$(VENV)/bin/ruff check .
