@@ -4,4 +4,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.gitrepos",
     "tests.fixtures.objectstores",
     "tests.fixtures.controlplanes",
+    "tests.fixtures.story",
 ]

@@ -118,6 +118,10 @@ def leases(targets: dict[tuple[str, str], Target], wait: float, clock: Callable[
                 raise UserError(f"cannot take the lease on {target.bucket.description}: {err}") from None
             stack.callback(lease.release)
             lease.start_renewing()
+            # under the lease no other apply writes here: an unfinished upload is a crashed run's
+            swept = target.bucket.abort_incomplete_uploads(target.layout.root, older_than_seconds=0)
+            if swept:
+                log.warning("removed %d incomplete upload(s) left by an interrupted run", swept)
         yield
 
 

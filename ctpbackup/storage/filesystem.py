@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote, unquote
 
 from ctpbackup.storage.base import (
     Bucket,
@@ -44,7 +45,8 @@ class _FileUpload(Upload):
     def __init__(self, bucket: FilesystemBucket, key: str):
         self.key = key
         self.bucket = bucket
-        fd, name = tempfile.mkstemp(prefix="upload-", dir=bucket.tmp_dir)
+        # the key is in the temp name, so a sweep can keep to one prefix
+        fd, name = tempfile.mkstemp(prefix=f"upload-{quote(key, safe='')}.", dir=bucket.tmp_dir)
         self._file = os.fdopen(fd, "wb")
         self._tmp = Path(name)
         self._digest = hashlib.sha256()
@@ -164,16 +166,22 @@ class FilesystemBucket(Bucket):
                 raise PreconditionFailed(f"{key} changed since it was read")
             return self._replace(key, data)
 
+    def _incomplete(self, prefix: str) -> Iterator[tuple[Path, str]]:
+        for tmp in sorted(self.tmp_dir.glob("upload-*")):
+            key = unquote(tmp.name[len("upload-"):].rsplit(".", 1)[0])
+            if key.startswith(prefix):
+                yield tmp, key
+
     def abort_incomplete_uploads(self, prefix: str, older_than_seconds: float) -> int:
         count = 0
         cutoff = time.time() - older_than_seconds
-        for tmp in self.tmp_dir.glob("upload-*"):
+        for tmp, _ in self._incomplete(prefix):
             with contextlib.suppress(FileNotFoundError):
-                if tmp.stat().st_mtime < cutoff:
+                if tmp.stat().st_mtime <= cutoff:
                     tmp.unlink()
                     count += 1
         return count
 
     def list_incomplete_uploads(self, prefix: str) -> Iterator[str]:
-        for tmp in sorted(self.tmp_dir.glob("upload-*")):
-            yield tmp.name
+        for _, key in self._incomplete(prefix):
+            yield key

@@ -9,7 +9,7 @@ import tarfile
 
 from kubeemu import EmulatorProcess, EmulatorServer
 from kubeemu.fixtures import seed_crossplane
-from tests.e2e.conftest import BACKUP, CONTROL_PLANE, RESTORED
+from tests.fixtures.story import BACKUP, CONTROL_PLANE, RESTORED
 
 
 def list_all(cp, path: str) -> list[dict]:

@@ -1,0 +1,106 @@
+"""Crash consistency: SIGKILL `reconcile.py apply` at many points, run it again, lose nothing."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from ctpbackup.records import Phase
+from kubeemu import EmulatorProcess, EmulatorServer
+from kubeemu.fixtures import seed_crossplane
+from tests.fixtures.story import BACKUP, CONTROL_PLANE, RESTORED, ROOT
+from tests.reliability.helpers import LAYOUT, check_bucket
+
+SCHEDULE = """apiVersion: spaces.upbound.io/v1alpha1
+kind: SharedBackupSchedule
+metadata: {name: hourly, namespace: default}
+spec:
+  schedule: "@every 1h"
+  configRef: {kind: SharedBackupConfig, name: default}
+  controlPlaneSelector: {labelSelectors: [{matchLabels: {backup: enabled}}]}
+"""
+NOW = "2026-11-25T10:30:00Z"
+KILL_AFTER = [0.3, 0.6, 0.9, 1.3, 1.8, 2.5]
+
+
+def count_objects(cp) -> int:
+    total = 0
+    for path in ("/api/v1/secrets", "/api/v1/configmaps", "/apis/s3.aws.upbound.io/v1beta1/buckets",
+                 "/apis/aws.platformref.upbound.io/v1alpha1/xclusters"):
+        request = urllib.request.Request(cp.url + path, headers={"Authorization": f"Bearer {cp.token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            total += len(json.loads(response.read())["items"])
+    return total
+
+
+def test_sigkill_at_many_points_then_rerun_loses_nothing(story):
+    sources = {name: EmulatorProcess().start() for name in ("ctp-a", "ctp-b")}
+    target = EmulatorServer(establish_delay=0.05).start()
+    try:
+        for name, cp in sources.items():
+            seed_crossplane(cp.url, 300, token=cp.token)
+            story.connect(name, cp)
+            story.repo.write(f"controlplanes/{name}.yaml", CONTROL_PLANE.format(name=name))
+            cp.inject("slow", count=-1, delay=0.03)  # stretch every request so kills land mid-work
+        story.connect("restored", target)
+        story.repo.write("backups.yaml", BACKUP.format(name="b1", control_plane="ctp-a") + "---\n"
+                         + BACKUP.format(name="b2", control_plane="ctp-b"))
+        story.repo.write("schedule.yaml", SCHEDULE)
+        story.repo.write("restored.yaml", RESTORED.format(name="restored", source="b1"))
+        story.repo.commit("backups, a schedule and a restore")
+        command = [sys.executable, str(ROOT / "reconcile.py"), "apply", "--repo", str(story.repo.path), "--secrets-dir",
+                   str(story.secrets), "--log-format", "json", "--now", NOW, "--lease-wait", "5"]
+        for delay in KILL_AFTER:
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            # a killed run holds the lease until it expires: later runs must take it over, so expire it now
+            story.bucket.delete(LAYOUT.lease_key())
+            check_bucket(story.bucket)  # the invariant holds at every instant, not only at the end
+        for cp in sources.values():
+            cp.clear_faults()
+        first = subprocess.run(command, capture_output=True, text=True, timeout=240)  # backups done, restore now due
+        assert first.returncode == 0, first.stdout + first.stderr
+        target.inject("slow", count=-1, delay=0.02, methods=("POST",))
+        for delay in (0.8, 1.2, 1.6):  # now kill mid-restore
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            story.bucket.delete(LAYOUT.lease_key())
+            check_bucket(story.bucket)
+        target.clear_faults()
+        assert count_objects(target) > 0, "the kills should have landed mid-restore"
+        for _ in range(4):
+            result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+            if "No changes" in result.stdout:
+                break
+        assert "No changes" in result.stdout, result.stdout + result.stderr
+        state = check_bucket(story.bucket)
+        names = sorted(state["backups"])
+        assert names == [("default", "b1"), ("default", "b2"), ("default", "hourly-ctp-a-20261125100000"),
+                         ("default", "hourly-ctp-b-20261125100000")]
+        assert all(r.phase is Phase.COMPLETED for r in state["backups"].values())
+        (restore,) = state["restores"].values()
+        assert restore.phase is Phase.COMPLETED and restore.finished_at is not None
+        assert count_objects(target) == count_objects(sources["ctp-a"])  # nothing duplicated, nothing lost
+        assert list(story.bucket.list_incomplete_uploads(LAYOUT.root)) == []
+    finally:
+        for cp in sources.values():
+            cp.kill()
+        target.stop()
+
+
+def test_incomplete_multipart_upload_of_a_crashed_run_is_swept(story):
+    key = LAYOUT.archive_key("default", "ctp-x", "crashed")
+    story.bucket.client.create_multipart_upload(Bucket=story.bucket.name, Key=key)
+    assert list(story.bucket.list_incomplete_uploads(LAYOUT.root)) == [key]
+    story.repo.commit("nothing yet")
+    story.reconcile("apply")
+    assert list(story.bucket.list_incomplete_uploads(LAYOUT.root)) == []
+
