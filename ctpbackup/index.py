@@ -55,7 +55,8 @@ class _Shard:
     def to_bytes(self) -> bytes:
         return json.dumps({
             "schemaVersion": SHARD_SCHEMA_VERSION,
-            "backups": {name: r.to_dict() for name, r in sorted(self.backups.items())},
+            # fields at their default are left out: a smaller shard is faster to read at plan time
+            "backups": {name: _compact(r.to_dict()) for name, r in sorted(self.backups.items())},
             "restore": self.restore.to_dict() if self.restore else None,
         }, separators=(",", ":"), sort_keys=True).encode()
 
@@ -72,6 +73,10 @@ class _Shard:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise IndexCorrupt(f"{key}: unreadable index shard ({type(err).__name__}); run `reconcile.py index rebuild`") from None
+
+
+def _compact(record: dict) -> dict:
+    return {k: v for k, v in record.items() if v not in (None, "", [], {}, 0, False) or k in ("phase", "schemaVersion")}
 
 
 @dataclass(frozen=True)
@@ -117,8 +122,16 @@ class BucketIndex:
     def load(self, namespaces: Iterable[str] | None = None) -> RecordedState:
         """Every shard under the prefix (or the given namespaces), read concurrently."""
         keys = self.shard_keys(namespaces)
+
+        def read(key: str) -> _Shard:  # no version needed to plan: a plain read, no hashing
+            try:
+                with self.bucket.open_read(key) as stream:
+                    return _Shard.from_bytes(stream.read(), key)
+            except ObjectNotFound:
+                return _Shard()
+
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(keys)))) as pool:
-            shards = list(pool.map(lambda k: self._read_shard(k)[0], keys))
+            shards = list(pool.map(read, keys))
         backups: dict[tuple[str, str], BackupRecord] = {}
         restores: dict[tuple[str, str], RestoreRecord] = {}
         for shard in shards:

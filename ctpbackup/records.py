@@ -39,7 +39,7 @@ def format_time(value: datetime | None) -> str | None:
 def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(value)  # C-fast, and reads the trailing Z since Python 3.11
 
 
 @dataclass(frozen=True)
