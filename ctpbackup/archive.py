@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import re
 import tarfile
@@ -100,40 +99,83 @@ class WrittenArchive:
     sha256: str
 
 
+BLOCK = 512
+
+
+def _ustar_header(name: str, size: int, mtime: int) -> bytes:
+    """A POSIX ustar header for a regular file (what tarfile writes, without its per-member costs);
+    names that do not fit ustar get tarfile's own PAX header."""
+    raw = name.encode("ascii", "surrogateescape") if name.isascii() else b""
+    prefix, base = b"", raw
+    if len(raw) > 100:
+        cut = raw.rfind(b"/", 0, 156)
+        if cut > 0 and len(raw) - cut - 1 <= 100:
+            prefix, base = raw[:cut], raw[cut + 1:]
+        else:
+            base = b""
+    if not base:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = size, mtime, 0o644
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    header = bytearray(BLOCK)
+    header[0:len(base)] = base
+    header[100:108] = b"0000644\0"
+    header[108:116] = b"0000000\0"
+    header[116:124] = b"0000000\0"
+    header[124:136] = b"%011o\0" % size
+    header[136:148] = b"%011o\0" % mtime
+    header[148:156] = b"        "
+    header[156:157] = b"0"
+    header[257:265] = b"ustar\x0000"
+    header[345:345 + len(prefix)] = prefix
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
+
+
 class ArchiveWriter:
     """Write objects into a gzip'd tar streamed to `sink` (an Upload or any binary file)."""
 
     def __init__(self, sink: BinaryIO, *, compresslevel: int = 6):
         self._sink = _HashingSink(sink)
         self._gzip = gzip.GzipFile(fileobj=self._sink, mode="wb", compresslevel=compresslevel, mtime=0)
-        self._tar = tarfile.open(fileobj=self._gzip, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115 - closed by close()
         self._now = int(time.time())
+        self._pending = bytearray()
+
+    def _write(self, data: bytes) -> None:
+        # compress in 1 MiB batches: zlib releases the GIL on large buffers, so listing threads run meanwhile
+        self._pending += data
+        if len(self._pending) >= 1024 * 1024:
+            self._gzip.write(self._pending)
+            self._pending.clear()
 
     def add_bytes(self, path: str, data: bytes) -> None:
-        info = tarfile.TarInfo(path)
-        info.size = len(data)
-        info.mtime = self._now
-        info.mode = 0o644
-        self._tar.addfile(info, io.BytesIO(data))
+        padding = -len(data) % BLOCK
+        self._write(_ustar_header(path, len(data), self._now) + data + b"\0" * padding)
 
     def add_json(self, path: str, value: Any) -> int:
-        data = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+        data = json.dumps(value, separators=(",", ":")).encode()
         self.add_bytes(path, data)
         return len(data)
 
     def add_file(self, path: str, file: BinaryIO, size: int) -> None:
-        info = tarfile.TarInfo(path)
-        info.size = size
-        info.mtime = self._now
-        info.mode = 0o644
-        self._tar.addfile(info, file)
+        self._write(_ustar_header(path, size, self._now))
+        remaining = size
+        while remaining:
+            chunk = file.read(min(remaining, 1024 * 1024))
+            if not chunk:
+                raise ArchiveError(f"{path}: source ended early")
+            self._write(chunk)
+            remaining -= len(chunk)
+        self._write(b"\0" * (-size % BLOCK))
 
     @property
     def bytes_written(self) -> int:
         return self._sink.size
 
     def close(self) -> WrittenArchive:
-        self._tar.close()
+        self._write(b"\0" * (2 * BLOCK))  # the end-of-archive marker
+        self._gzip.write(self._pending)
+        self._pending.clear()
         self._gzip.close()
         return WrittenArchive(self._sink.size, self._sink.sha256.hexdigest())
 
