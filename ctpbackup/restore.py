@@ -284,7 +284,8 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
             if failed and failed == len(entries):
                 raise RestoreFailed("TierFailed", f"no object of tier '{tier.name}' could be restored: "
                                                   f"{job.warnings[-1] if job.warnings else 'see warnings'}")
-        for rtype, namespace, name, had_annotations in job.to_unpause:
+        def unpause(item: tuple[ResourceType, str, str, bool]) -> None:
+            rtype, namespace, name, had_annotations = item
             # back to exactly the source's annotations: none at all if it had none
             annotations = {PAUSED: None} if had_annotations else None
             try:
@@ -292,6 +293,9 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
                              content_type="application/merge-patch+json")
             except KubeError as err:
                 job.warn(f"{rtype.key} {name}: could not be unpaused: {err.message}")
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unpause") as pool:
+            list(pool.map(unpause, job.to_unpause))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         meter.close()
