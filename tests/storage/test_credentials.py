@@ -63,3 +63,24 @@ def test_not_a_credentials_file(tmp_path, s3_server):
     secrets = secrets_dir(tmp_path, "just-a-token-value")
     with pytest.raises(StorageConfigError, match="not an AWS shared-credentials file|no \\[default\\] profile"):
         open_bucket(config(s3_server.host_port, "any"), secrets)
+
+
+@pytest.mark.parametrize("sse, expected", [
+    ({"type": "SSE-S3"}, "AES256"),
+    ({"type": "SSE-KMS", "kms_key_id": "alias/backups", "kms_encryption_context": {"team": "platform"}}, "aws:kms"),
+])
+def test_server_side_encryption_from_sse_config(tmp_path, s3_server, sse, expected):
+    made = make_s3_bucket(s3_server)
+    secrets = secrets_dir(tmp_path, shared_credentials_file())
+    bucket = open_bucket(config(s3_server.host_port, made.name, sse_config=sse), secrets)
+    bucket.put("enc/archive.tar.gz", b"x" * 1000)
+    bucket.put_if_absent("enc/index.json", b"{}")
+    for key in ("enc/archive.tar.gz", "enc/index.json"):
+        head = made.client.head_object(Bucket=made.name, Key=key)
+        assert head["ServerSideEncryption"] == expected
+
+
+def test_unknown_sse_type_is_refused(tmp_path, s3_server):
+    secrets = secrets_dir(tmp_path, shared_credentials_file())
+    with pytest.raises(StorageConfigError, match="sse_config.type"):
+        open_bucket(config(s3_server.host_port, "any", sse_config={"type": "ROT13"}), secrets)
