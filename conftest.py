@@ -5,4 +5,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.objectstores",
     "tests.fixtures.controlplanes",
     "tests.fixtures.story",
+    "tests.fixtures.faultproxy",
 ]

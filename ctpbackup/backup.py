@@ -28,7 +28,7 @@ from ctpbackup.storage.base import Bucket, StorageError
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
-LIST_WORKERS = 6
+LIST_WORKERS = 4
 
 #: resource types never exported, and why (Upbound's exporter and Velero agree on these)
 SKIPPED_TYPES = {
@@ -205,7 +205,7 @@ class _Export:
 def _list_concurrently(kube: KubeAPI, types: list[ResourceType], workers: int,
                        page_size: int) -> Iterator[tuple[ResourceType, list[dict]]]:
     """Yield (type, page) as a bounded pool of listers produces them; the first error stops them all."""
-    pages: queue.Queue = queue.Queue(maxsize=2 * workers)
+    pages: queue.Queue = queue.Queue(maxsize=workers)  # in-flight pages bound the memory
     stop = threading.Event()
     done = object()
 

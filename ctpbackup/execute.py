@@ -26,6 +26,7 @@ from ctpbackup.model import DesiredState
 from ctpbackup.planner import Action, ActionType, Plan
 from ctpbackup.records import BackupRecord, Condition, Phase, RestoreRecord, set_condition
 from ctpbackup.secrets import SecretSource
+from ctpbackup.storage.base import StorageError
 from ctpbackup.targets import Target
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,10 @@ class Executor:
             )
 
         index = target.index
-        index.update_backup(request.namespace, request.control_plane, request.name, begin)
+        try:
+            index.update_backup(request.namespace, request.control_plane, request.name, begin)
+        except StorageError as err:  # nothing recorded, nothing taken: the next run tries again
+            return Outcome(action, False, f"IndexWriteFailed: {err}")
         control_plane = self.desired.control_planes[(request.namespace, request.control_plane)]
         try:
             api = api_client_for(control_plane, self.secrets)
@@ -148,7 +152,10 @@ class Executor:
                     f"{sum(result.counts.values())} objects, {result.size} bytes", finished)),
             )
 
-        index.update_backup(request.namespace, request.control_plane, request.name, complete)
+        try:
+            index.update_backup(request.namespace, request.control_plane, request.name, complete)
+        except StorageError as err:  # the archive is whole but not recorded: the next run retakes it
+            return Outcome(action, False, f"IndexWriteFailed: {err}")
         log.info("backup %s/%s completed", request.namespace, request.name, extra={"fields": {
             "event": "backup", "namespace": request.namespace, "backup": request.name,
             "controlPlane": request.control_plane, "phase": "Completed", "objects": sum(result.counts.values()),
@@ -165,7 +172,10 @@ class Executor:
             return dataclasses.replace(old, phase=Phase.FAILED, retries=retries, conditions=set_condition(
                 old.conditions, Condition("Completed", "False", reason, message, now)))
 
-        index.update_backup(request.namespace, request.control_plane, request.name, fail)
+        try:
+            index.update_backup(request.namespace, request.control_plane, request.name, fail)
+        except StorageError as err:
+            log.warning("could not record the failure of %s/%s: %s", request.namespace, request.name, err)
         log.warning("backup %s/%s failed: %s: %s", request.namespace, request.name, reason, message, extra={"fields": {
             "event": "backup", "namespace": request.namespace, "backup": request.name,
             "controlPlane": request.control_plane, "phase": "Failed", "reason": reason}})

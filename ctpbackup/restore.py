@@ -94,8 +94,13 @@ def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path) -> Path:
                     raise RestoreFailed("IntegrityCheckFailed", f"archive of Backup {record.name} is longer than recorded")
                 digest.update(chunk)
                 out.write(chunk)
+    except RestoreFailed:
+        raise
     except (StorageError, ObjectNotFound) as err:
         raise RestoreFailed("ArchiveUnreadable", f"cannot read the archive of Backup {record.name}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - a body cut off mid-download surfaces from the HTTP layer
+        raise RestoreFailed("ArchiveUnreadable", f"the download of Backup {record.name}'s archive broke off "
+                                                 f"({type(err).__name__})") from None
     if size != record.size or digest.hexdigest() != record.sha256:
         raise RestoreFailed("IntegrityCheckFailed",
                             f"archive of Backup {record.name} does not match the sha256 recorded in the index")
