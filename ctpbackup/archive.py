@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ctpbackup.encryption import EncryptingWriter
+
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = {1}
 METADATA = "metadata.json"
@@ -135,9 +137,11 @@ def _ustar_header(name: str, size: int, mtime: int) -> bytes:
 class ArchiveWriter:
     """Write objects into a gzip'd tar streamed to `sink` (an Upload or any binary file)."""
 
-    def __init__(self, sink: BinaryIO, *, compresslevel: int = 6):
-        self._sink = _HashingSink(sink)
-        self._gzip = gzip.GzipFile(fileobj=self._sink, mode="wb", compresslevel=compresslevel, mtime=0)
+    def __init__(self, sink: BinaryIO, *, compresslevel: int = 6, encryption_key: bytes | None = None):
+        self._sink = _HashingSink(sink)  # size and sha256 are of the bytes stored, encrypted or not
+        self._encryptor = EncryptingWriter(self._sink, encryption_key) if encryption_key else None
+        target = self._encryptor or self._sink
+        self._gzip = gzip.GzipFile(fileobj=target, mode="wb", compresslevel=compresslevel, mtime=0)
         self._now = int(time.time())
         self._pending = bytearray()
 
@@ -177,6 +181,8 @@ class ArchiveWriter:
         self._gzip.write(self._pending)
         self._pending.clear()
         self._gzip.close()
+        if self._encryptor is not None:
+            self._encryptor.close()
         return WrittenArchive(self._sink.size, self._sink.sha256.hexdigest())
 
 

@@ -72,6 +72,7 @@ class BackupResult:
     format_version: int
     server_version: str
     excluded: dict[str, dict[str, object]] = field(default_factory=dict)
+    encrypted: bool = False
 
 
 def select_types(types: Iterable[ResourceType], excluded_resources: Iterable[str]) -> tuple[list[ResourceType], dict[str, str]]:
@@ -112,7 +113,7 @@ def skip_reason(rtype: ResourceType, obj: dict, crd_wanted: set[str], crd_all: b
 
 
 def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveInfo, *, progress: bool = False,
-                workers: int = LIST_WORKERS, page_size: int = PAGE_SIZE) -> BackupResult:
+                workers: int = LIST_WORKERS, page_size: int = PAGE_SIZE, encryption_key: bytes | None = None) -> BackupResult:
     """Export the control plane behind `api_client` into `bucket` at `key`."""
     kube = KubeAPI(api_client)
     started = datetime.now(UTC)
@@ -129,7 +130,7 @@ def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveIn
     upload = None
     try:
         upload = bucket.open_upload(key, content_type="application/gzip")
-        writer = archive.ArchiveWriter(upload)
+        writer = archive.ArchiveWriter(upload, encryption_key=encryption_key)
         with tempfile.TemporaryFile() as uid_spool:
             for rtype, page in _list_concurrently(kube, chosen, workers, page_size):
                 export.write_page(writer, uid_spool, rtype, page)
@@ -167,7 +168,7 @@ def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveIn
                 log.warning("could not abort the upload of %s", key)
         meter.close()
     return BackupResult(key, written.size, written.sha256, dict(export.counts), archive.FORMAT_VERSION,
-                        server_version, excluded)
+                        server_version, excluded, encrypted=encryption_key is not None)
 
 
 @dataclass

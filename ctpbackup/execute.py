@@ -132,7 +132,7 @@ class Executor:
                     backup_engine.ArchiveInfo(namespace=request.namespace, control_plane=request.control_plane,
                                               backup=request.name, git_commit=self.desired.commit,
                                               excluded_resources=request.options.excluded_resources),
-                    progress=self.progress,
+                    progress=self.progress, encryption_key=target.encryption_key,
                 )
         except (ControlPlaneUnreachable, backup_engine.BackupFailed) as err:
             return self._backup_failed(action, index, err.reason, err.message, retries)
@@ -146,7 +146,7 @@ class Executor:
             assert old is not None
             return dataclasses.replace(
                 old, phase=Phase.COMPLETED, completed_at=finished, size=result.size, sha256=result.sha256,
-                counts=dict(result.counts), archive_format_version=result.format_version,
+                counts=dict(result.counts), archive_format_version=result.format_version, encrypted=result.encrypted,
                 conditions=set_condition(old.conditions, Condition(
                     "Completed", "True", "BackupCompleted",
                     f"{sum(result.counts.values())} objects, {result.size} bytes", finished)),
@@ -216,7 +216,7 @@ class Executor:
                     "Restored", "False", "InProgress", f"restoring from Backup {source.name}", started))))
             try:
                 with tempfile.TemporaryDirectory(prefix="ctpbackup-restore-", dir=self.workdir) as tmp:
-                    archive = restore_engine.fetch_verified(target.bucket, source, Path(tmp))
+                    archive = restore_engine.fetch_verified(target.bucket, source, Path(tmp), target.encryption_key)
                     result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress)
             except restore_engine.RestoreFailed as err:
                 return self._restore_failed(action, target, err.reason, err.message)

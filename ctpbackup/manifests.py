@@ -207,6 +207,7 @@ def _config(namespace: str, name: str, spec: Mapping, metadata: Mapping, origin:
     storage = spec["objectStorage"]
     creds = storage["credentials"]
     ref = creds.get("secretRef")
+    enc = storage.get("encryption")
     return SharedBackupConfig(
         namespace=namespace,
         name=name,
@@ -219,6 +220,7 @@ def _config(namespace: str, name: str, spec: Mapping, metadata: Mapping, origin:
                 source=creds["source"],
                 secret_ref=SecretKeyRef(ref["name"], ref.get("key", "credentials")) if ref else None,
             ),
+            encryption_key_ref=SecretKeyRef(enc["secretRef"]["name"], enc["secretRef"].get("key", "key")) if enc else None,
         ),
         origin=origin,
     )

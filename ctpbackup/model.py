@@ -58,6 +58,8 @@ class ObjectStorage:
     prefix: str = ""
     #: Thanos objstore keys for the provider (free-form, read-only)
     config: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    #: extension: the Secret key holding a 32-byte key to encrypt archives on the client
+    encryption_key_ref: SecretKeyRef | None = None
 
 
 @dataclass(frozen=True)

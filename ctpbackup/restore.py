@@ -26,6 +26,7 @@ from typing import Any
 from kubernetes.client import ApiClient
 
 from ctpbackup.archive import ArchiveError, ArchiveReader
+from ctpbackup.encryption import EncryptionError, decrypt_stream
 from ctpbackup.kubeapi import KubeAPI, KubeError, ResourceType
 from ctpbackup.progress import Progress
 from ctpbackup.records import BackupRecord
@@ -71,8 +72,9 @@ def answers(api_client: ApiClient) -> bool:
         return False
 
 
-def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path) -> Path:
-    """Download the archive of `record` into `dest` and prove it is the one the index recorded."""
+def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path, encryption_key: bytes | None = None) -> Path:
+    """Download the archive of `record` into `dest` and prove it is the one the index recorded
+    (then decrypt it, when it was encrypted on the client)."""
     if not record.archive_key or not record.sha256:
         raise RestoreFailed("ArchiveMissing", f"Backup {record.name} has no recorded archive")
     if record.size <= 0 or record.size > MAX_ARCHIVE_BYTES:
@@ -104,6 +106,18 @@ def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path) -> Path:
     if size != record.size or digest.hexdigest() != record.sha256:
         raise RestoreFailed("IntegrityCheckFailed",
                             f"archive of Backup {record.name} does not match the sha256 recorded in the index")
+    if record.encrypted:
+        if encryption_key is None:
+            raise RestoreFailed("EncryptionKeyMissing", f"Backup {record.name} is encrypted and its config names no key")
+        plain = dest / "archive.plain.tar.gz"
+        try:
+            with path.open("rb") as source, plain.open("wb") as out:
+                for chunk in decrypt_stream(source, encryption_key):
+                    out.write(chunk)
+        except EncryptionError as err:
+            raise RestoreFailed("DecryptionFailed", f"archive of Backup {record.name}: {err}") from None
+        path.unlink()
+        path = plain
     try:
         ArchiveReader(path).validate()
     except ArchiveError as err:

@@ -11,10 +11,11 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ctpbackup.encryption import EncryptionError, parse_key
 from ctpbackup.index import BucketIndex, RecordedState
 from ctpbackup.layout import BucketLayout
 from ctpbackup.model import SharedBackupConfig
-from ctpbackup.secrets import SecretSource
+from ctpbackup.secrets import SecretNotFound, SecretSource
 from ctpbackup.storage.base import Bucket, StorageError
 from ctpbackup.storage.factory import open_bucket
 
@@ -29,6 +30,8 @@ class Target:
     bucket: Bucket
     layout: BucketLayout
     index: BucketIndex
+    #: the client-side encryption key (extension), when the config asks for one
+    encryption_key: bytes | None = None
 
     @property
     def location(self) -> tuple[str, str, str]:
@@ -52,8 +55,15 @@ def open_targets(configs: Iterable[SharedBackupConfig], secrets: SecretSource) -
         except StorageError as err:
             raise TargetError(f"SharedBackupConfig {config.namespace}/{config.name}: {err}") from None
         layout = BucketLayout(config.object_storage.prefix)
+        key = None
+        ref = config.object_storage.encryption_key_ref
+        if ref is not None:
+            try:
+                key = parse_key(secrets.get(config.namespace, ref.name, ref.key))
+            except (SecretNotFound, EncryptionError) as err:
+                raise TargetError(f"SharedBackupConfig {config.namespace}/{config.name}: encryption key: {err}") from None
         targets[(config.namespace, config.name)] = Target(config, bucket, layout,
-                                                          BucketIndex(bucket, layout, config_name=config.name))
+                                                          BucketIndex(bucket, layout, config_name=config.name), key)
     return targets
 
 
