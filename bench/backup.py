@@ -58,14 +58,17 @@ def kubectl_lists(cp, types, kubeconfig: Path) -> tuple[float, int]:
 
 
 def rss_of_backup(objects: int) -> int:
-    """Peak RSS (KiB) of a separate process that backs up a control plane of `objects` objects."""
+    """Peak RSS (KiB) of a separate process that backs up a control plane of `objects` objects.
+
+    Read from VmHWM, not getrusage: ru_maxrss survives exec, so a child spawned with vfork by this
+    (large) benchmark process would report the parent's peak, not its own."""
     with EmulatorProcess() as cp, tempfile.TemporaryDirectory() as tmp:
         seed_types(cp, objects)
-        code = (f"import resource, sys; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'bench')!r})\n"
+        code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'bench')!r})\n"
                 "from common import api_client\nfrom ctpbackup.backup import take_backup, ArchiveInfo\n"
                 "from ctpbackup.storage.filesystem import FilesystemBucket\n"
                 f"take_backup(api_client(sys.stdin.read()), FilesystemBucket({tmp!r}), 'a/archive.tar.gz', ArchiveInfo('d','c','b'))\n"
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+                "print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM')))")
         out = subprocess.run([sys.executable, "-c", code], input=cp.kubeconfig_text(), capture_output=True, text=True, check=True)
         return int(out.stdout.strip().splitlines()[-1])
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ctpbackup import jsoncodec
 from ctpbackup.encryption import EncryptingWriter
 
 FORMAT_VERSION = 1
@@ -104,9 +105,16 @@ class WrittenArchive:
 BLOCK = 512
 
 
+# The fixed fields of a regular-file ustar header, and the sum of their bytes for the checksum
+_MODE_IDS = b"0000644\0" + b"0000000\0" + b"0000000\0"  # offsets 100..124: mode, uid, gid
+_TYPE_TO_MAGIC = b"0" + b"\0" * 100 + b"ustar\x0000" + b"\0" * 80  # offsets 156..345
+_FIXED_SUM = sum(_MODE_IDS) + sum(b" " * 8) + sum(_TYPE_TO_MAGIC)
+
+
 def _ustar_header(name: str, size: int, mtime: int) -> bytes:
     """A POSIX ustar header for a regular file (what tarfile writes, without its per-member costs);
-    names that do not fit ustar get tarfile's own PAX header."""
+    names that do not fit ustar get tarfile's own PAX header. Built by concatenation with the checksum
+    summed over the variable fields only: this runs once per object."""
     raw = name.encode("ascii", "surrogateescape") if name.isascii() else b""
     prefix, base = b"", raw
     if len(raw) > 100:
@@ -119,19 +127,10 @@ def _ustar_header(name: str, size: int, mtime: int) -> bytes:
         info = tarfile.TarInfo(name)
         info.size, info.mtime, info.mode = size, mtime, 0o644
         return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-    header = bytearray(BLOCK)
-    header[0:len(base)] = base
-    header[100:108] = b"0000644\0"
-    header[108:116] = b"0000000\0"
-    header[116:124] = b"0000000\0"
-    header[124:136] = b"%011o\0" % size
-    header[136:148] = b"%011o\0" % mtime
-    header[148:156] = b"        "
-    header[156:157] = b"0"
-    header[257:265] = b"ustar\x0000"
-    header[345:345 + len(prefix)] = prefix
-    header[148:156] = b"%06o\0 " % sum(header)
-    return bytes(header)
+    times = b"%011o\0%011o\0" % (size, mtime)
+    checksum = _FIXED_SUM + sum(base) + sum(times) + sum(prefix)
+    return b"".join((base, b"\0" * (100 - len(base)), _MODE_IDS, times, b"%06o\0 " % checksum, _TYPE_TO_MAGIC,
+                     prefix, b"\0" * (167 - len(prefix))))
 
 
 class ArchiveWriter:
@@ -157,7 +156,7 @@ class ArchiveWriter:
         self._write(_ustar_header(path, len(data), self._now) + data + b"\0" * padding)
 
     def add_json(self, path: str, value: Any) -> int:
-        data = json.dumps(value, separators=(",", ":")).encode()
+        data = jsoncodec.dumps(value)
         self.add_bytes(path, data)
         return len(data)
 
@@ -231,7 +230,7 @@ class ArchiveReader:
         for member, tar, info in self.members():
             data = _read(tar, info)
             try:
-                value = [json.loads(line) for line in data.splitlines()] if member.path == UIDS else json.loads(data)
+                value = [jsoncodec.loads(line) for line in data.splitlines()] if member.path == UIDS else jsoncodec.loads(data)
             except ValueError:
                 raise ArchiveError(f"{member.path}: not JSON") from None
             if member.path == METADATA:
@@ -250,12 +249,12 @@ class ArchiveReader:
         for member, tar, info in self.members():
             if not member.resource or (resources is not None and member.resource not in resources):
                 continue
-            yield member, json.loads(_read(tar, info))
+            yield member, jsoncodec.loads(_read(tar, info))
 
     def read_json(self, path: str) -> Any:
         for member, tar, info in self.members():
             if member.path == path:
-                return json.loads(_read(tar, info))
+                return jsoncodec.loads(_read(tar, info))
         raise ArchiveError(f"{path} missing")
 
     def uids(self) -> dict[str, str]:

@@ -7,7 +7,6 @@ control plane. The upload is committed only when the archive is whole; any failu
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import tempfile
@@ -20,7 +19,7 @@ from datetime import UTC, datetime
 
 from kubernetes.client import ApiClient
 
-from ctpbackup import archive
+from ctpbackup import archive, jsoncodec
 from ctpbackup.kubeapi import KubeAPI, KubeError, ResourceType
 from ctpbackup.progress import Progress
 from ctpbackup.storage.base import Bucket, StorageError
@@ -193,7 +192,7 @@ class _Export:
             path = archive.object_path(rtype.key, meta.get("namespace") if rtype.namespaced else None, meta["name"])
             writer.add_json(path, cleaned)
             if uid:
-                uid_spool.write(json.dumps({"path": path, "uid": uid}, separators=(",", ":")).encode() + b"\n")
+                uid_spool.write(jsoncodec.dumps({"path": path, "uid": uid}) + b"\n")
             self.counts[rtype.key] += 1
 
     def exclusions(self, left_out: dict[str, str]) -> dict[str, dict[str, object]]:

@@ -19,6 +19,8 @@ from urllib.parse import urlencode
 import urllib3
 from kubernetes.client import ApiClient
 
+from ctpbackup import jsoncodec
+
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
@@ -95,7 +97,7 @@ class KubeAPI:
         per-object model serialisation, which costs more than the request on bulk work."""
         params = {k: v for k, v in (query or {}).items() if v is not None}
         url = self.client.configuration.host + path + (f"?{urlencode(params)}" if params else "")
-        data = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
+        data = jsoncodec.dumps(body) if body is not None else None
         pool = self.client.rest_client.pool_manager
         attempt = 0
         while True:
@@ -110,7 +112,11 @@ class KubeAPI:
                 raise KubeError(0, "Unreachable", f"{method} {path}: no answer from the API server "
                                                   f"({type(err).__name__})") from None
             if response.status < 400:
-                return json.loads(response.data) if response.data else {}
+                try:
+                    return jsoncodec.loads(response.data) if response.data else {}
+                except ValueError:
+                    raise KubeError(response.status, "InvalidResponse",
+                                    f"{method} {path}: the API server's answer is not JSON") from None
             if retry and response.status in RETRYABLE_STATUS and attempt < self.attempts:
                 self._sleep(attempt, _retry_after(response.headers.get("Retry-After")))
                 continue

@@ -10,7 +10,6 @@ created paused and unpaused at the end unless they were paused in the source.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 import tempfile
@@ -25,6 +24,7 @@ from typing import Any
 
 from kubernetes.client import ApiClient
 
+from ctpbackup import jsoncodec
 from ctpbackup.archive import ArchiveError, ArchiveReader
 from ctpbackup.encryption import EncryptionError, decrypt_stream
 from ctpbackup.kubeapi import KubeAPI, KubeError, ResourceType
@@ -341,7 +341,7 @@ def _split_by_tier(reader: ArchiveReader, uids: dict[str, str], workdir: Path) -
             spool = files[index]
             owners = tuple(r.get("uid", "") for r in (obj.get("metadata") or {}).get("ownerReferences") or ())
             entries[index].append(_Entry(spool.tell(), member.resource, uids.get(member.path, ""), owners))
-            spool.write(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+            spool.write(jsoncodec.dumps(obj) + b"\n")
     except ArchiveError as err:
         raise RestoreFailed("ArchiveRejected", str(err)) from None
     finally:
@@ -380,7 +380,7 @@ def _restore_tier(job: _Restore, entries: list[_Entry], spool: Path, pause: bool
                 batch = []
                 for entry in generation[start:start + CHUNK]:
                     file.seek(entry.offset)
-                    obj = json.loads(file.readline())
+                    obj = jsoncodec.loads(file.readline())
                     meta = obj.get("metadata") or {}
                     created.append((entry.resource, meta.get("namespace"), meta.get("name", "")))
                     batch.append((entry, obj))
