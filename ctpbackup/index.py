@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from ctpbackup import jsoncodec
 from ctpbackup.layout import INDEX_FILE, RECORD_FILE, BucketLayout
 from ctpbackup.records import RECORD_SCHEMA_VERSION, BackupRecord, RestoreRecord
 from ctpbackup.storage.base import Bucket, ObjectNotFound, PreconditionFailed, StorageError
@@ -63,7 +64,7 @@ class _Shard:
     @classmethod
     def from_bytes(cls, data: bytes, key: str) -> _Shard:
         try:
-            doc = json.loads(data)
+            doc = jsoncodec.loads(data)
             version = doc.get("schemaVersion")
             if not isinstance(version, int) or version > SHARD_SCHEMA_VERSION:
                 raise IndexCorrupt(f"{key}: written by a newer release (schemaVersion {version!r}); upgrade ctpbackup")
@@ -206,7 +207,7 @@ class BucketIndex:
             namespace, control_plane, rest = parsed
             try:
                 data, _ = self.bucket.read(item.key)
-                doc = json.loads(data)
+                doc = jsoncodec.loads(data)
                 if int(doc.get("schemaVersion", 1)) > RECORD_SCHEMA_VERSION:
                     raise ValueError("newer schemaVersion")
                 if rest.startswith("backups/"):
