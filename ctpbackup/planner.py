@@ -289,10 +289,12 @@ class _Planner:
             OwnerKind.SHARED_BACKUP_SCHEDULE: d.shared_backup_schedules,
             OwnerKind.BACKUP_SCHEDULE: d.backup_schedules,
         }
-        for key, record in sorted(self.recorded.backups.items()):
+        found: list[tuple[tuple[str, str], Action]] = []
+        for key, record in self.recorded.backups.items():  # every record: keep this loop lean
             if record.phase is Phase.DELETED:
                 continue
-            if _owner_of(record.owner_kind, record.namespace, record.owner_name or record.name) in self.errors_for:
+            if self.errors_for and \
+                    _owner_of(record.owner_kind, record.namespace, record.owner_name or record.name) in self.errors_for:
                 continue
             reason = ""
             if record.expires_at is not None and record.expires_at <= self.now:
@@ -307,8 +309,11 @@ class _Planner:
             policy = self._deletion_policy(record)
             type_ = ActionType.DELETE if policy == "Delete" else ActionType.ORPHAN
             tail = "archive removed" if type_ is ActionType.DELETE else "archive kept in the bucket"
-            yield Action(type_, "Backup", record.namespace, record.name, record.control_plane,
-                         f"{reason}; deletionPolicy {policy}: {tail}", config=record.config, record=record)
+            found.append((key, Action(type_, "Backup", record.namespace, record.name, record.control_plane,
+                                      f"{reason}; deletionPolicy {policy}: {tail}", config=record.config, record=record)))
+        found.sort(key=lambda item: item[0])  # sort the few found, not every record
+        for _, action in found:
+            yield action
 
     def _deletion_policy(self, record: BackupRecord) -> str:
         """The policy in Git when the backup's manifest is still there, else the one recorded."""

@@ -149,3 +149,32 @@ def test_sharded_runs_take_separate_leases(tmp_path):
     a.acquire()
     b.acquire()
     assert a.key != b.key
+
+
+def test_shards_write_what_backups_share_once_and_read_back_every_field(tmp_path):
+    bucket = FilesystemBucket(tmp_path)
+    index = BucketIndex(bucket, LAYOUT)
+    t = datetime(2026, 11, 25, tzinfo=UTC)
+    derived = LAYOUT.archive_key("default", "ctp1", "b-done")
+    records = [
+        record("b-done", archive_key=derived, size=10, sha256="ab" * 32, completed_at=t, deletion_policy="Delete"),
+        record("b-failed", phase=Phase.FAILED, retries=2),                      # no archive: key stays empty
+        record("b-moved", archive_key="elsewhere/archive.tar.gz", size=1),       # not the pattern: kept
+    ]
+    for r in records:
+        index.update_backup("default", "ctp1", r.name, lambda _old, r=r: r)
+    raw = bucket.read(LAYOUT.index_key("default", "ctp1"))[0].decode()
+    assert raw.count(derived) == 0 and raw.count('"controlPlane"') == 1 and '"kind"' not in raw
+    loaded = index.load().backups
+    assert [loaded[("default", r.name)] for r in records] == records
+
+
+def test_version_1_shards_still_read(tmp_path):
+    """Shards written before version 2 repeat every field in every record."""
+    import json
+
+    bucket = FilesystemBucket(tmp_path)
+    old = record("b1", archive_key="prod/cluster1/default/ctp1/backups/b1/archive.tar.gz", size=5)
+    bucket.put(LAYOUT.index_key("default", "ctp1"),
+               json.dumps({"schemaVersion": 1, "backups": {"b1": old.to_dict()}, "restore": None}).encode())
+    assert BucketIndex(bucket, LAYOUT).load().backups == {("default", "b1"): old}
