@@ -109,6 +109,7 @@ BLOCK = 512
 _MODE_IDS = b"0000644\0" + b"0000000\0" + b"0000000\0"  # offsets 100..124: mode, uid, gid
 _TYPE_TO_MAGIC = b"0" + b"\0" * 100 + b"ustar\x0000" + b"\0" * 80  # offsets 156..345
 _FIXED_SUM = sum(_MODE_IDS) + sum(b" " * 8) + sum(_TYPE_TO_MAGIC)
+MAX_USTAR_SIZE = 0o77777777777  # 11 octal digits: larger members need a PAX size record
 
 
 def _ustar_header(name: str, size: int, mtime: int) -> bytes:
@@ -117,13 +118,13 @@ def _ustar_header(name: str, size: int, mtime: int) -> bytes:
     summed over the variable fields only: this runs once per object."""
     raw = name.encode("ascii", "surrogateescape") if name.isascii() else b""
     prefix, base = b"", raw
-    if len(raw) > 100:
-        cut = raw.rfind(b"/", 0, 156)
-        if cut > 0 and len(raw) - cut - 1 <= 100:
+    if len(raw) > 100:  # split at the first "/" that leaves a name of at most 100 bytes, as tarfile does
+        cut = raw.find(b"/", len(raw) - 101)
+        if 0 < cut <= 155 and cut < len(raw) - 1:
             prefix, base = raw[:cut], raw[cut + 1:]
         else:
             base = b""
-    if not base:
+    if not base or size > MAX_USTAR_SIZE:
         info = tarfile.TarInfo(name)
         info.size, info.mtime, info.mode = size, mtime, 0o644
         return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
@@ -136,9 +137,11 @@ def _ustar_header(name: str, size: int, mtime: int) -> bytes:
 class ArchiveWriter:
     """Write objects into a gzip'd tar streamed to `sink` (an Upload or any binary file)."""
 
-    def __init__(self, sink: BinaryIO, *, compresslevel: int = 6, encryption_key: bytes | None = None):
+    def __init__(self, sink: BinaryIO, *, compresslevel: int = 6, encryption_key: bytes | None = None,
+                 encryption_context: bytes = b""):
         self._sink = _HashingSink(sink)  # size and sha256 are of the bytes stored, encrypted or not
-        self._encryptor = EncryptingWriter(self._sink, encryption_key) if encryption_key else None
+        self._encryptor = (EncryptingWriter(self._sink, encryption_key, encryption_context)
+                           if encryption_key is not None else None)
         target = self._encryptor or self._sink
         self._gzip = gzip.GzipFile(fileobj=target, mode="wb", compresslevel=compresslevel, mtime=0)
         self._now = int(time.time())

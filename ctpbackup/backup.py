@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from kubernetes.client import ApiClient
 
 from ctpbackup import archive, jsoncodec
+from ctpbackup.encryption import backup_context
 from ctpbackup.kubeapi import KubeAPI, KubeError, ResourceType
 from ctpbackup.progress import Progress
 from ctpbackup.storage.base import Bucket, StorageError
@@ -129,7 +130,8 @@ def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveIn
     upload = None
     try:
         upload = bucket.open_upload(key, content_type="application/gzip")
-        writer = archive.ArchiveWriter(upload, encryption_key=encryption_key)
+        writer = archive.ArchiveWriter(upload, encryption_key=encryption_key,
+                                       encryption_context=backup_context(info.namespace, info.control_plane, info.backup))
         with tempfile.TemporaryFile() as uid_spool:
             for rtype, page in _list_concurrently(kube, chosen, workers, page_size):
                 export.write_page(writer, uid_spool, rtype, page)

@@ -95,13 +95,15 @@ class _Shard:
 
 #: where the backup's name goes in a shard's archive key pattern (no Kubernetes name has braces)
 NAME_SLOT = "{name}"
-_DEFAULTS = {"schemaVersion": RECORD_SCHEMA_VERSION, "deletionPolicy": "Orphan"}
+#: each field as a record read without it serialises it: a field equal to this can be left out and
+#: reads back exactly (derived from from_dict itself, so the two cannot drift apart)
+_DEFAULTS = BackupRecord.from_dict({"namespace": "-", "name": "-", "controlPlane": "-", "phase": "Pending"}).to_dict()
 
 
 def _slim(record: dict, shared: dict) -> dict:
     """A record without what the shard already says: the fields it shares with the shard, its name
-    (the key), its kind, and every field at its default. An empty archive key stays written, so
-    it is not mistaken for the shard's pattern."""
+    (the key), its kind, and every field equal to what reading it without that field gives. An
+    empty archive key stays written, so it is not mistaken for the shard's pattern."""
     name = record["name"]
     out = {}
     for k, v in record.items():
@@ -110,7 +112,7 @@ def _slim(record: dict, shared: dict) -> dict:
         if k == "archiveKey":
             if v != shared["archiveKey"].replace(NAME_SLOT, name):
                 out[k] = v
-        elif k == "phase" or (v not in (None, "", [], {}, 0, False) and _DEFAULTS.get(k) != v):
+        elif k in ("phase", "namespace", "controlPlane") or k not in _DEFAULTS or _DEFAULTS[k] != v:
             out[k] = v
     return out
 

@@ -3,8 +3,8 @@
 orjson does the work (several times the standard library on Kubernetes objects), but only where it
 is exact: a document that may hold an integer beyond 64 bits (orjson would read it as a float), and
 anything orjson refuses (lone surrogates, floats that overflow), goes through the standard library
-instead. NaN, Infinity and numbers too large for a float are refused on both paths: no Kubernetes
-API server sends them, and written back they would turn into null.
+instead. Reading refuses NaN, Infinity and numbers too large for a float (no Kubernetes API server
+sends them): orjson would write them as null, and everything written here was read here first.
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ def dumps(value: Any) -> bytes:
         return _STANDARD.encode(value).encode()
 
 
-def loads(data: bytes | str) -> Any:
+def loads(data: bytes | bytearray | memoryview | str) -> Any:
     """Parse JSON exactly; ValueError when it is not JSON."""
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     if _LONG_RUN not in raw.translate(_DIGITS_AS_ZERO):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+    return json.loads(data if isinstance(data, str) else raw, parse_constant=_refuse_constant, parse_float=_finite_float)

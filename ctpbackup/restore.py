@@ -26,7 +26,7 @@ from kubernetes.client import ApiClient
 
 from ctpbackup import jsoncodec
 from ctpbackup.archive import ArchiveError, ArchiveReader
-from ctpbackup.encryption import EncryptionError, decrypt_stream
+from ctpbackup.encryption import EncryptionError, backup_context, decrypt_stream
 from ctpbackup.kubeapi import KubeAPI, KubeError, ResourceType
 from ctpbackup.progress import Progress
 from ctpbackup.records import BackupRecord
@@ -112,7 +112,8 @@ def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path, encryption_
         plain = dest / "archive.plain.tar.gz"
         try:
             with path.open("rb") as source, plain.open("wb") as out:
-                for chunk in decrypt_stream(source, encryption_key):
+                context = backup_context(record.namespace, record.control_plane, record.name)
+                for chunk in decrypt_stream(source, encryption_key, context):
                     out.write(chunk)
         except EncryptionError as err:
             raise RestoreFailed("DecryptionFailed", f"archive of Backup {record.name}: {err}") from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ctpbackup.encryption import EncryptionError, parse_key
 from ctpbackup.index import BucketIndex, RecordedState
@@ -30,8 +30,8 @@ class Target:
     bucket: Bucket
     layout: BucketLayout
     index: BucketIndex
-    #: the client-side encryption key (extension), when the config asks for one
-    encryption_key: bytes | None = None
+    #: the client-side encryption key (extension), when the config asks for one; never in a repr
+    encryption_key: bytes | None = field(default=None, repr=False)
 
     @property
     def location(self) -> tuple[str, str, str]:

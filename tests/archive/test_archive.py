@@ -157,3 +157,31 @@ def test_decompression_bomb_is_refused_quickly(tmp_path):
     (tmp_path / "bomb.tar.gz").write_bytes(buffer.getvalue())
     with pytest.raises(ArchiveError, match="larger than any Kubernetes object|decompression bomb"):
         ArchiveReader(tmp_path / "bomb.tar.gz").validate()
+
+
+def test_member_headers_are_what_tarfile_writes():
+    """The writer builds ustar headers itself (it is on the hot path); they must be byte for byte
+    what tarfile writes, for short names, long names split into prefix and name, and names that
+    only fit a PAX header."""
+    import random
+
+    rng = random.Random(7)
+    names = ["metadata.json", "a" * 100, "d/" + "a" * 100, "/".join(["seg"] * 60) + "/x.json"]
+    for _ in range(3000):
+        parts = ["".join(rng.choices("abcdefghij-.", k=rng.randint(1, 60))) for _ in range(rng.randint(1, 6))]
+        names.append("resources/" + "/".join(parts) + ".json")
+    for name in names:
+        size, mtime = rng.randint(0, 10**9), 1_700_000_000
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode, info.uname, info.gname = size, mtime, 0o644, "", ""
+        try:
+            expected = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+        except ValueError:  # does not fit ustar: PAX
+            expected = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        assert archive._ustar_header(name, size, mtime) == expected, name
+
+
+def test_a_member_too_large_for_ustar_gets_a_pax_size():
+    header = archive._ustar_header("uids.jsonl", 9 * 1024**3, 0)
+    assert len(header) % 512 == 0 and len(header) > 512
+    assert tarfile.TarInfo.frombuf(header[-512:], "utf-8", "surrogateescape").name == "uids.jsonl"

@@ -14,15 +14,24 @@ import pytest
 
 from ctpbackup import archive
 from ctpbackup.archive import ArchiveReader, ArchiveWriter
-from ctpbackup.encryption import CHUNK, MAGIC, EncryptingWriter, EncryptionError, decrypt_stream, parse_key
+from ctpbackup.encryption import (
+    CHUNK,
+    MAGIC,
+    EncryptingWriter,
+    EncryptionError,
+    backup_context,
+    decrypt_stream,
+    parse_key,
+)
 
 KEY = bytes(range(32))
+CONTEXT = backup_context("default", "ctp1", "b1")
 HEADER = len(MAGIC) + 12
 
 
-def encrypt(plain: bytes, key: bytes = KEY, pieces: int = 7) -> bytes:
+def encrypt(plain: bytes, key: bytes = KEY, pieces: int = 7, context: bytes = CONTEXT) -> bytes:
     sink = io.BytesIO()
-    writer = EncryptingWriter(sink, key)
+    writer = EncryptingWriter(sink, key, context)
     step = max(1, len(plain) // pieces)
     for start in range(0, len(plain), step):
         writer.write(plain[start:start + step])
@@ -30,8 +39,8 @@ def encrypt(plain: bytes, key: bytes = KEY, pieces: int = 7) -> bytes:
     return sink.getvalue()
 
 
-def decrypt(stored: bytes, key: bytes = KEY) -> bytes:
-    return b"".join(decrypt_stream(io.BytesIO(stored), key))
+def decrypt(stored: bytes, key: bytes = KEY, context: bytes = CONTEXT) -> bytes:
+    return b"".join(decrypt_stream(io.BytesIO(stored), key, context))
 
 
 def chunks(stored: bytes) -> list[bytes]:
@@ -58,6 +67,15 @@ def test_same_plaintext_encrypts_differently_each_time():
     first, second = encrypt(plain), encrypt(plain)
     assert first != second
     assert plain[:19] not in first
+
+
+def test_another_backups_archive_does_not_decrypt_in_its_place():
+    """Same key, another backup (or control plane): someone who can write to the bucket cannot swap
+    one encrypted archive for another."""
+    other = encrypt(b"an older backup of another control plane", context=backup_context("default", "ctp2", "b1"))
+    with pytest.raises(EncryptionError, match="another backup"):
+        decrypt(other)
+    assert decrypt(other, context=backup_context("default", "ctp2", "b1")) == b"an older backup of another control plane"
 
 
 def test_wrong_key_fails():
@@ -97,7 +115,7 @@ def test_truncated_streams_fail(cut):
 
 def test_an_encrypted_archive_reads_back_after_decryption(tmp_path):
     stored = io.BytesIO()
-    writer = ArchiveWriter(stored, encryption_key=KEY)
+    writer = ArchiveWriter(stored, encryption_key=KEY, encryption_context=CONTEXT)
     path = archive.object_path("secrets", "default", "super-secret-secret")
     writer.add_json(path, {"data": {"password": "c3VwZXJzZWNyZXQ="}})
     writer.add_json(archive.METADATA, {"formatVersion": 1, "counts": {"secrets": 1}})
@@ -116,9 +134,14 @@ def test_an_encrypted_archive_reads_back_after_decryption(tmp_path):
         assert path in tar.getnames()
 
 
-@pytest.mark.parametrize("raw", [KEY, base64.b64encode(KEY), base64.b64encode(KEY) + b"\n"])
+@pytest.mark.parametrize("raw", [KEY, base64.b64encode(KEY), base64.b64encode(KEY) + b"\n", KEY + b"\n"])
 def test_keys_raw_or_base64(raw):
     assert parse_key(raw) == KEY
+
+
+@pytest.mark.parametrize("key", [b" " + bytes(range(1, 32)), bytes(range(31)) + b"\n", b"\t" * 32])
+def test_raw_keys_that_begin_or_end_with_whitespace_are_taken_whole(key):
+    assert parse_key(key) == key
 
 
 @pytest.mark.parametrize("raw", [b"", b"short", base64.b64encode(bytes(16)), b"!" * 44])

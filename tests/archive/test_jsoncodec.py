@@ -63,3 +63,9 @@ def test_integers_at_and_beyond_64_bits_stay_integers(number):
 
 def test_text_with_a_lone_surrogate_escape_reads():
     assert jsoncodec.loads('{"s": "\\ud800"}') == {"s": "\ud800"}
+
+
+def test_any_bytes_like_input_reads():
+    data = b'{"a": [1, 12345678901234567890]}'
+    for form in (data, bytearray(data), memoryview(data)):
+        assert jsoncodec.loads(form) == {"a": [1, 12345678901234567890]}

@@ -178,3 +178,14 @@ def test_version_1_shards_still_read(tmp_path):
     bucket.put(LAYOUT.index_key("default", "ctp1"),
                json.dumps({"schemaVersion": 1, "backups": {"b1": old.to_dict()}, "restore": None}).encode())
     assert BucketIndex(bucket, LAYOUT).load().backups == {("default", "b1"): old}
+
+
+def test_values_that_look_like_defaults_but_are_not_survive_the_shard(tmp_path):
+    """A field is left out of a shard only when reading it back without the field gives the same."""
+    bucket = FilesystemBucket(tmp_path)
+    index = BucketIndex(bucket, LAYOUT)
+    odd = [record("b-empty-policy", deletion_policy=""), record("b-version-0", schema_version=0),
+           record("b-other-cp", cp="ctp2"), record("b-encrypted", encrypted=True, size=0)]
+    for r in odd:
+        index.update_backup("default", "ctp1", r.name, lambda _old, r=r: r)
+    assert sorted(index.load().backups.values(), key=lambda r: r.name) == sorted(odd, key=lambda r: r.name)
