@@ -208,7 +208,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    prepared = run.prepare(_source(args))
+    prepared = run.prepare(_source(args), encryption_keys=True)
     _print_warnings(prepared)
     print(describe_source(prepared.snapshot))
     clock = (lambda: args.now) if args.now else run.utcnow

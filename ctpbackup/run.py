@@ -68,8 +68,10 @@ def secret_source(options: SourceOptions) -> SecretSource:
     return source
 
 
-def prepare(options: SourceOptions) -> Prepared:
-    """Read Git and the bucket index; fail closed on any invalid manifest or unreadable bucket."""
+def prepare(options: SourceOptions, *, encryption_keys: bool = False) -> Prepared:
+    """Read Git and the bucket index; fail closed on any invalid manifest or unreadable bucket.
+    `encryption_keys`: also read the archives' encryption keys (apply needs them; plans and status
+    do not, so a pull-request workflow never holds them)."""
     snapshot = read_repository(options.repo, options.ref, options.path, options.worktree)
     first = load_desired_state(snapshot.files, snapshot.commit)
     partial = first.partial
@@ -77,7 +79,7 @@ def prepare(options: SourceOptions) -> Prepared:
         raise InvalidManifests(first.problems)
     secrets = secret_source(options)
     try:
-        targets = open_targets(partial.configs.values(), secrets)
+        targets = open_targets(partial.configs.values(), secrets, encryption_keys=encryption_keys)
         recorded = load_recorded(targets)
     except TargetError as err:
         if first.errors:

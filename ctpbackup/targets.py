@@ -47,7 +47,10 @@ class TargetError(Exception):
     """A bucket of the run cannot be opened or read; the run fails closed."""
 
 
-def open_targets(configs: Iterable[SharedBackupConfig], secrets: SecretSource) -> dict[tuple[str, str], Target]:
+def open_targets(configs: Iterable[SharedBackupConfig], secrets: SecretSource, *,
+                 encryption_keys: bool = False) -> dict[tuple[str, str], Target]:
+    """Open each config's bucket and index; with `encryption_keys`, also read its archive key (a
+    missing or malformed key then fails the run before anything is written)."""
     targets = {}
     for config in configs:
         try:
@@ -57,7 +60,7 @@ def open_targets(configs: Iterable[SharedBackupConfig], secrets: SecretSource) -
         layout = BucketLayout(config.object_storage.prefix)
         key = None
         ref = config.object_storage.encryption_key_ref
-        if ref is not None:
+        if ref is not None and encryption_keys:
             try:
                 key = parse_key(secrets.get(config.namespace, ref.name, ref.key))
             except (SecretNotFound, EncryptionError) as err:

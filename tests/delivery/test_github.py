@@ -52,6 +52,8 @@ def test_action_posts_one_comment_labels_deletions_and_fails_on_errors():
     assert "validate" in plan_script, "without credentials (forks) it still validates"
     comment = steps["Comment on the pull request"]["with"]["script"]
     assert "updateComment" in comment and "createComment" in comment and "marker" in comment
-    assert "addLabels" in comment
-    assert steps["Fail on a validation error"]["if"] == "${{ steps.plan.outputs.exitcode == '1' }}"
+    assert "addLabels" in comment and "removeLabel" in comment, "the label follows the latest plan"
+    assert "head.repo.full_name == github.repository" in steps["Comment on the pull request"]["if"], \
+        "no comment from forks, whose token is read-only"
+    assert steps["Fail when no plan could be made"]["if"] == "${{ steps.plan.outputs.exitcode == '1' }}"
     assert "${{ inputs.bucket-credentials }}" not in plan_script, "secrets go through env, not into the script"

@@ -83,15 +83,25 @@ def test_encrypted_backup_restores_with_the_key_and_only_with_it(story):
     assert not [out for out in outputs if KEY in out or "NOLEAK-ENC-KEY16" in out]
 
 
-def test_a_missing_or_malformed_key_fails_closed_naming_the_secret(story):
-    encrypt_config(story)
-    story.repo.commit("encryption, key Secret not created yet")
-    result = story.reconcile("plan", check=False)
-    assert result.returncode != 0
-    assert "backup-key" in result.stderr + result.stdout
+def test_a_missing_or_malformed_key_fails_apply_closed_and_plans_need_no_key(story, tmp_path):
+    """Plans (and the pull-request workflow) never need the key; apply refuses to start without a
+    usable one, naming the Secret and never echoing its value."""
+    source = EmulatorServer(establish_delay=0.05).start()
+    try:
+        encrypt_config(story)
+        story.connect("src", source)
+        story.repo.write("src.yaml", CONTROL_PLANE.format(name="src"))
+        story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="src"))
+        story.repo.commit("encryption, key Secret not created yet")
+        assert "+ backup" in story.reconcile("plan").stdout
 
-    write_key(story, "NOLEAK-not-a-key")
-    result = story.reconcile("plan", check=False)
-    assert result.returncode != 0
-    assert "32 bytes" in result.stderr + result.stdout
-    assert "NOLEAK-not-a-key" not in result.stderr + result.stdout
+        result = story.reconcile("apply", check=False)
+        assert result.returncode == 1 and "backup-key" in result.stderr + result.stdout
+
+        write_key(story, "NOLEAK-not-a-key")
+        result = story.reconcile("apply", check=False)
+        assert result.returncode == 1 and "32 bytes" in result.stderr + result.stdout
+        assert "NOLEAK-not-a-key" not in result.stderr + result.stdout
+        assert story.status()["backups"] == [], "nothing may be taken without the key"
+    finally:
+        source.stop()
