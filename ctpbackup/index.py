@@ -120,12 +120,16 @@ def _slim(record: dict, shared: dict) -> dict:
 @contextlib.contextmanager
 def _without_cycle_collection() -> Iterator[None]:
     """Records hold no reference cycles, so the cycle collector finds nothing while hundreds of
-    thousands of them are built; left on, it walks them again and again (a quarter of the load)."""
+    thousands of them are built; left on, it walks them again and again (a quarter of the load).
+    Afterwards they are frozen out of its sight too: they live for the run, and reference counting
+    still frees them. The next load thaws what the previous one froze, so nothing stays frozen for good."""
     enabled = gc.isenabled()
     gc.disable()
+    gc.unfreeze()
     try:
         yield
     finally:
+        gc.freeze()
         if enabled:
             gc.enable()
 

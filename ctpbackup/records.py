@@ -179,38 +179,47 @@ class BackupRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BackupRecord:
-        owner = data.get("owner") or {}
-        return _restore_frozen(cls, {
-            "schema_version": int(data.get("schemaVersion", 1)),
-            "namespace": data["namespace"],
-            "name": data["name"],
-            "control_plane": data["controlPlane"],
-            "config": data.get("config", ""),
-            "phase": _PHASES[data["phase"]],
-            "owner_kind": _OWNER_KINDS[owner.get("kind", "")],
-            "owner_name": owner.get("name", ""),
-            "slot": parse_time(data.get("slot")),
-            "git_commit": data.get("gitCommit", ""),
-            "conditions": tuple(Condition.from_dict(c) for c in data.get("conditions", ())),
-            "retries": int(data.get("retries", 0)),
-            "created_at": parse_time(data.get("createdAt")),
-            "started_at": parse_time(data.get("startedAt")),
-            "completed_at": parse_time(data.get("completedAt")),
-            "archive_key": data.get("archiveKey", ""),
-            "size": int(data.get("size", 0)),
-            "sha256": data.get("sha256", ""),
-            "counts": dict(data.get("counts", {})),
-            "archive_format_version": int(data.get("archiveFormatVersion", 0)),
-            "deletion_policy": data.get("deletionPolicy", "Orphan"),
-            "ttl": data.get("ttl", ""),
-            "expires_at": parse_time(data.get("expiresAt")),
-            "excluded_resources": tuple(data.get("excludedResources", ())),
-            "use_owner_references": bool(data.get("useOwnerReferences", False)),
-            "selector": data.get("selector", ""),
-            "deleted_with": data.get("deletedWith", ""),
-            "deleted_at": parse_time(data.get("deletedAt")),
-            "encrypted": bool(data.get("encrypted", False)),
-        })
+        """Read a record: only the fields present are converted (a shard leaves defaults out), the
+        rest take the dataclass defaults. namespace, name, controlPlane and phase are required."""
+        values = dict(_BACKUP_DEFAULTS)
+        for key, value in data.items():
+            reader = _BACKUP_READERS.get(key)
+            if reader is not None:
+                attribute, convert = reader
+                values[attribute] = value if convert is None else convert(value)
+        owner = data.get("owner")
+        if owner:
+            values["owner_kind"] = _OWNER_KINDS[owner.get("kind", "")]
+            values["owner_name"] = owner.get("name", "")
+        if "counts" not in data:
+            values["counts"] = {}  # a fresh dict each, never one shared default
+        for required in ("namespace", "name", "control_plane", "phase"):
+            if required not in values:
+                raise KeyError(required)
+        return _restore_frozen(cls, values)
+
+
+def _conditions(items: list[dict[str, Any]]) -> tuple[Condition, ...]:
+    return tuple([Condition.from_dict(c) for c in items])
+
+
+#: serialised name -> (attribute, conversion); "owner" is read apart (one object, two attributes)
+_BACKUP_READERS: dict[str, tuple[str, Any]] = {
+    "schemaVersion": ("schema_version", int), "namespace": ("namespace", None), "name": ("name", None),
+    "controlPlane": ("control_plane", None), "config": ("config", None), "phase": ("phase", _PHASES.__getitem__),
+    "slot": ("slot", parse_time), "gitCommit": ("git_commit", None), "conditions": ("conditions", _conditions),
+    "retries": ("retries", int), "createdAt": ("created_at", parse_time), "startedAt": ("started_at", parse_time),
+    "completedAt": ("completed_at", parse_time), "archiveKey": ("archive_key", None), "size": ("size", int),
+    "sha256": ("sha256", None), "counts": ("counts", dict), "archiveFormatVersion": ("archive_format_version", int),
+    "deletionPolicy": ("deletion_policy", None), "ttl": ("ttl", None), "expiresAt": ("expires_at", parse_time),
+    "excludedResources": ("excluded_resources", tuple), "useOwnerReferences": ("use_owner_references", bool),
+    "selector": ("selector", None), "deletedWith": ("deleted_with", None), "deletedAt": ("deleted_at", parse_time),
+    "encrypted": ("encrypted", bool),
+}
+#: every attribute that has a default, at it ("config" is optional when read, though not when built)
+_BACKUP_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(BackupRecord) if f.default is not dataclasses.MISSING
+} | {"config": "", "schema_version": 1}
 
 
 @dataclass(frozen=True)
