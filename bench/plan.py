@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ctpbackup import jsoncodec  # noqa: E402
-from ctpbackup.index import NAME_SLOT, BucketIndex, _Shard  # noqa: E402
+from ctpbackup.index import BucketIndex, _Shard  # noqa: E402
 from ctpbackup.layout import BucketLayout  # noqa: E402
 from ctpbackup.manifests import ManifestFile, load_desired_state  # noqa: E402
 from ctpbackup.planner import plan  # noqa: E402
@@ -46,7 +46,7 @@ def build(root: Path, control_planes: int, backups: int) -> tuple[FilesystemBuck
                 conditions=(Condition("Completed", "True", "BackupCompleted", "50 objects, 123456 bytes", slot),))
         path = bucket.path(layout.index_key("default", cp))
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(shard.to_bytes("default", cp, layout.archive_key("default", cp, NAME_SLOT)))
+        path.write_bytes(shard.to_bytes("default", cp, layout))
     docs = ["""apiVersion: spaces.upbound.io/v1alpha1
 kind: SharedBackupConfig
 metadata: {name: default}

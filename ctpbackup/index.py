@@ -60,9 +60,9 @@ class _Shard:
     backups: dict[str, BackupRecord] = field(default_factory=dict)
     restore: RestoreRecord | None = None
 
-    def to_bytes(self, namespace: str, control_plane: str, archive_pattern: str) -> bytes:
-        """`archive_pattern` is the archive key with `{name}` for the backup's name."""
-        shared = {"namespace": namespace, "controlPlane": control_plane, "archiveKey": archive_pattern}
+    def to_bytes(self, namespace: str, control_plane: str, layout: BucketLayout) -> bytes:
+        shared = {"namespace": namespace, "controlPlane": control_plane,
+                  "archiveKey": layout.archive_key(namespace, control_plane, NAME_SLOT)}
         return json.dumps({
             "schemaVersion": SHARD_SCHEMA_VERSION,
             "shared": shared,
@@ -155,9 +155,6 @@ class BucketIndex:
         self.config_name = config_name
         self.workers = workers
 
-    def _archive_pattern(self, namespace: str, control_plane: str) -> str:
-        return self.layout.archive_key(namespace, control_plane, NAME_SLOT)
-
     # -- reading -------------------------------------------------------------------------------------
 
     def _read_shard(self, key: str) -> tuple[_Shard, str | None]:
@@ -216,7 +213,7 @@ class BucketIndex:
             if before is not None:
                 before()
             try:
-                data = shard.to_bytes(namespace, control_plane, self._archive_pattern(namespace, control_plane))
+                data = shard.to_bytes(namespace, control_plane, self.layout)
                 if version is None:
                     self.bucket.put_if_absent(key, data)
                 else:
@@ -282,7 +279,6 @@ class BucketIndex:
                 skipped.append(item.key)
         for (namespace, control_plane), shard in sorted(groups.items()):
             key = self.layout.index_key(namespace, control_plane)
-            self.bucket.put(key, shard.to_bytes(namespace, control_plane, self._archive_pattern(namespace, control_plane)),
-                            content_type="application/json")
+            self.bucket.put(key, shard.to_bytes(namespace, control_plane, self.layout), content_type="application/json")
         return RebuildReport(len(groups), sum(len(s.backups) for s in groups.values()),
                              sum(1 for s in groups.values() if s.restore), tuple(skipped))

@@ -289,7 +289,7 @@ class _Planner:
             OwnerKind.SHARED_BACKUP_SCHEDULE: d.shared_backup_schedules,
             OwnerKind.BACKUP_SCHEDULE: d.backup_schedules,
         }
-        found: list[tuple[tuple[str, str], Action]] = []
+        found: list[Action] = []
         for key, record in self.recorded.backups.items():  # every record: keep this loop lean
             if record.phase is Phase.DELETED:
                 continue
@@ -309,11 +309,9 @@ class _Planner:
             policy = self._deletion_policy(record)
             type_ = ActionType.DELETE if policy == "Delete" else ActionType.ORPHAN
             tail = "archive removed" if type_ is ActionType.DELETE else "archive kept in the bucket"
-            found.append((key, Action(type_, "Backup", record.namespace, record.name, record.control_plane,
-                                      f"{reason}; deletionPolicy {policy}: {tail}", config=record.config, record=record)))
-        found.sort(key=lambda item: item[0])  # sort the few found, not every record
-        for _, action in found:
-            yield action
+            found.append(Action(type_, "Backup", record.namespace, record.name, record.control_plane,
+                                f"{reason}; deletionPolicy {policy}: {tail}", config=record.config, record=record))
+        yield from sorted(found, key=lambda a: (a.namespace, a.name))  # sort the few found, not every record
 
     def _deletion_policy(self, record: BackupRecord) -> str:
         """The policy in Git when the backup's manifest is still there, else the one recorded."""
