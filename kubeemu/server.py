@@ -103,8 +103,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(err.code, err.status())
 
     def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        """The request's body, read once (a fault reads it before the route does: reading again
+        would wait for bytes the client never sends)."""
+        if self._request_body is None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self._request_body = self.rfile.read(length) if length else b""
+        return self._request_body
 
     def _json_body(self, raw: bytes) -> object:
         if (self.headers.get("Content-Type") or "").startswith("application/vnd.kubernetes.protobuf"):
@@ -118,6 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "BadRequest", "the body of the request could not be decoded as JSON") from None
 
     def _dispatch(self, method: str) -> None:
+        self._request_body: bytes | None = None
         api = self.server.api
         url = urlsplit(self.path)
         path, query = url.path.rstrip("/") or "/", {k: v[-1] for k, v in parse_qs(url.query).items()}

@@ -223,6 +223,8 @@ def test_faults_on_demand(control_plane, raw):
     control_plane.inject("slow", count=1, delay=0.5)
     started = time.monotonic()
     assert raw("GET", "/api/v1/namespaces")[0] == 200 and time.monotonic() - started >= 0.5
+    control_plane.inject("slow", count=1, delay=0.1, methods=("POST",))  # a slowed write still lands, body and all
+    assert raw("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "slowed"}})[0] == 201
     control_plane.pause()
     results = []
     thread = threading.Thread(target=lambda: results.append(raw("GET", "/version")[0]))

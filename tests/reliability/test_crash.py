@@ -37,6 +37,18 @@ def count_objects(cp) -> int:
     return total
 
 
+def kill_after_writes(command: list[str], target: EmulatorServer, writes: int, timeout: float = 60) -> None:
+    """Start an apply and SIGKILL it once the target has taken `writes` more writes: the kill lands
+    mid-restore however long the run takes to get there on this machine."""
+    start = target.store.rv
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while target.store.rv < start + writes and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
 def test_sigkill_at_many_points_then_rerun_loses_nothing(story):
     sources = {name: EmulatorProcess().start() for name in ("ctp-a", "ctp-b")}
     target = EmulatorServer(establish_delay=0.05).start()
@@ -67,11 +79,8 @@ def test_sigkill_at_many_points_then_rerun_loses_nothing(story):
         first = subprocess.run(command, capture_output=True, text=True, timeout=240)  # backups done, restore now due
         assert first.returncode == 0, first.stdout + first.stderr
         target.inject("slow", count=-1, delay=0.02, methods=("POST",))
-        for delay in (0.8, 1.2, 1.6):  # now kill mid-restore
-            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(delay)
-            process.send_signal(signal.SIGKILL)
-            process.wait()
+        for writes in (10, 40, 80):  # now kill mid-restore, after this many more writes to the target
+            kill_after_writes(command, target, writes)
             story.bucket.delete(LAYOUT.lease_key())
             check_bucket(story.bucket)
         target.clear_faults()
