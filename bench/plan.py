@@ -1,8 +1,10 @@
 """Benchmark: read the index and plan over 1,000 control planes x 200 recorded backups (Filesystem).
 
 Goal: < 2 s including reading the index. Prints the time of each step, the number of objects read,
-and the floor under the index step (reading and parsing the JSON without building records).
-Records look like real Completed ones (a condition, a commit, counts).
+and what reading the index would cost if it parsed every record (it parses each shard's header).
+Records look like real Completed ones (a condition, a commit, counts), and the index is in the
+steady state of an hourly schedule whose TTL keeps 200: every control plane has one backup due and
+one expired, so the plan holds a backup and a deletion per control plane.
 Run: .venv/bin/python bench/plan.py [--control-planes 1000 --backups 200]
 """
 
@@ -19,11 +21,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ctpbackup import jsoncodec  # noqa: E402
-from ctpbackup.index import BucketIndex, _Shard  # noqa: E402
+from ctpbackup.index import BucketIndex  # noqa: E402
 from ctpbackup.layout import BucketLayout  # noqa: E402
 from ctpbackup.manifests import ManifestFile, load_desired_state  # noqa: E402
 from ctpbackup.planner import plan  # noqa: E402
 from ctpbackup.records import BackupRecord, Condition, OwnerKind, Phase  # noqa: E402
+from ctpbackup.shard import Shard  # noqa: E402
 from ctpbackup.storage.filesystem import FilesystemBucket  # noqa: E402
 
 NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
@@ -34,15 +37,15 @@ def build(root: Path, control_planes: int, backups: int) -> tuple[FilesystemBuck
     layout = BucketLayout("bench")
     for c in range(control_planes):
         cp = f"ctp-{c:04d}"
-        shard = _Shard()
+        shard = Shard()
         for b in range(backups):
             slot = NOW.replace(minute=0) - timedelta(hours=backups - b)
             name = f"hourly-{cp}-{slot.strftime('%Y%m%d%H%M%S')}"
             shard.backups[name] = BackupRecord(
                 "default", name, cp, "default", Phase.COMPLETED, OwnerKind.SHARED_BACKUP_SCHEDULE, "hourly", slot,
                 "f" * 40, archive_key=layout.archive_key("default", cp, name), size=123456, sha256="ab" * 32,
-                counts={"secrets": 10, "buckets.s3.aws.upbound.io": 40}, completed_at=slot, ttl="720h",
-                expires_at=slot + timedelta(hours=720),
+                counts={"secrets": 10, "buckets.s3.aws.upbound.io": 40}, completed_at=slot, ttl=f"{backups}h",
+                expires_at=slot + timedelta(hours=backups),
                 conditions=(Condition("Completed", "True", "BackupCompleted", "50 objects, 123456 bytes", slot),))
         path = bucket.path(layout.index_key("default", cp))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,13 +69,14 @@ spec:
     return bucket, layout, [ManifestFile("all.yaml", "".join(docs).encode())]
 
 
-def parse_only(bucket: FilesystemBucket, layout: BucketLayout) -> float:
-    """The floor under index_load on this machine: list, read and JSON-parse every shard, building no
-    records."""
+def parse_everything(bucket: FilesystemBucket, layout: BucketLayout) -> float:
+    """What index_load would cost if it parsed every record: list, read and JSON-parse every line of
+    every shard, building no records. Planning parses only each shard's header line."""
     started = time.perf_counter()
     index = BucketIndex(bucket, layout)
     for key in index.shard_keys():
-        jsoncodec.loads(bucket.read(key)[0])
+        for line in bucket.read(key)[0].splitlines():
+            jsoncodec.loads(line)
     return time.perf_counter() - started
 
 
@@ -90,15 +94,15 @@ def main() -> int:
         parsed = time.perf_counter()
         result = plan(desired, recorded, NOW)
         planned = time.perf_counter()
-        floor = parse_only(bucket, layout)
+        everything = parse_everything(bucket, layout)
     total = planned - started
     print(json.dumps({
         "benchmark": "plan", "control_planes": args.control_planes, "records": len(recorded.backups),
         "index_objects_read": args.control_planes,
         "seconds": {"index_load": round(loaded - started, 3), "manifests": round(parsed - loaded, 3),
                     "plan": round(planned - parsed, 3), "total": round(total, 3),
-                    "index_read_and_json_parse_only": round(floor, 3)},
-        "actions": len(result.actions), "goal_seconds": 2.0, "met": total < 2.0,
+                    "index_read_and_json_parse_every_record": round(everything, 3)},
+        "actions": result.summary(), "goal_seconds": 2.0, "met": total < 2.0,
     }, indent=2))
     return 0
 

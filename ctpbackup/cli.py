@@ -19,6 +19,7 @@ from ctpbackup.manifests import LoadResult, load_desired_state
 from ctpbackup.planner import DEFAULT_MAX_RETRIES, PlanOptions
 from ctpbackup.problems import InvalidManifests, UserError
 from ctpbackup.run import SourceOptions
+from ctpbackup.shard import IndexCorrupt
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}; nothing was done", file=sys.stderr)
         return EXIT_ERROR
     except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except IndexCorrupt as err:  # a damaged record, decoded only when a plan or status needs it
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -11,23 +11,25 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import json
 import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ctpbackup import jsoncodec
+from ctpbackup.digest import Owner, RecordedDigest
 from ctpbackup.layout import INDEX_FILE, RECORD_FILE, BucketLayout
-from ctpbackup.records import RECORD_SCHEMA_VERSION, BackupRecord, RestoreRecord
+from ctpbackup.records import RECORD_SCHEMA_VERSION, BackupRecord, Phase, RestoreRecord
+from ctpbackup.shard import Shard, ShardView, unreadable_as_corrupt
 from ctpbackup.storage.base import Bucket, ObjectNotFound, PreconditionFailed, StorageError
 
 log = logging.getLogger(__name__)
 
-SHARD_SCHEMA_VERSION = 2
 CAS_ATTEMPTS = 50
 
 
@@ -35,94 +37,71 @@ class IndexConflict(StorageError):
     """Too many concurrent writers on one shard: retry the run."""
 
 
-class IndexCorrupt(StorageError):
-    """A shard cannot be read (bad JSON, or written by a newer release): `index rebuild` repairs it."""
+class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
+    """Every recorded backup by (namespace, name), over the shards read. Planning needs the digest
+    of them all, but the whole record of only the few it acts on: a record is decoded on first
+    access (a damaged one is an IndexCorrupt then, and the plan fails closed)."""
 
+    def __init__(self) -> None:
+        self._where: dict[tuple[str, str], tuple[ShardView, int]] = {}
+        self._decoded: dict[tuple[str, str], BackupRecord] = {}
+        self._views: list[ShardView] = []
+        self._digest = RecordedDigest()
 
-@dataclass(frozen=True)
-class RecordedState:
-    """What the index records: backups by (namespace, name), restores by (namespace, control plane)."""
+    def add(self, view: ShardView) -> None:
+        keys = [(view.namespace, name) for name in view.names]
+        for key in keys if self._decoded else ():
+            self._decoded.pop(key, None)
+        self._where.update(zip(keys, zip(itertools.repeat(view), range(len(keys))), strict=True))
+        self._views.append(view)
+        self._digest.merge(view.digest)
 
-    backups: Mapping[tuple[str, str], BackupRecord] = field(default_factory=dict)
-    restores: Mapping[tuple[str, str], RestoreRecord] = field(default_factory=dict)
+    def merged(self, other: RecordedBackups) -> RecordedBackups:
+        out = RecordedBackups()
+        for view in (*self._views, *other._views):
+            out.add(view)
+        return out
 
-    def merged(self, other: RecordedState) -> RecordedState:
-        return RecordedState({**self.backups, **other.backups}, {**self.restores, **other.restores})
+    def digest(self) -> RecordedDigest:
+        return self._digest
 
+    def kept_by(self, owners: Set[Owner]) -> Iterator[BackupRecord]:
+        """Live backups kept by reference (useOwnerReferencesInBackup) by one of `owners`: decodes
+        the shards whose digest says they hold some, and only those."""
+        for view in self._views:
+            if not view.digest.referenced_owners & owners:
+                continue
+            for name in view.names:
+                record = self[(view.namespace, name)]
+                if record.use_owner_references and record.phase is not Phase.DELETED and \
+                        (record.owner_kind, record.namespace, record.owner_name) in owners:
+                    yield record
 
-@dataclass
-class _Shard:
-    """The index of one control plane. Version 2 writes what every backup of the shard shares (its
-    namespace, control plane and archive key pattern) once, and leaves each record's defaults out:
-    a shard of 200 backups is about half the size, and planning reads every shard. Version 1
-    shards (every field in every record) still read."""
+    def __getitem__(self, key: tuple[str, str]) -> BackupRecord:
+        record = self._decoded.get(key)
+        if record is None:
+            view, i = self._where[key]
+            with unreadable_as_corrupt(view.key, f"record of backup {key[1]}"):
+                record = view.record(i)
+            self._decoded[key] = record
+        return record
 
-    backups: dict[str, BackupRecord] = field(default_factory=dict)
-    restore: RestoreRecord | None = None
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._where)
 
-    def to_bytes(self, namespace: str, control_plane: str, layout: BucketLayout) -> bytes:
-        shared = {"namespace": namespace, "controlPlane": control_plane,
-                  "archiveKey": layout.archive_key(namespace, control_plane, NAME_SLOT)}
-        return json.dumps({
-            "schemaVersion": SHARD_SCHEMA_VERSION,
-            "shared": shared,
-            "backups": {name: _slim(r.to_dict(), shared) for name, r in sorted(self.backups.items())},
-            "restore": self.restore.to_dict() if self.restore else None,
-        }, separators=(",", ":"), sort_keys=True).encode()
+    def __len__(self) -> int:
+        return len(self._where)
 
-    @classmethod
-    def from_bytes(cls, data: bytes, key: str) -> _Shard:
-        try:
-            doc = jsoncodec.loads(data)
-            version = doc.get("schemaVersion")
-            if not isinstance(version, int) or version > SHARD_SCHEMA_VERSION:
-                raise IndexCorrupt(f"{key}: written by a newer release (schemaVersion {version!r}); upgrade ctpbackup")
-            shared = doc.get("shared") or {}
-            common = {k: shared[k] for k in ("namespace", "controlPlane") if k in shared}
-            pattern = shared.get("archiveKey")
-            backups = {}
-            for name, slim in (doc.get("backups") or {}).items():
-                full = {**common, "name": name, **slim}
-                if pattern and "archiveKey" not in slim:
-                    full["archiveKey"] = pattern.replace(NAME_SLOT, name)
-                backups[name] = BackupRecord.from_dict(full)
-            return cls(backups, RestoreRecord.from_dict(doc["restore"]) if doc.get("restore") else None)
-        except IndexCorrupt:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise IndexCorrupt(f"{key}: unreadable index shard ({type(err).__name__}); run `reconcile.py index rebuild`") from None
-
-
-#: where the backup's name goes in a shard's archive key pattern (no Kubernetes name has braces)
-NAME_SLOT = "{name}"
-#: each field as a record read without it serialises it: a field equal to this can be left out and
-#: reads back exactly (derived from from_dict itself, so the two cannot drift apart)
-_DEFAULTS = BackupRecord.from_dict({"namespace": "-", "name": "-", "controlPlane": "-", "phase": "Pending"}).to_dict()
-
-
-def _slim(record: dict, shared: dict) -> dict:
-    """A record without what the shard already says: the fields it shares with the shard, its name
-    (the key), its kind, and every field equal to what reading it without that field gives. An
-    empty archive key stays written, so it is not mistaken for the shard's pattern."""
-    name = record["name"]
-    out = {}
-    for k, v in record.items():
-        if k in ("kind", "name") or (k in ("namespace", "controlPlane") and shared[k] == v):
-            continue
-        if k == "archiveKey":
-            if v != shared["archiveKey"].replace(NAME_SLOT, name):
-                out[k] = v
-        elif k in ("phase", "namespace", "controlPlane") or k not in _DEFAULTS or _DEFAULTS[k] != v:
-            out[k] = v
-    return out
+    def __contains__(self, key: object) -> bool:
+        return key in self._where
 
 
 @contextlib.contextmanager
 def _without_cycle_collection() -> Iterator[None]:
-    """Records hold no reference cycles, so the cycle collector finds nothing while hundreds of
-    thousands of them are built; left on, it walks them again and again (a quarter of the load).
-    Afterwards they are frozen out of its sight too: they live for the run, and reference counting
-    still frees them. The next load thaws what the previous one froze, so nothing stays frozen for good."""
+    """Loading builds hundreds of thousands of small objects (names, keys, digest entries) and no
+    reference cycles; left on, the cycle collector walks them again and again while they are built. Afterwards
+    they are frozen out of its sight too: they live for the run, and reference counting still frees
+    them. The next load thaws what the previous one froze, so nothing stays frozen for good."""
     enabled = gc.isenabled()
     gc.disable()
     gc.unfreeze()
@@ -132,6 +111,23 @@ def _without_cycle_collection() -> Iterator[None]:
         gc.freeze()
         if enabled:
             gc.enable()
+
+
+@dataclass(frozen=True)
+class RecordedState:
+    """What the index records: backups by (namespace, name), restores by (namespace, control plane)."""
+
+    backups: RecordedBackups = field(default_factory=RecordedBackups)
+    restores: Mapping[tuple[str, str], RestoreRecord] = field(default_factory=dict)
+
+    def digest(self) -> RecordedDigest:
+        return self.backups.digest()
+
+    def kept_by(self, owners: Set[Owner]) -> Iterable[BackupRecord]:
+        return self.backups.kept_by(owners)
+
+    def merged(self, other: RecordedState) -> RecordedState:
+        return RecordedState(self.backups.merged(other.backups), {**self.restores, **other.restores})
 
 
 @dataclass(frozen=True)
@@ -157,12 +153,12 @@ class BucketIndex:
 
     # -- reading -------------------------------------------------------------------------------------
 
-    def _read_shard(self, key: str) -> tuple[_Shard, str | None]:
+    def _read_shard(self, key: str) -> tuple[Shard, str | None]:
         try:
             data, version = self.bucket.read(key)
         except ObjectNotFound:
-            return _Shard(), None
-        return _Shard.from_bytes(data, key), version
+            return Shard(), None
+        return Shard.from_bytes(data, key), version
 
     def shard_keys(self, namespaces: Iterable[str] | None = None) -> list[str]:
         prefixes = [self.layout.namespace_prefix(ns) for ns in namespaces] if namespaces is not None else [self.layout.root]
@@ -185,7 +181,7 @@ class BucketIndex:
             except ObjectNotFound:
                 return None
 
-        backups: dict[tuple[str, str], BackupRecord] = {}
+        backups = RecordedBackups()
         restores: dict[tuple[str, str], RestoreRecord] = {}
         with _without_cycle_collection(), ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(keys)))) as pool:
             # threads wait on the bucket; decoding stays on this thread, where it does not fight
@@ -194,16 +190,18 @@ class BucketIndex:
             for start in range(0, len(keys), window):
                 batch = keys[start:start + window]
                 for key, data in zip(batch, pool.map(fetch, batch), strict=True):
-                    shard = _Shard() if data is None else _Shard.from_bytes(data, key)
-                    for record in shard.backups.values():
-                        backups[record.key] = record
-                    if shard.restore is not None:
-                        restores[shard.restore.key] = shard.restore
+                    if data is None:
+                        continue
+                    with unreadable_as_corrupt(key):
+                        view = ShardView.parse(data, key)
+                    backups.add(view)
+                    if view.restore is not None:
+                        restores[view.restore.key] = view.restore
         return RecordedState(backups, restores)
 
     # -- writing -------------------------------------------------------------------------------------
 
-    def _update(self, namespace: str, control_plane: str, apply: Callable[[_Shard], Callable[[], None] | None]) -> None:
+    def _update(self, namespace: str, control_plane: str, apply: Callable[[Shard], Callable[[], None] | None]) -> None:
         """Read the shard, let `apply` change it (returning the side write to do first), and
         compare-and-swap it back; on a lost race, start again from a fresh read."""
         key = self.layout.index_key(namespace, control_plane)
@@ -227,7 +225,7 @@ class BucketIndex:
                       change: Callable[[BackupRecord | None], BackupRecord]) -> BackupRecord:
         result: list[BackupRecord] = []
 
-        def apply(shard: _Shard) -> Callable[[], None]:
+        def apply(shard: Shard) -> Callable[[], None]:
             record = change(shard.backups.get(name))
             shard.backups[name] = record
             result[:] = [record]
@@ -242,7 +240,7 @@ class BucketIndex:
                        change: Callable[[RestoreRecord | None], RestoreRecord]) -> RestoreRecord:
         result: list[RestoreRecord] = []
 
-        def apply(shard: _Shard) -> Callable[[], None]:
+        def apply(shard: Shard) -> Callable[[], None]:
             record = change(shard.restore)
             shard.restore = record
             result[:] = [record]
@@ -258,7 +256,7 @@ class BucketIndex:
     def rebuild(self) -> RebuildReport:
         """Recreate every shard from the per-backup and restore records found by listing the bucket.
         Unreadable records are reported, never silently dropped."""
-        groups: dict[tuple[str, str], _Shard] = defaultdict(_Shard)
+        groups: dict[tuple[str, str], Shard] = defaultdict(Shard)
         skipped = []
         for item in self.bucket.list(self.layout.root):
             parsed = self.layout.parse(item.key)
@@ -272,6 +270,8 @@ class BucketIndex:
                     raise ValueError("newer schemaVersion")
                 if rest.startswith("backups/"):
                     record = BackupRecord.from_dict(doc)
+                    if record.namespace != namespace:
+                        raise ValueError("a record of another namespace")
                     groups[(namespace, control_plane)].backups[record.name] = record
                 elif rest == f"restore/{RECORD_FILE}":
                     groups[(namespace, control_plane)].restore = RestoreRecord.from_dict(doc)

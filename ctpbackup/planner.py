@@ -7,15 +7,17 @@ share it, and it is tested with tables. Each action carries the reason it exists
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from ctpbackup.digest import Owner, RecordedDigest
 from ctpbackup.model import (
     BackupOptions,
     ControlPlaneSelector,
@@ -52,10 +54,16 @@ _ORDER = {t: i for i, t in enumerate(ActionType)}
 
 
 class Recorded(Protocol):
-    """What the planner reads from the bucket index (ctpbackup.index.RecordedState)."""
+    """What the planner reads from the bucket index (ctpbackup.index.RecordedState): the digest of
+    every backup, and whole records for the few it acts on: by key, or the live ones an owner keeps
+    by reference (`kept_by`, when owners have left Git)."""
 
     @property
     def backups(self) -> Mapping[tuple[str, str], BackupRecord]: ...
+
+    def digest(self) -> RecordedDigest: ...
+
+    def kept_by(self, owners: Set[Owner]) -> Iterable[BackupRecord]: ...
 
     @property
     def restores(self) -> Mapping[tuple[str, str], RestoreRecord]: ...
@@ -163,7 +171,7 @@ def plan(desired: DesiredState, recorded: Recorded, now: datetime, options: Plan
     """Compute every action needed to make the bucket match Git at `now`."""
     planner = _Planner(desired, recorded, now, options)
     actions = list(planner.backups()) + list(planner.restores()) + list(planner.deletions())
-    actions, refusals = _guard_mass_delete(actions, desired, recorded, options)
+    actions, refusals = _guard_mass_delete(actions, desired, planner.digest.live, options)
     index, count = options.shard
     if count > 1:
         actions = [a for a in actions if shard_of(a.namespace, a.control_plane, count) == index]
@@ -187,17 +195,15 @@ class _Planner:
         self.errors_for: set[tuple[str, str, str]] = set()  # (kind, ns, name) with an immutability error
         #: (ns, backup name) of every backup Git asks for now (so a record not in it has left Git)
         self.wanted: set[tuple[str, str]] = set()
-        #: last slot taken, per (owner kind, ns, owner, control plane)
-        self.last_slot: dict[tuple[OwnerKind, str, str, str], datetime] = {}
-        #: records per owner (kind, ns, name)
-        self.by_owner: dict[tuple[OwnerKind, str, str], list[BackupRecord]] = defaultdict(list)
-        for record in recorded.backups.values():
-            if record.owner_kind:
-                self.by_owner[(record.owner_kind, record.namespace, record.owner_name)].append(record)
-                if record.slot is not None:
-                    key = (record.owner_kind, record.namespace, record.owner_name, record.control_plane)
-                    if key not in self.last_slot or record.slot > self.last_slot[key]:
-                        self.last_slot[key] = record.slot
+        #: what planning needs of every recorded backup, a few entries per control plane
+        self.digest = recorded.digest()
+        #: newest slot taken, per (owner kind, ns, owner, control plane)
+        self.last_slot = self.digest.last_slots
+
+    def owners_in_git(self) -> dict[OwnerKind, Mapping[tuple[str, str], object]]:
+        d = self.desired
+        return {OwnerKind.SHARED_BACKUP: d.shared_backups, OwnerKind.SHARED_BACKUP_SCHEDULE: d.shared_backup_schedules,
+                OwnerKind.BACKUP_SCHEDULE: d.backup_schedules}
 
     # -- backups -----------------------------------------------------------------------------------
 
@@ -282,24 +288,32 @@ class _Planner:
 
     # -- deletions ---------------------------------------------------------------------------------
 
+    def deletion_candidates(self) -> Iterator[BackupRecord]:
+        """Live backups that may have to go: expired ones, standalone ones (gone once Git stops asking
+        for them), and those kept by reference by an owner that has left Git. Found from the digest,
+        so only these records are read."""
+        owners_in_git = self.owners_in_git()
+        gone = {(kind, ns, name) for kind, ns, name in self.digest.referenced_owners
+                if (ns, name) not in owners_in_git[kind]}
+        seen: set[tuple[str, str]] = set()
+        for record in itertools.chain((self.recorded.backups[key] for key in self.digest.expired(self.now)),
+                                      (self.recorded.backups[key] for key in self.digest.standalone),
+                                      self.recorded.kept_by(gone) if gone else ()):
+            if record.key not in seen:
+                seen.add(record.key)
+                yield record
+
     def deletions(self) -> Iterator[Action]:
-        d = self.desired
-        owners_in_git = {
-            OwnerKind.SHARED_BACKUP: d.shared_backups,
-            OwnerKind.SHARED_BACKUP_SCHEDULE: d.shared_backup_schedules,
-            OwnerKind.BACKUP_SCHEDULE: d.backup_schedules,
-        }
+        owners_in_git = self.owners_in_git()
         found: list[Action] = []
-        for key, record in self.recorded.backups.items():  # every record: keep this loop lean
-            if record.phase is Phase.DELETED:
-                continue
+        for record in self.deletion_candidates():
             if self.errors_for and \
                     _owner_of(record.owner_kind, record.namespace, record.owner_name or record.name) in self.errors_for:
                 continue
             reason = ""
             if record.expires_at is not None and record.expires_at <= self.now:
                 reason = f"TTL {record.ttl} expired at {record.expires_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"
-            elif record.owner_kind is OwnerKind.NONE and key not in self.wanted:
+            elif record.owner_kind is OwnerKind.NONE and record.key not in self.wanted:
                 reason = "Backup removed from Git"
             elif record.owner_kind is not OwnerKind.NONE and record.use_owner_references \
                     and (record.namespace, record.owner_name) not in owners_in_git[record.owner_kind]:
@@ -359,12 +373,10 @@ class _Planner:
                 return record, ""
             return None, f"source Backup {name} is {record.phase.value}" + (
                 f" ({_last_message(record)})" if record.phase is Phase.FAILED else "")
-        candidates = [r for r in self.by_owner.get((OwnerKind.BACKUP_SCHEDULE, ns, name), ())
-                      if r.phase is Phase.COMPLETED]
-        if not candidates:
+        newest = self.digest.newest_completed.get((OwnerKind.BACKUP_SCHEDULE, ns, name))
+        if newest is None:
             return None, f"source BackupSchedule {name} has no Completed backup yet"
-        newest = max(candidates, key=lambda r: (r.completed_at or r.slot or self.now, r.name))
-        return newest, ""
+        return self.recorded.backups[newest[1]], ""
 
     # -- SharedBackup status -----------------------------------------------------------------------
 
@@ -427,16 +439,12 @@ def _last_message(record: BackupRecord) -> str:
     return "no reason recorded"
 
 
-def _guard_mass_delete(actions: list[Action], desired: DesiredState, recorded: Recorded,
+def _guard_mass_delete(actions: list[Action], desired: DesiredState, live: Mapping[str, int],
                        options: PlanOptions) -> tuple[list[Action], list[str]]:
     """Hold back deletions that look like an accident: everything of a config while Git holds nothing
     for it, or more removals-from-Git than the threshold. New backups still go ahead."""
     if options.allow_mass_delete:
         return actions, []
-    live: dict[str, int] = defaultdict(int)
-    for record in recorded.backups.values():
-        if record.phase is not Phase.DELETED:
-            live[record.config] += 1
     in_git = {b.options.config for group in (desired.backups, desired.backup_schedules, desired.shared_backups,
                                               desired.shared_backup_schedules) for b in group.values()}
     removing: dict[str, list[Action]] = defaultdict(list)

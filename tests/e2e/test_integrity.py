@@ -1,7 +1,13 @@
-"""A restore of a tampered archive writes nothing to the target."""
+"""Damage in the bucket never leads to a wrong write: a tampered archive restores nothing, a damaged
+index record stops the plan that needs it with one clear line."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from ctpbackup.index import BucketIndex
+from ctpbackup.layout import BucketLayout
+from ctpbackup.records import BackupRecord, Phase
 from kubeemu import EmulatorServer
 from kubeemu.fixtures import seed_crossplane
 from tests.fixtures.story import BACKUP, CONTROL_PLANE, RESTORED
@@ -35,3 +41,27 @@ def test_one_changed_byte_and_the_restore_writes_nothing(story):
     finally:
         source.stop()
         target.stop()
+
+
+def test_a_damaged_index_record_stops_the_plan_in_one_line_until_rebuilt(story):
+    layout = BucketLayout("prod/cluster1")
+    index = BucketIndex(story.bucket, layout)
+    past = datetime.now(UTC) - timedelta(days=2)
+    expired = BackupRecord("default", "old", "ctp1", "default", Phase.COMPLETED, created_at=past, ttl="24h",
+                           expires_at=past + timedelta(days=1), deletion_policy="Delete",
+                           archive_key=layout.archive_key("default", "ctp1", "old"), sha256="ab" * 32, size=3)
+    story.bucket.put(expired.archive_key, b"tar")
+    index.update_backup("default", "ctp1", "old", lambda _: expired)
+    key = layout.index_key("default", "ctp1")
+    header, _line = story.bucket.read(key)[0].splitlines()
+    story.bucket.put(key, header + b'\n{"phase":"Compl\n')
+    story.repo.commit("the config only")
+
+    result = story.reconcile("apply", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = [text for text in result.stderr.splitlines() if text.startswith("error:")]
+    assert "index.json: unreadable record of backup old" in line and "index rebuild" in line
+    assert story.bucket.exists(expired.archive_key), "nothing is deleted on a damaged index"
+
+    story.reconcile("index", "rebuild")  # from the record written next to the archive
+    assert "- delete default/old" in story.reconcile("plan").stdout

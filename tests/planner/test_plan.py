@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ctpbackup.digest import RecordedDigest
 from ctpbackup.manifests import ManifestFile, load_desired_state
 from ctpbackup.planner import ActionType, PlanOptions, plan, selector_text, shard_of
 from ctpbackup.records import BackupRecord, Condition, OwnerKind, Phase, RestoreRecord
@@ -70,6 +71,13 @@ spec:
 class Recorded:
     backups: dict = field(default_factory=dict)
     restores: dict = field(default_factory=dict)
+
+    def digest(self):
+        return RecordedDigest.of(self.backups.values())
+
+    def kept_by(self, owners):
+        return [r for r in self.backups.values() if r.use_owner_references and r.phase is not Phase.DELETED
+                and (r.owner_kind, r.namespace, r.owner_name) in owners]
 
 
 def desired(*docs: str, known: tuple[str, ...] = ("old",)):

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ctpbackup.index import BucketIndex, IndexCorrupt
+from ctpbackup.index import BucketIndex
 from ctpbackup.layout import BucketLayout
 from ctpbackup.lease import Lease, LeaseHeld, LeaseLost
 from ctpbackup.records import BackupRecord, Phase, RestoreRecord
+from ctpbackup.shard import IndexCorrupt
 from ctpbackup.storage.filesystem import FilesystemBucket
 from tests.fixtures.objectstores import make_s3_bucket
 
@@ -164,7 +165,9 @@ def test_shards_write_what_backups_share_once_and_read_back_every_field(tmp_path
     for r in records:
         index.update_backup("default", "ctp1", r.name, lambda _old, r=r: r)
     raw = bucket.read(LAYOUT.index_key("default", "ctp1"))[0].decode()
-    assert raw.count(derived) == 0 and raw.count('"controlPlane"') == 1 and '"kind"' not in raw
+    header, *lines = raw.splitlines()
+    assert len(lines) == len(records) and raw.count(derived) == 0 and '"kind"' not in raw
+    assert all("ctp1" not in line and "b-" not in line for line in lines)  # the shard says those once
     loaded = index.load().backups
     assert [loaded[("default", r.name)] for r in records] == records
 
@@ -178,6 +181,24 @@ def test_version_1_shards_still_read(tmp_path):
     bucket.put(LAYOUT.index_key("default", "ctp1"),
                json.dumps({"schemaVersion": 1, "backups": {"b1": old.to_dict()}, "restore": None}).encode())
     assert BucketIndex(bucket, LAYOUT).load().backups == {("default", "b1"): old}
+
+
+def test_version_2_shards_still_read_and_are_rewritten_as_version_3(tmp_path):
+    """Version 2 shards are one document: what the backups share once, defaults left out."""
+    import json
+
+    bucket = FilesystemBucket(tmp_path)
+    key = LAYOUT.index_key("default", "ctp1")
+    shared = {"namespace": "default", "controlPlane": "ctp1",
+              "archiveKey": "prod/cluster1/default/ctp1/backups/{name}/archive.tar.gz"}
+    bucket.put(key, json.dumps({"schemaVersion": 2, "shared": shared, "restore": None,
+                                "backups": {"b1": {"config": "default", "phase": "Completed", "size": 5}}}).encode())
+    old = record("b1", archive_key="prod/cluster1/default/ctp1/backups/b1/archive.tar.gz", size=5)
+    index = BucketIndex(bucket, LAYOUT)
+    assert index.load().backups == {("default", "b1"): old}
+    index.update_backup("default", "ctp1", "b2", lambda _: record("b2"))
+    assert bucket.read(key)[0].startswith(b'{"archiveKey"') and b'"schemaVersion":3' in bucket.read(key)[0]
+    assert dict(index.load().backups) == {("default", "b1"): old, ("default", "b2"): record("b2")}
 
 
 def test_values_that_look_like_defaults_but_are_not_survive_the_shard(tmp_path):

@@ -1,0 +1,101 @@
+"""A plan over a real index (shards written, read back through their digests, records decoded only
+when needed) is the plan over the same records in memory."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from ctpbackup.digest import RecordedDigest
+from ctpbackup.index import BucketIndex
+from ctpbackup.layout import BucketLayout
+from ctpbackup.planner import plan
+from ctpbackup.records import BackupRecord, OwnerKind, Phase
+from ctpbackup.shard import IndexCorrupt
+from ctpbackup.storage.filesystem import FilesystemBucket
+from tests.planner.test_plan import BACKUP, CASES, NOW, SCHEDULE, SLOT, desired, rec, recorded, summary
+
+LAYOUT = BucketLayout("prod")
+
+
+def index_of(tmp_path, records: list[BackupRecord]) -> BucketIndex:
+    index = BucketIndex(FilesystemBucket(tmp_path / "bucket"), LAYOUT)
+    for record in records:
+        index.update_backup(record.namespace, record.control_plane, record.name, lambda _old, r=record: r)
+    return index
+
+
+@pytest.mark.parametrize("docs, records, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_every_plan_table_case_plans_the_same_from_the_index(tmp_path, docs, records, expected):
+    from_index = plan(desired(*docs), index_of(tmp_path, records).load(), NOW)
+    assert summary(from_index) == expected
+    assert from_index == plan(desired(*docs), recorded(*records), NOW)  # reasons and records too
+
+
+def hourly(cp: str, hours_ago: int, **kw) -> BackupRecord:
+    slot = SLOT - timedelta(hours=hours_ago)
+    return rec(f"hourly-{cp}-{slot:%Y%m%d%H%M%S}", cp, owner_kind=OwnerKind.SHARED_BACKUP_SCHEDULE,
+               owner_name="hourly", slot=slot, completed_at=slot + timedelta(minutes=1), **kw)
+
+
+#: a busy bucket: every kind of owner, every phase, TTLs passed and not, owners kept by reference
+BUSY = [
+    *(hourly(cp, h, ttl="3h", expires_at=SLOT - timedelta(hours=h - 3)) for cp in ("ctp1", "ctp2") for h in range(1, 7)),
+    hourly("ctp3", 2, phase=Phase.FAILED, retries=3),
+    hourly("ctp3", 9, phase=Phase.DELETED, deleted_with="Delete"),
+    rec("nightly-ctp1", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly", use_owner_references=True),
+    rec("nightly-ctp2", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly", use_owner_references=True,
+        phase=Phase.DELETED, deleted_with="Orphan"),
+    rec("weekly-ctp2", "ctp2", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="weekly", use_owner_references=False),
+    rec("manual-1"), rec("manual-2", "ctp2", deletion_policy="Delete"), rec("manual-3", completed_at=None),
+    rec("manual-4", ttl="1h", expires_at=NOW),  # expires at the very instant of the plan: expired
+    rec("daily-ctp1-20261124000000", owner_kind=OwnerKind.BACKUP_SCHEDULE, owner_name="daily", slot=SLOT,
+        completed_at=None),
+]
+
+
+def test_a_shard_digest_reads_back_as_the_digest_of_its_records(tmp_path):
+    records = [r for r in BUSY if r.control_plane == "ctp1"]
+    view_digest = index_of(tmp_path, records).load().digest()
+    assert view_digest == RecordedDigest.of(records)
+    assert sorted(view_digest.expired(NOW)) == sorted(r.key for r in records if r.expires_at and r.expires_at <= NOW)
+
+
+@pytest.mark.parametrize("docs", [
+    [SCHEDULE % ("@every 1h", "false"), BACKUP % ("manual-1", "ctp1", "Orphan")],  # nightly left Git, kept by reference
+    [BACKUP % ("manual-2", "ctp2", "Delete")],                                      # the schedule and two Backups left
+    [],                                                                             # everything left: the guard holds it
+])
+def test_a_busy_bucket_plans_the_same_from_the_index(tmp_path, docs):
+    from_index = plan(desired(*docs), index_of(tmp_path, BUSY).load(), NOW)
+    assert from_index == plan(desired(*docs), recorded(*BUSY), NOW)
+    assert from_index.actions or from_index.refusals
+
+
+def test_a_damaged_record_fails_only_the_plan_that_needs_it(tmp_path):
+    expired = rec("old", ttl="1h", expires_at=NOW - timedelta(hours=1))
+    index = index_of(tmp_path, [rec("kept"), expired])
+    key = LAYOUT.index_key("default", "ctp1")
+    header, kept, old = index.bucket.read(key)[0].splitlines()
+    index.bucket.put(key, b"\n".join([header, kept, b'{"phase": "Compl']) + b"\n")
+    state = index.load()  # the header is whole: the shard reads
+    assert state.backups[("default", "kept")] == rec("kept")
+    with pytest.raises(IndexCorrupt, match=r"prod/default/ctp1/index.json: unreadable record of backup old .*index rebuild"):
+        plan(desired(BACKUP % ("kept", "ctp1", "Orphan")), state, NOW)  # the expired one must be read to delete it
+
+
+@pytest.mark.parametrize("damage", [
+    lambda header: header.replace(b'"standalone":[0', b'"standalone":[-1'),  # a position outside the names
+    lambda header: header.replace(b'"names":["kept"', b'"names":["kept","extra"'),  # a name without its line
+    lambda header: header.replace(b'"expiresAt":["', b'"expiresAt":["2000-01-01T00:00:00Z","'),  # no backup for it
+])
+def test_a_damaged_header_is_refused_when_the_index_is_read(tmp_path, damage):
+    index = index_of(tmp_path, [rec("kept"), rec("old", ttl="1h", expires_at=NOW)])
+    key = LAYOUT.index_key("default", "ctp1")
+    data = index.bucket.read(key)[0]
+    damaged = damage(data)
+    assert damaged != data
+    index.bucket.put(key, damaged)
+    with pytest.raises(IndexCorrupt, match="unreadable index shard"):
+        index.load()
