@@ -114,22 +114,33 @@ class RecordedDigest:
 
     @classmethod
     def from_shard(cls, doc: dict[str, Any], namespace: str, names: Sequence[str]) -> RecordedDigest:
-        """KeyError, ValueError, TypeError or IndexError when `doc` is not one."""
-        kinds = {kind.value: kind for kind in OwnerKind}
+        """The digest a shard's header holds, checked as far as planning could go wrong on it (what
+        only makes a backup a candidate, the planner checks again on its record). KeyError,
+        ValueError, TypeError or IndexError when `doc` is not one."""
+        kinds = {kind.value: kind for kind in OwnerKind if kind}
 
-        def key(position: int) -> Key:
-            if not isinstance(position, int) or not 0 <= position < len(names):
+        def key(position: object) -> Key:
+            if type(position) is not int or not 0 <= position < len(names):
                 raise IndexError(position)
             return (namespace, names[position])
 
+        def owner_of(kind: str, owner: object) -> Owner:
+            if not isinstance(owner, str):
+                raise TypeError("owner")
+            return (kinds[kind], namespace, owner)
+
         digest = cls()
         for kind, owner, cp, slot in doc["lastSlots"]:
-            digest.last_slots[(kinds[kind], namespace, owner, cp)] = datetime.fromisoformat(slot)
+            digest.last_slots[(*owner_of(kind, owner), str(cp))] = _time(slot)
         for config, count in doc["live"].items():
-            digest.live[config] += int(count)
+            if type(count) is not int or count < 0:
+                raise ValueError("live count")
+            digest.live[config] += count
+        if sum(digest.live.values()) > len(names):
+            raise ValueError("more live backups than backups")
         for kind, owner, newness, position in doc["newestCompleted"]:
-            digest.newest_completed[(kinds[kind], namespace, owner)] = (str(newness), key(position))
-        digest.referenced_owners = {(kinds[kind], namespace, owner) for kind, owner in doc["referencedOwners"]}
+            digest.newest_completed[owner_of(kind, owner)] = (str(newness), key(position))
+        digest.referenced_owners = {owner_of(kind, owner) for kind, owner in doc["referencedOwners"]}
         digest.standalone = [key(position) for position in doc["standalone"]]
         times, positions = doc["expiresAt"], doc["expiring"]
         if len(times) != len(positions) or not all(isinstance(t, str) for t in times) or times != sorted(times):
@@ -137,6 +148,16 @@ class RecordedDigest:
         if times:
             digest.expiring.append((tuple(times), tuple(key(position) for position in positions)))
         return digest
+
+
+def _time(text: object) -> datetime:
+    """A time exactly as format_time writes it (UTC, to the second), or ValueError."""
+    if not isinstance(text, str):
+        raise TypeError("time")
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None or format_time(parsed) != text:
+        raise ValueError(f"time {text!r}")
+    return parsed
 
 
 def _newness(when: datetime | None) -> str:

@@ -87,11 +87,21 @@ class Executor:
                 report.outcomes.extend(outcomes)
         for action in plan.actions:
             if action.type is ActionType.RESTORE:
-                report.outcomes.append(self.restore(action))
+                report.outcomes.append(self._unless_the_index_fails(self.restore, action))
         for action in plan.actions:
             if action.type in (ActionType.DELETE, ActionType.ORPHAN):
-                report.outcomes.append(self.delete(action))
+                report.outcomes.append(self._unless_the_index_fails(self.delete, action))
         return report
+
+    def _unless_the_index_fails(self, do: Callable[[Action], Outcome], action: Action) -> Outcome:
+        """A restore or deletion whose index record cannot be written (the bucket fails, or the
+        shard is damaged) fails alone; the other actions go on, and the next run tries again."""
+        try:
+            return do(action)
+        except StorageError as err:
+            log.warning("%s %s/%s: the index could not be updated: %s", action.type.value, action.namespace,
+                        action.name, err)
+            return Outcome(action, False, f"IndexWriteFailed: {err}")
 
     # -- backups -----------------------------------------------------------------------------------
 

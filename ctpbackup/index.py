@@ -46,15 +46,18 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
         self._where: dict[tuple[str, str], tuple[ShardView, int]] = {}
         self._decoded: dict[tuple[str, str], BackupRecord] = {}
         self._views: list[ShardView] = []
-        self._digest = RecordedDigest()
+        self._digest: RecordedDigest | None = RecordedDigest()
 
     def add(self, view: ShardView) -> None:
-        keys = [(view.namespace, name) for name in view.names]
+        keys = view.backup_keys()
+        if self._digest is not None and not self._where.keys().isdisjoint(keys):
+            self._digest = None  # a backup read twice: the merged digests would count it twice
         for key in keys if self._decoded else ():
             self._decoded.pop(key, None)
         self._where.update(zip(keys, zip(itertools.repeat(view), range(len(keys))), strict=True))
         self._views.append(view)
-        self._digest.merge(view.digest)
+        if self._digest is not None:
+            self._digest.merge(view.digest)
 
     def merged(self, other: RecordedBackups) -> RecordedBackups:
         out = RecordedBackups()
@@ -63,6 +66,10 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
         return out
 
     def digest(self) -> RecordedDigest:
+        """The shards' digests merged; when a backup was read twice (one bucket through two configs,
+        or one name in two shards), the digest of the records this Mapping holds (slower, exact)."""
+        if self._digest is None:
+            self._digest = RecordedDigest.of(self.values())
         return self._digest
 
     def kept_by(self, owners: Set[Owner]) -> Iterator[BackupRecord]:
@@ -71,8 +78,8 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
         for view in self._views:
             if not view.digest.referenced_owners & owners:
                 continue
-            for name in view.names:
-                record = self[(view.namespace, name)]
+            for key in view.backup_keys():
+                record = self[key]
                 if record.use_owner_references and record.phase is not Phase.DELETED and \
                         (record.owner_kind, record.namespace, record.owner_name) in owners:
                     yield record
@@ -194,6 +201,8 @@ class BucketIndex:
                         continue
                     with unreadable_as_corrupt(key):
                         view = ShardView.parse(data, key)
+                        if view.records is None and (view.namespace, view.control_plane) != self.layout.parse(key)[:2]:
+                            raise ValueError("the header names another control plane")
                     backups.add(view)
                     if view.restore is not None:
                         restores[view.restore.key] = view.restore

@@ -299,7 +299,7 @@ class _Planner:
         for record in itertools.chain((self.recorded.backups[key] for key in self.digest.expired(self.now)),
                                       (self.recorded.backups[key] for key in self.digest.standalone),
                                       self.recorded.kept_by(gone) if gone else ()):
-            if record.key not in seen:
+            if record.key not in seen and record.phase is not Phase.DELETED:
                 seen.add(record.key)
                 yield record
 
@@ -374,9 +374,11 @@ class _Planner:
             return None, f"source Backup {name} is {record.phase.value}" + (
                 f" ({_last_message(record)})" if record.phase is Phase.FAILED else "")
         newest = self.digest.newest_completed.get((OwnerKind.BACKUP_SCHEDULE, ns, name))
-        if newest is None:
+        record = self.recorded.backups.get(newest[1]) if newest else None
+        if record is None or record.phase is not Phase.COMPLETED or \
+                (record.owner_kind, record.owner_name) != (OwnerKind.BACKUP_SCHEDULE, name):
             return None, f"source BackupSchedule {name} has no Completed backup yet"
-        return self.recorded.backups[newest[1]], ""
+        return record, ""
 
     # -- SharedBackup status -----------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ def unreadable_as_corrupt(key: str, what: str = "index shard") -> Iterator[None]
         yield
     except IndexCorrupt:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as err:
         raise IndexCorrupt(f"{key}: unreadable {what} ({type(err).__name__}); run `reconcile.py index rebuild`") from None
 
 
@@ -104,6 +104,8 @@ class ShardView:
             return cls._single_document(data, key)
         _check_version(header.get("schemaVersion"), key)
         names = header["names"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+            raise ValueError("names are not a list of distinct names")
         if body.count(b"\n") != len(names) or (names and not body.endswith(b"\n")):
             raise ValueError("not one line for each backup of the header")
         namespace = header["namespace"]
@@ -130,6 +132,12 @@ class ShardView:
         namespace = records[0].namespace if records else shared.get("namespace", "")
         return cls(key, namespace, shared.get("controlPlane", ""), pattern or "", [r.name for r in records],
                    RecordedDigest.of(records), restore, records=records)
+
+    def backup_keys(self) -> list[tuple[str, str]]:
+        """(namespace, name) of each backup, in order."""
+        if self.records is not None:
+            return [record.key for record in self.records]
+        return [(self.namespace, name) for name in self.names]
 
     def record(self, i: int) -> BackupRecord:
         """The whole record of the i-th backup (of `names`)."""

@@ -3,11 +3,12 @@ index record stops the plan that needs it with one clear line."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from ctpbackup.index import BucketIndex
 from ctpbackup.layout import BucketLayout
-from ctpbackup.records import BackupRecord, Phase
+from ctpbackup.records import BackupRecord, OwnerKind, Phase
 from kubeemu import EmulatorServer
 from kubeemu.fixtures import seed_crossplane
 from tests.fixtures.story import BACKUP, CONTROL_PLANE, RESTORED
@@ -43,7 +44,7 @@ def test_one_changed_byte_and_the_restore_writes_nothing(story):
         target.stop()
 
 
-def test_a_damaged_index_record_stops_the_plan_in_one_line_until_rebuilt(story):
+def test_a_damaged_index_record_fails_what_needs_it_in_one_line_until_rebuilt(story):
     layout = BucketLayout("prod/cluster1")
     index = BucketIndex(story.bucket, layout)
     past = datetime.now(UTC) - timedelta(days=2)
@@ -52,16 +53,28 @@ def test_a_damaged_index_record_stops_the_plan_in_one_line_until_rebuilt(story):
                            archive_key=layout.archive_key("default", "ctp1", "old"), sha256="ab" * 32, size=3)
     story.bucket.put(expired.archive_key, b"tar")
     index.update_backup("default", "ctp1", "old", lambda _: expired)
+    kept = dataclasses.replace(expired, name="other", ttl="", expires_at=None, owner_kind=OwnerKind.SHARED_BACKUP,
+                               owner_name="nightly")  # nothing a plan acts on
+    index.update_backup("default", "ctp1", "other", lambda _: kept)
     key = layout.index_key("default", "ctp1")
-    header, _line = story.bucket.read(key)[0].splitlines()
-    story.bucket.put(key, header + b'\n{"phase":"Compl\n')
+    header, old_line, _other_line = story.bucket.read(key)[0].splitlines()
     story.repo.commit("the config only")
 
+    # the plan needs only "old": it is planned, but deleting it rewrites the shard, which cannot be read
+    story.bucket.put(key, header + b"\n" + old_line + b'\n{"phase":"Compl\n')
+    result = story.reconcile("apply", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "- delete default/old" in result.stdout and "0 done, 1 failed" in result.stdout
+    assert "IndexWriteFailed" in result.stdout and "unreadable index shard" in result.stdout
+    assert story.bucket.exists(expired.archive_key), "nothing is deleted on a damaged index"
+
+    # now the record the plan needs is damaged: the plan itself stops, in one line
+    story.bucket.put(key, header + b'\n{"phase":"Compl\n{"phase":"Compl\n')
     result = story.reconcile("apply", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     (line,) = [text for text in result.stderr.splitlines() if text.startswith("error:")]
     assert "index.json: unreadable record of backup old" in line and "index rebuild" in line
-    assert story.bucket.exists(expired.archive_key), "nothing is deleted on a damaged index"
+    assert story.bucket.exists(expired.archive_key)
 
-    story.reconcile("index", "rebuild")  # from the record written next to the archive
+    story.reconcile("index", "rebuild")  # from the records written next to the archives
     assert "- delete default/old" in story.reconcile("plan").stdout

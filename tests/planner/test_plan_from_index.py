@@ -85,17 +85,39 @@ def test_a_damaged_record_fails_only_the_plan_that_needs_it(tmp_path):
         plan(desired(BACKUP % ("kept", "ctp1", "Orphan")), state, NOW)  # the expired one must be read to delete it
 
 
+SCHEDULED = rec("hourly-ctp1-20261125100000", owner_kind=OwnerKind.SHARED_BACKUP_SCHEDULE, owner_name="hourly",
+                slot=SLOT, use_owner_references=True)
+
+
 @pytest.mark.parametrize("damage", [
-    lambda header: header.replace(b'"standalone":[0', b'"standalone":[-1'),  # a position outside the names
-    lambda header: header.replace(b'"names":["kept"', b'"names":["kept","extra"'),  # a name without its line
-    lambda header: header.replace(b'"expiresAt":["', b'"expiresAt":["2000-01-01T00:00:00Z","'),  # no backup for it
+    (b'"standalone":[1', b'"standalone":[-1'),                   # a position outside the names
+    (b'"standalone":[1', b'"standalone":[true'),                 # a position that is not a number
+    (b'"names":["hourly', b'"names":["extra","hourly'),          # a name without its line
+    (b'"kept","old"', b'"old","old"'),                           # one name twice
+    (b'"expiresAt":["', b'"expiresAt":["2000-01-01T00:00:00Z","'),  # an expiry without its backup
+    (b'10:00:00Z"]]', b'10:00:00"]]'),                           # a slot without its time zone
+    (b'"referencedOwners":[["SharedBackupSchedule"', b'"referencedOwners":[[""'),  # an owner of no kind
+    (b'"live":{"default":3}', b'"live":{"default":-3}'),         # a count below zero
+    (b'"namespace":"default"', b'"namespace":"other"'),          # a header for another place in the bucket
 ])
 def test_a_damaged_header_is_refused_when_the_index_is_read(tmp_path, damage):
-    index = index_of(tmp_path, [rec("kept"), rec("old", ttl="1h", expires_at=NOW)])
+    index = index_of(tmp_path, [SCHEDULED, rec("kept"), rec("old", ttl="1h", expires_at=NOW)])
     key = LAYOUT.index_key("default", "ctp1")
     data = index.bucket.read(key)[0]
-    damaged = damage(data)
-    assert damaged != data
-    index.bucket.put(key, damaged)
+    assert data.count(damage[0]) == 1
+    index.bucket.put(key, data.replace(*damage))
     with pytest.raises(IndexCorrupt, match="unreadable index shard"):
         index.load()
+
+
+def test_a_backup_read_twice_is_counted_once(tmp_path):
+    """One bucket through two configs, or one name in two control planes' shards: the plan is the
+    plan of the records the index holds (the last read), as if each were read once."""
+    records = [rec(f"b{i}") for i in range(4)] + [rec("dup"), rec("dup", "ctp2", Phase.DELETED, deleted_with="Orphan")]
+    index = index_of(tmp_path, records)
+    twice = index.load().merged(index.load())
+    kept = recorded(*records)  # later records win, as the shards are read in order
+    assert dict(twice.backups) == kept.backups
+    assert twice.digest() == kept.digest()
+    assert plan(desired(), twice, NOW) == plan(desired(), kept, NOW)  # the guard holds all four back
+    assert plan(desired(), twice, NOW).refusals
