@@ -88,16 +88,16 @@ class ShardView:
     names: list[str]
     digest: RecordedDigest
     restore: RestoreRecord | None
-    body: bytes = field(default=b"", repr=False)  # the lines after the header
+    data: bytes = field(default=b"", repr=False)  # the whole shard, split into lines on first need
     records: list[BackupRecord] | None = field(default=None, repr=False)  # versions 1 and 2: decoded already
     _lines: list[bytes] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def parse(cls, data: bytes, key: str) -> ShardView:
         """The header only (ValueError, KeyError... when it is not one; IndexCorrupt when newer)."""
-        first, _, body = data.partition(b"\n")
+        end = data.find(b"\n")
         try:
-            header = jsoncodec.loads(first)
+            header = jsoncodec.loads(data[:end] if end >= 0 else data)
         except ValueError:
             header = None
         if not isinstance(header, dict) or header.get("schemaVersion", 0) in (1, 2):
@@ -106,12 +106,12 @@ class ShardView:
         names = header["names"]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
             raise ValueError("names are not a list of distinct names")
-        if body.count(b"\n") != len(names) or (names and not body.endswith(b"\n")):
+        if end < 0 or data.count(b"\n", end) != len(names) + 1 or not data.endswith(b"\n"):
             raise ValueError("not one line for each backup of the header")
         namespace = header["namespace"]
         return cls(key, namespace, header["controlPlane"], header["archiveKey"], names,
                    RecordedDigest.from_shard(header["digest"], namespace, names),
-                   RestoreRecord.from_dict(header["restore"]) if header["restore"] else None, body)
+                   RestoreRecord.from_dict(header["restore"]) if header["restore"] else None, data)
 
     @classmethod
     def _single_document(cls, data: bytes, key: str) -> ShardView:
@@ -144,7 +144,7 @@ class ShardView:
         if self.records is not None:
             return self.records[i]
         if self._lines is None:
-            self._lines = self.body.split(b"\n")
+            self._lines = self.data.split(b"\n")[1:]  # the backups' lines, after the header
         name = self.names[i]
         values = {"namespace": self.namespace, "name": name, "controlPlane": self.control_plane,
                   "archiveKey": self.archive_key.replace(NAME_SLOT, name)}
