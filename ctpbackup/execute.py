@@ -26,6 +26,7 @@ from ctpbackup.model import DesiredState
 from ctpbackup.planner import Action, ActionType, Plan
 from ctpbackup.records import BackupRecord, Condition, Phase, RestoreRecord, set_condition
 from ctpbackup.secrets import SecretSource
+from ctpbackup.shard import IndexCorrupt
 from ctpbackup.storage.base import StorageError
 from ctpbackup.targets import Target
 
@@ -246,10 +247,13 @@ class Executor:
 
     def _restore_failed(self, action: Action, target: Target, reason: str, message: str) -> Outcome:
         now = self.clock()
-        target.index.update_restore(action.namespace, action.name, lambda old: dataclasses.replace(
-            old, phase=Phase.FAILED, conditions=set_condition(old.conditions, Condition(
-                "Restored", "False", reason, message, now))))
         log.warning("restore %s/%s failed: %s: %s", action.namespace, action.name, reason, message)
+        try:
+            target.index.update_restore(action.namespace, action.name, lambda old: dataclasses.replace(
+                old, phase=Phase.FAILED, conditions=set_condition(old.conditions, Condition(
+                    "Restored", "False", reason, message, now))))
+        except StorageError as err:  # the cause stays in the outcome; the record still says InProgress: retried
+            return Outcome(action, False, f"{reason}: {message} (and the index could not be updated: {err})")
         return Outcome(action, False, f"{reason}: {message}")
 
     # -- deletions ---------------------------------------------------------------------------------
@@ -263,9 +267,16 @@ class Executor:
                                           "cannot reach its bucket")
         now = self.clock()
         policy = "Delete" if action.type is ActionType.DELETE else "Orphan"
-        target.index.update_backup(record.namespace, record.control_plane, record.name, lambda old: dataclasses.replace(
-            old, phase=Phase.DELETED, deleted_with=policy, deleted_at=now, conditions=set_condition(
-                old.conditions, Condition("Deleted", "True", f"DeletionPolicy{policy}", action.reason, now))))
+
+        def deleted(old: BackupRecord | None) -> BackupRecord:
+            if old is None:  # the record was read from another control plane's shard
+                raise IndexCorrupt(f"backup {record.namespace}/{record.name} is not in the index shard of control "
+                                   f"plane {record.control_plane}; run `reconcile.py index rebuild`")
+            return dataclasses.replace(old, phase=Phase.DELETED, deleted_with=policy, deleted_at=now,
+                                       conditions=set_condition(old.conditions, Condition(
+                                           "Deleted", "True", f"DeletionPolicy{policy}", action.reason, now)))
+
+        target.index.update_backup(record.namespace, record.control_plane, record.name, deleted)
         if action.type is ActionType.DELETE and record.archive_key:
             for attempt in range(3):
                 try:

@@ -50,7 +50,8 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
 
     def add(self, view: ShardView) -> None:
         keys = view.backup_keys()
-        if self._digest is not None and not self._where.keys().isdisjoint(keys):
+        if self._digest is not None and (not self._where.keys().isdisjoint(keys) or
+                                         (view.records is not None and len(set(keys)) != len(keys))):
             self._digest = None  # a backup read twice: the merged digests would count it twice
         for key in keys if self._decoded else ():
             self._decoded.pop(key, None)

@@ -170,6 +170,7 @@ def selector_text(selector: ControlPlaneSelector) -> str:
 def plan(desired: DesiredState, recorded: Recorded, now: datetime, options: PlanOptions = PlanOptions()) -> Plan:
     """Compute every action needed to make the bucket match Git at `now`."""
     planner = _Planner(desired, recorded, now, options)
+    # in this order: deletions leave alone what the restores take their backups from
     actions = list(planner.backups()) + list(planner.restores()) + list(planner.deletions())
     actions, refusals = _guard_mass_delete(actions, desired, planner.digest.live, options)
     index, count = options.shard
@@ -195,6 +196,8 @@ class _Planner:
         self.errors_for: set[tuple[str, str, str]] = set()  # (kind, ns, name) with an immutability error
         #: (ns, backup name) of every backup Git asks for now (so a record not in it has left Git)
         self.wanted: set[tuple[str, str]] = set()
+        #: (ns, backup name) of the backups this plan restores from: not deleted in the same run
+        self.restoring: set[tuple[str, str]] = set()
         #: what planning needs of every recorded backup, a few entries per control plane
         self.digest = recorded.digest()
         #: newest slot taken, per (owner kind, ns, owner, control plane)
@@ -291,7 +294,8 @@ class _Planner:
     def deletion_candidates(self) -> Iterator[BackupRecord]:
         """Live backups that may have to go: expired ones, standalone ones (gone once Git stops asking
         for them), and those kept by reference by an owner that has left Git. Found from the digest,
-        so only these records are read."""
+        so only these records are read. A backup this plan restores from waits for a later run: a
+        failed restore must still find its source."""
         owners_in_git = self.owners_in_git()
         gone = {(kind, ns, name) for kind, ns, name in self.digest.referenced_owners
                 if (ns, name) not in owners_in_git[kind]}
@@ -299,7 +303,7 @@ class _Planner:
         for record in itertools.chain((self.recorded.backups[key] for key in self.digest.expired(self.now)),
                                       (self.recorded.backups[key] for key in self.digest.standalone),
                                       self.recorded.kept_by(gone) if gone else ()):
-            if record.key not in seen and record.phase is not Phase.DELETED:
+            if record.key not in seen and record.phase is not Phase.DELETED and record.key not in self.restoring:
                 seen.add(record.key)
                 yield record
 
@@ -357,6 +361,7 @@ class _Planner:
             if backup is None:
                 yield Action(ActionType.WAIT, "ControlPlane", ns, name, name, why_not, restore_source=src)
                 continue
+            self.restoring.add(backup.key)
             again = f" (attempt {record.attempts + 1} of {self.options.max_restore_attempts})" if record and record.attempts else ""
             yield Action(ActionType.RESTORE, "ControlPlane", ns, name, name,
                          f"restore from Backup {backup.name} of {backup.control_plane}{again}",

@@ -78,3 +78,25 @@ def test_a_damaged_index_record_fails_what_needs_it_in_one_line_until_rebuilt(st
 
     story.reconcile("index", "rebuild")  # from the records written next to the archives
     assert "- delete default/old" in story.reconcile("plan").stdout
+
+
+def test_a_deletion_the_index_cannot_record_fails_alone(story):
+    """A record kept in another control plane's shard cannot be marked Deleted where its control
+    plane's shard is: that deletion fails, with the way out; the others go on."""
+    layout = BucketLayout("prod/cluster1")
+    index = BucketIndex(story.bucket, layout)
+    past = datetime.now(UTC) - timedelta(days=2)
+    expired = [BackupRecord("default", name, cp, "default", Phase.COMPLETED, created_at=past, ttl="24h",
+                            expires_at=past + timedelta(days=1), deletion_policy="Delete", sha256="ab" * 32, size=3,
+                            archive_key=layout.archive_key("default", cp, name))
+               for name, cp in (("astray", "ctp2"), ("plain", "ctp1"))]
+    for record in expired:
+        story.bucket.put(record.archive_key, b"tar")
+        index.update_backup("default", "ctp1", record.name, lambda _, r=record: r)  # both in ctp1's shard
+    story.repo.commit("the config only")
+
+    result = story.reconcile("apply", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "1 done, 1 failed" in result.stdout and "not in the index shard of control plane ctp2" in result.stdout
+    assert not story.bucket.exists(expired[1].archive_key) and story.bucket.exists(expired[0].archive_key)
+    assert story.backup("plain")["phase"] == "Deleted" and story.backup("astray")["phase"] == "Completed"

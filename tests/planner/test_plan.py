@@ -190,6 +190,15 @@ def test_restore_finished_never_runs_again():
     assert summary(plan(d, recorded(rec("b1"), restores=(done,)), NOW)) == []
 
 
+def test_a_backup_restored_from_is_not_deleted_by_the_same_plan():
+    """A restore that fails must find its source again next run: the deletion waits for it to finish."""
+    d = desired(RESTORED % ("Backup", "old"))
+    source = rec("old", ttl="1h", expires_at=NOW - timedelta(minutes=1), deletion_policy="Delete")
+    assert summary(plan(d, recorded(source), NOW)) == [("restore", "restored")]
+    done = RestoreRecord("default", "restored", "Backup", "old", Phase.COMPLETED, backup_name="old", finished_at=NOW)
+    assert summary(plan(d, recorded(source, restores=(done,)), NOW)) == [("delete", "old")]
+
+
 def test_restore_source_change_is_an_error():
     d = desired(BACKUP % ("b1", "ctp1", "Orphan"), BACKUP % ("b2", "ctp1", "Orphan"), RESTORED % ("Backup", "b2"))
     done = RestoreRecord("default", "restored", "Backup", "b1", Phase.COMPLETED, finished_at=NOW)
