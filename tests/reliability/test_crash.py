@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -113,3 +115,75 @@ def test_incomplete_multipart_upload_of_a_crashed_run_is_swept(story):
     story.reconcile("apply")
     assert list(story.bucket.list_incomplete_uploads(LAYOUT.root)) == []
 
+
+
+MULTIPART_CONFIG = """apiVersion: spaces.upbound.io/v1alpha1
+kind: SharedBackupConfig
+metadata: {{name: default, namespace: default}}
+spec:
+  objectStorage:
+    provider: AWS
+    bucket: {bucket}
+    prefix: prod/cluster1
+    config: {{endpoint: "{endpoint}", region: us-east-1, insecure: true, part_size: 5242880}}
+    credentials:
+      source: Secret
+      secretRef: {{name: bucket-creds, key: creds}}
+"""
+
+
+def test_sigkill_at_each_multipart_part_boundary_loses_nothing(story, s3_fault_proxy):
+    """An archive of four parts of 5 MiB (S3's smallest), the run killed after each of the first
+    three reaches the bucket and after the upload is completed but not yet recorded: never a
+    Completed record, and the rerun leaves one whole archive and no open upload."""
+    story.repo.write("config/sharedbackupconfig.yaml", MULTIPART_CONFIG.format(
+        bucket=story.bucket.name, endpoint=s3_fault_proxy.host_port))
+    cp = EmulatorServer(establish_delay=0.05).start()
+    plan = s3_fault_proxy.plan
+    try:
+        for i in range(80):  # 20 MiB of Secret data, random bytes in base64: four parts once gzipped
+            data = base64.b64encode(os.urandom(192 * 1024)).decode()
+            request = urllib.request.Request(
+                cp.url + "/api/v1/namespaces/default/secrets", method="POST",
+                data=json.dumps({"metadata": {"name": f"blob-{i}"}, "data": {"blob": data}}).encode(),
+                headers={"Authorization": f"Bearer {cp.token}", "Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 - loopback
+        story.connect("ctp1", cp)
+        story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
+        story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="ctp1"))
+        story.repo.commit("one large backup")
+        command = [sys.executable, str(ROOT / "reconcile.py"), "apply", "--repo", str(story.repo.path), "--secrets-dir",
+                   str(story.secrets), "--log-format", "json", "--lease-wait", "5", "--max-retries", "9"]
+
+        archive = LAYOUT.archive_key("default", "ctp1", "b1")
+
+        def parts_sent(count: int):
+            start = len(plan.seen)
+            return lambda: sum(m == "PUT" and "partNumber=" in p for m, p in plan.seen[start:]) >= count
+
+        plan.arm("slow", "PUT", -1, delay=0.3)  # hold each request a moment, so the kill lands between parts
+        for kill_point in ("part 1", "part 2", "part 3", "completed"):
+            reached = (lambda: story.bucket.exists(archive)) if kill_point == "completed" else parts_sent(int(kill_point[-1]))
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 120
+            while not reached() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert process.poll() is None, f"the run ended before {kill_point}"
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            story.bucket.delete(LAYOUT.lease_key())
+            state = check_bucket(story.bucket)  # no Completed record without its whole archive
+            assert state["backups"][("default", "b1")].phase is not Phase.COMPLETED, kill_point
+            if kill_point == "completed":  # the archive is whole but not recorded: the next run takes it again
+                assert not list(story.bucket.list_incomplete_uploads(LAYOUT.root))
+            else:  # the killed run's upload stays open until the next run sweeps it
+                assert list(story.bucket.list_incomplete_uploads(LAYOUT.root)) == [archive], kill_point
+        plan.clear()
+
+        story.reconcile("apply", "--max-retries", "9")  # each killed run counted as a try
+        state = check_bucket(story.bucket)
+        (record,) = state["backups"].values()
+        assert record.phase is Phase.COMPLETED and record.size > 3 * 5 * 1024 * 1024
+        assert list(story.bucket.list_incomplete_uploads(LAYOUT.root)) == []
+    finally:
+        cp.stop()
