@@ -14,7 +14,7 @@ import urllib.request
 from ctpbackup.records import Phase
 from kubeemu import EmulatorProcess, EmulatorServer
 from kubeemu.fixtures import seed_crossplane
-from tests.fixtures.story import BACKUP, CONTROL_PLANE, RESTORED, ROOT
+from tests.fixtures.story import BACKUP, CONFIG, CONTROL_PLANE, RESTORED, ROOT
 from tests.reliability.helpers import LAYOUT, check_bucket
 
 SCHEDULE = """apiVersion: spaces.upbound.io/v1alpha1
@@ -117,19 +117,8 @@ def test_incomplete_multipart_upload_of_a_crashed_run_is_swept(story):
 
 
 
-MULTIPART_CONFIG = """apiVersion: spaces.upbound.io/v1alpha1
-kind: SharedBackupConfig
-metadata: {{name: default, namespace: default}}
-spec:
-  objectStorage:
-    provider: AWS
-    bucket: {bucket}
-    prefix: prod/cluster1
-    config: {{endpoint: "{endpoint}", region: us-east-1, insecure: true, part_size: 5242880}}
-    credentials:
-      source: Secret
-      secretRef: {{name: bucket-creds, key: creds}}
-"""
+#: the story's config, with S3's smallest part size so a 20 MiB archive takes four parts
+MULTIPART_CONFIG = CONFIG.replace("insecure: true}}", "insecure: true, part_size: 5242880}}")
 
 
 def test_sigkill_at_each_multipart_part_boundary_loses_nothing(story, s3_fault_proxy):
