@@ -290,9 +290,8 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    prepared = run.prepare(_source(args))
     seen = set()
-    for target in prepared.targets.values():
+    for target in run.buckets(_source(args)).values():
         if target.location in seen:
             continue
         seen.add(target.location)

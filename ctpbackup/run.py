@@ -74,12 +74,9 @@ def prepare(options: SourceOptions, *, encryption_keys: bool = False) -> Prepare
     do not, so a pull-request workflow never holds them)."""
     snapshot = read_repository(options.repo, options.ref, options.path, options.worktree)
     first = load_desired_state(snapshot.files, snapshot.commit)
-    partial = first.partial
-    if partial is None or (first.errors and not partial.configs):
-        raise InvalidManifests(first.problems)
     secrets = secret_source(options)
+    targets = _targets(first, secrets, encryption_keys)
     try:
-        targets = open_targets(partial.configs.values(), secrets, encryption_keys=encryption_keys)
         recorded = load_recorded(targets)
     except TargetError as err:
         if first.errors:
@@ -92,6 +89,25 @@ def prepare(options: SourceOptions, *, encryption_keys: bool = False) -> Prepare
         finished_restores=frozenset(k for k, r in recorded.restores.items() if r.finished_at is not None),
     )
     return Prepared(snapshot, result.require(), targets, recorded, secrets, result)
+
+
+def buckets(options: SourceOptions) -> dict[tuple[str, str], Target]:
+    """The buckets of the SharedBackupConfigs in Git, their index not read: what `index rebuild`
+    needs, so that it can repair an index no plan can read."""
+    snapshot = read_repository(options.repo, options.ref, options.path, options.worktree)
+    return _targets(load_desired_state(snapshot.files, snapshot.commit), secret_source(options), False)
+
+
+def _targets(first: LoadResult, secrets: SecretSource, encryption_keys: bool) -> dict[tuple[str, str], Target]:
+    partial = first.partial
+    if partial is None or (first.errors and not partial.configs):
+        raise InvalidManifests(first.problems)
+    try:
+        return open_targets(partial.configs.values(), secrets, encryption_keys=encryption_keys)
+    except TargetError as err:
+        if first.errors:
+            raise InvalidManifests(first.problems) from None
+        raise UserError(str(err)) from None
 
 
 def make_plan(prepared: Prepared, now: datetime, options: PlanOptions) -> Plan:

@@ -100,3 +100,19 @@ def test_a_deletion_the_index_cannot_record_fails_alone(story):
     assert "1 done, 1 failed" in result.stdout and "not in the index shard of control plane ctp2" in result.stdout
     assert not story.bucket.exists(expired[1].archive_key) and story.bucket.exists(expired[0].archive_key)
     assert story.backup("plain")["phase"] == "Deleted" and story.backup("astray")["phase"] == "Completed"
+
+
+def test_an_index_no_plan_can_read_is_rebuilt_from_the_command_line(story):
+    layout = BucketLayout("prod/cluster1")
+    record = BackupRecord("default", "b1", "ctp1", "default", Phase.COMPLETED, sha256="ab" * 32, size=3,
+                          archive_key=layout.archive_key("default", "ctp1", "b1"))
+    BucketIndex(story.bucket, layout).update_backup("default", "ctp1", "b1", lambda _: record)
+    story.bucket.put(layout.index_key("default", "ctp1"), b"{not json")
+    story.repo.commit("the config only")
+
+    planned = story.reconcile("plan", check=False)
+    assert planned.returncode == 1 and "Traceback" not in planned.stderr
+    assert "unreadable index shard" in planned.stderr and "index rebuild" in planned.stderr
+    rebuilt = story.reconcile("index", "rebuild")  # needs no readable index to run
+    assert "1 backup(s)" in rebuilt.stdout
+    assert story.backup("b1")["phase"] == "Completed"
