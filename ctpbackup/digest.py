@@ -59,17 +59,13 @@ class RecordedDigest:
         for b in backups:
             key = (b.namespace, b.name)
             if b.owner_kind and b.slot is not None:
-                slot_key = (b.owner_kind, b.namespace, b.owner_name, b.control_plane)
-                if slot_key not in digest.last_slots or b.slot > digest.last_slots[slot_key]:
-                    digest.last_slots[slot_key] = b.slot
+                _keep_newest(digest.last_slots, (b.owner_kind, b.namespace, b.owner_name, b.control_plane), b.slot)
             if b.phase is Phase.DELETED:
                 continue
             digest.live[b.config] += 1
             owner = (b.owner_kind, b.namespace, b.owner_name)
             if b.phase is Phase.COMPLETED and b.owner_kind:
-                candidate = (_newness(b.completed_at or b.slot), key)
-                if owner not in digest.newest_completed or candidate > digest.newest_completed[owner]:
-                    digest.newest_completed[owner] = candidate
+                _keep_newest(digest.newest_completed, owner, (_newness(b.completed_at or b.slot), key))
             if not b.owner_kind:
                 digest.standalone.append(key)
             elif b.use_owner_references:
@@ -84,13 +80,11 @@ class RecordedDigest:
     def merge(self, other: RecordedDigest) -> None:
         """Add another group's digest (another shard, another bucket) to this one."""
         for slot_key, slot in other.last_slots.items():
-            if slot_key not in self.last_slots or slot > self.last_slots[slot_key]:
-                self.last_slots[slot_key] = slot
+            _keep_newest(self.last_slots, slot_key, slot)
         for config, count in other.live.items():
             self.live[config] += count
         for owner, candidate in other.newest_completed.items():
-            if owner not in self.newest_completed or candidate > self.newest_completed[owner]:
-                self.newest_completed[owner] = candidate
+            _keep_newest(self.newest_completed, owner, candidate)
         self.referenced_owners |= other.referenced_owners
         self.standalone += other.standalone
         self.expiring += other.expiring
@@ -158,6 +152,12 @@ def _time(text: object) -> datetime:
     if parsed.tzinfo is None or format_time(parsed) != text:
         raise ValueError(f"time {text!r}")
     return parsed
+
+
+def _keep_newest(entries: dict[Any, Any], key: Any, value: Any) -> None:
+    """Keep `value` at `key` unless a larger (newer) one is there already."""
+    if key not in entries or value > entries[key]:
+        entries[key] = value
 
 
 def _newness(when: datetime | None) -> str:

@@ -60,10 +60,13 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
         if self._digest is not None:
             self._digest.merge(view.digest)
 
-    def merged(self, other: RecordedBackups) -> RecordedBackups:
-        out = RecordedBackups()
-        for view in (*self._views, *other._views):
-            out.add(view)
+    @classmethod
+    def union(cls, groups: Iterable[RecordedBackups]) -> RecordedBackups:
+        """Every group's shards, in order (a later one wins a key read twice), each added once."""
+        out = cls()
+        for group in groups:
+            for view in group._views:
+                out.add(view)
         return out
 
     def digest(self) -> RecordedDigest:
@@ -107,9 +110,10 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
 @contextlib.contextmanager
 def _without_cycle_collection() -> Iterator[None]:
     """Loading builds hundreds of thousands of small objects (names, keys, digest entries) and no
-    reference cycles; left on, the cycle collector walks them again and again while they are built. Afterwards
-    they are frozen out of its sight too: they live for the run, and reference counting still frees
-    them. The next load thaws what the previous one froze, so nothing stays frozen for good."""
+    reference cycles; left on, the cycle collector walks them again and again while they are built.
+    Afterwards they are frozen out of its sight too: they live for the run, and reference counting
+    still frees them. The next load thaws what the previous one froze, so nothing stays frozen for
+    good."""
     enabled = gc.isenabled()
     gc.disable()
     gc.unfreeze()
@@ -134,8 +138,14 @@ class RecordedState:
     def kept_by(self, owners: Set[Owner]) -> Iterable[BackupRecord]:
         return self.backups.kept_by(owners)
 
-    def merged(self, other: RecordedState) -> RecordedState:
-        return RecordedState(self.backups.merged(other.backups), {**self.restores, **other.restores})
+    @classmethod
+    def union(cls, states: Iterable[RecordedState]) -> RecordedState:
+        """What several buckets record, as one state (a later one wins a key recorded twice)."""
+        states = list(states)
+        if len(states) == 1:  # one bucket: nothing to combine
+            return states[0]
+        return cls(RecordedBackups.union(s.backups for s in states),
+                   {key: r for s in states for key, r in s.restores.items()})
 
 
 @dataclass(frozen=True)

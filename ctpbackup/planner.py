@@ -200,13 +200,12 @@ class _Planner:
         self.restoring: set[tuple[str, str]] = set()
         #: what planning needs of every recorded backup, a few entries per control plane
         self.digest = recorded.digest()
-        #: newest slot taken, per (owner kind, ns, owner, control plane)
-        self.last_slot = self.digest.last_slots
-
-    def owners_in_git(self) -> dict[OwnerKind, Mapping[tuple[str, str], object]]:
-        d = self.desired
-        return {OwnerKind.SHARED_BACKUP: d.shared_backups, OwnerKind.SHARED_BACKUP_SCHEDULE: d.shared_backup_schedules,
-                OwnerKind.BACKUP_SCHEDULE: d.backup_schedules}
+        #: the owners Git holds, per owner kind
+        self.owners_in_git: dict[OwnerKind, Mapping[tuple[str, str], object]] = {
+            OwnerKind.SHARED_BACKUP: desired.shared_backups,
+            OwnerKind.SHARED_BACKUP_SCHEDULE: desired.shared_backup_schedules,
+            OwnerKind.BACKUP_SCHEDULE: desired.backup_schedules,
+        }
 
     # -- backups -----------------------------------------------------------------------------------
 
@@ -237,7 +236,7 @@ class _Planner:
         """At most one backup per schedule and control plane: the latest slot, if not taken yet.
         After downtime this is one catch-up backup, not one per missed slot."""
         slot = parse_schedule(schedule).latest_slot(self.now)
-        last = self.last_slot.get((kind, ns, name, cp))
+        last = self.digest.last_slots.get((kind, ns, name, cp))
         if last is not None and last >= slot:
             # the latest slot was taken: ask for it again so a Failed or interrupted one is retried
             # (until a newer slot supersedes it)
@@ -279,7 +278,8 @@ class _Planner:
             return "Backup in Git, not in the bucket index"
         if request.owner_kind is OwnerKind.SHARED_BACKUP:
             return f"selected by SharedBackup {request.owner_name}"
-        last = self.last_slot.get((request.owner_kind, request.namespace, request.owner_name, request.control_plane))
+        last = self.digest.last_slots.get((request.owner_kind, request.namespace, request.owner_name,
+                                           request.control_plane))
         slot = request.slot.strftime("%Y-%m-%d %H:%M:%S UTC") if request.slot else ""
         tail = f"; last backup {last.strftime('%Y-%m-%d %H:%M:%S UTC')}" if last else "; first backup of this schedule"
         return f"{request.owner_kind.value} {request.owner_name} slot {slot} is due{tail}"
@@ -296,9 +296,8 @@ class _Planner:
         for them), and those kept by reference by an owner that has left Git. Found from the digest,
         so only these records are read. A backup this plan restores from waits for a later run: a
         failed restore must still find its source."""
-        owners_in_git = self.owners_in_git()
         gone = {(kind, ns, name) for kind, ns, name in self.digest.referenced_owners
-                if (ns, name) not in owners_in_git[kind]}
+                if (ns, name) not in self.owners_in_git[kind]}
         seen: set[tuple[str, str]] = set()
         for record in itertools.chain((self.recorded.backups[key] for key in self.digest.expired(self.now)),
                                       (self.recorded.backups[key] for key in self.digest.standalone),
@@ -308,7 +307,6 @@ class _Planner:
                 yield record
 
     def deletions(self) -> Iterator[Action]:
-        owners_in_git = self.owners_in_git()
         found: list[Action] = []
         for record in self.deletion_candidates():
             if self.errors_for and \
@@ -320,7 +318,7 @@ class _Planner:
             elif record.owner_kind is OwnerKind.NONE and record.key not in self.wanted:
                 reason = "Backup removed from Git"
             elif record.owner_kind is not OwnerKind.NONE and record.use_owner_references \
-                    and (record.namespace, record.owner_name) not in owners_in_git[record.owner_kind]:
+                    and (record.namespace, record.owner_name) not in self.owners_in_git[record.owner_kind]:
                 reason = f"owner {record.owner_kind.value} {record.owner_name} removed from Git (useOwnerReferencesInBackup)"
             if not reason:
                 continue

@@ -76,12 +76,8 @@ def prepare(options: SourceOptions, *, encryption_keys: bool = False) -> Prepare
     first = load_desired_state(snapshot.files, snapshot.commit)
     secrets = secret_source(options)
     targets = _targets(first, secrets, encryption_keys)
-    try:
+    with _fail_closed(first):
         recorded = load_recorded(targets)
-    except TargetError as err:
-        if first.errors:
-            raise InvalidManifests(first.problems) from None
-        raise UserError(str(err)) from None
     # restore sources may name backups only the index knows; finished restores need no source any more
     result = load_desired_state(
         snapshot.files, snapshot.commit,
@@ -102,8 +98,16 @@ def _targets(first: LoadResult, secrets: SecretSource, encryption_keys: bool) ->
     partial = first.partial
     if partial is None or (first.errors and not partial.configs):
         raise InvalidManifests(first.problems)
-    try:
+    with _fail_closed(first):
         return open_targets(partial.configs.values(), secrets, encryption_keys=encryption_keys)
+
+
+@contextmanager
+def _fail_closed(first: LoadResult) -> Iterator[None]:
+    """A bucket that cannot be opened or read stops the run: as the manifests' problems when there
+    are some (a broken config is the likelier cause), else as the bucket's error."""
+    try:
+        yield
     except TargetError as err:
         if first.errors:
             raise InvalidManifests(first.problems) from None

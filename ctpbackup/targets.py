@@ -86,7 +86,4 @@ def load_recorded(targets: Mapping[tuple[str, str], Target]) -> RecordedState:
 
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(seen)))) as pool:
         states = list(pool.map(read, seen.values()))
-    merged = RecordedState()
-    for state in states:
-        merged = merged.merged(state)
-    return merged
+    return RecordedState.union(states)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from ctpbackup.digest import RecordedDigest
-from ctpbackup.index import BucketIndex
+from ctpbackup.index import BucketIndex, RecordedState
 from ctpbackup.layout import BucketLayout
 from ctpbackup.planner import plan
 from ctpbackup.records import BackupRecord, OwnerKind, Phase
@@ -115,7 +115,7 @@ def test_a_backup_read_twice_is_counted_once(tmp_path):
     plan of the records the index holds (the last read), as if each were read once."""
     records = [rec(f"b{i}") for i in range(4)] + [rec("dup"), rec("dup", "ctp2", Phase.DELETED, deleted_with="Orphan")]
     index = index_of(tmp_path, records)
-    twice = index.load().merged(index.load())
+    twice = RecordedState.union([index.load(), index.load()])
     kept = recorded(*records)  # later records win, as the shards are read in order
     assert dict(twice.backups) == kept.backups
     assert twice.digest() == kept.digest()
