@@ -3,7 +3,6 @@ index record stops the plan that needs it with one clear line."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from ctpbackup.index import BucketIndex
@@ -44,19 +43,27 @@ def test_one_changed_byte_and_the_restore_writes_nothing(story):
         target.stop()
 
 
-def test_a_damaged_index_record_fails_what_needs_it_in_one_line_until_rebuilt(story):
-    layout = BucketLayout("prod/cluster1")
-    index = BucketIndex(story.bucket, layout)
+LAYOUT = BucketLayout("prod/cluster1")
+
+
+def recorded_backup(story, name: str, control_plane: str = "ctp1", *, expired: bool = True, **fields) -> BackupRecord:
+    """A Completed backup (deletionPolicy Delete) with a small archive, recorded in ctp1's index
+    shard as a past run would have; `expired`: its 24h TTL passed a day ago."""
     past = datetime.now(UTC) - timedelta(days=2)
-    expired = BackupRecord("default", "old", "ctp1", "default", Phase.COMPLETED, created_at=past, ttl="24h",
-                           expires_at=past + timedelta(days=1), deletion_policy="Delete",
-                           archive_key=layout.archive_key("default", "ctp1", "old"), sha256="ab" * 32, size=3)
-    story.bucket.put(expired.archive_key, b"tar")
-    index.update_backup("default", "ctp1", "old", lambda _: expired)
-    kept = dataclasses.replace(expired, name="other", ttl="", expires_at=None, owner_kind=OwnerKind.SHARED_BACKUP,
-                               owner_name="nightly")  # nothing a plan acts on
-    index.update_backup("default", "ctp1", "other", lambda _: kept)
-    key = layout.index_key("default", "ctp1")
+    ttl = {"ttl": "24h", "expires_at": past + timedelta(days=1)} if expired else {}
+    record = BackupRecord("default", name, control_plane, "default", Phase.COMPLETED, created_at=past,
+                          deletion_policy="Delete", sha256="ab" * 32, size=3,
+                          archive_key=LAYOUT.archive_key("default", control_plane, name), **ttl, **fields)
+    story.bucket.put(record.archive_key, b"tar")
+    BucketIndex(story.bucket, LAYOUT).update_backup("default", "ctp1", name, lambda _: record)
+    return record
+
+
+def test_a_damaged_index_record_fails_what_needs_it_in_one_line_until_rebuilt(story):
+    expired = recorded_backup(story, "old")
+    recorded_backup(story, "other", expired=False, owner_kind=OwnerKind.SHARED_BACKUP,
+                    owner_name="nightly")  # nothing a plan acts on
+    key = LAYOUT.index_key("default", "ctp1")
     header, old_line, _other_line = story.bucket.read(key)[0].splitlines()
     story.repo.commit("the config only")
 
@@ -83,16 +90,7 @@ def test_a_damaged_index_record_fails_what_needs_it_in_one_line_until_rebuilt(st
 def test_a_deletion_the_index_cannot_record_fails_alone(story):
     """A record kept in another control plane's shard cannot be marked Deleted where its control
     plane's shard is: that deletion fails, with the way out; the others go on."""
-    layout = BucketLayout("prod/cluster1")
-    index = BucketIndex(story.bucket, layout)
-    past = datetime.now(UTC) - timedelta(days=2)
-    expired = [BackupRecord("default", name, cp, "default", Phase.COMPLETED, created_at=past, ttl="24h",
-                            expires_at=past + timedelta(days=1), deletion_policy="Delete", sha256="ab" * 32, size=3,
-                            archive_key=layout.archive_key("default", cp, name))
-               for name, cp in (("astray", "ctp2"), ("plain", "ctp1"))]
-    for record in expired:
-        story.bucket.put(record.archive_key, b"tar")
-        index.update_backup("default", "ctp1", record.name, lambda _, r=record: r)  # both in ctp1's shard
+    expired = [recorded_backup(story, "astray", "ctp2"), recorded_backup(story, "plain")]  # both in ctp1's shard
     story.repo.commit("the config only")
 
     result = story.reconcile("apply", check=False)
@@ -103,11 +101,8 @@ def test_a_deletion_the_index_cannot_record_fails_alone(story):
 
 
 def test_an_index_no_plan_can_read_is_rebuilt_from_the_command_line(story):
-    layout = BucketLayout("prod/cluster1")
-    record = BackupRecord("default", "b1", "ctp1", "default", Phase.COMPLETED, sha256="ab" * 32, size=3,
-                          archive_key=layout.archive_key("default", "ctp1", "b1"))
-    BucketIndex(story.bucket, layout).update_backup("default", "ctp1", "b1", lambda _: record)
-    story.bucket.put(layout.index_key("default", "ctp1"), b"{not json")
+    recorded_backup(story, "b1", expired=False)
+    story.bucket.put(LAYOUT.index_key("default", "ctp1"), b"{not json")
     story.repo.commit("the config only")
 
     planned = story.reconcile("plan", check=False)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 
 from ctpbackup.records import Phase
 from kubeemu import EmulatorProcess, EmulatorServer
@@ -39,16 +40,17 @@ def count_objects(cp) -> int:
     return total
 
 
-def kill_after_writes(command: list[str], target: EmulatorServer, writes: int, timeout: float = 60) -> None:
-    """Start an apply and SIGKILL it once the target has taken `writes` more writes: the kill lands
-    mid-restore however long the run takes to get there on this machine."""
-    start = target.store.rv
+def kill_when(command: list[str], reached: Callable[[], bool], timeout: float = 60) -> bool:
+    """Start an apply and SIGKILL it once `reached()` holds: the kill lands at that point however
+    long the run takes to get there on this machine. False when the run had ended by itself."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
-    while target.store.rv < start + writes and process.poll() is None and time.monotonic() < deadline:
+    while not reached() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
+    running = process.poll() is None
     process.send_signal(signal.SIGKILL)
     process.wait()
+    return running
 
 
 def test_sigkill_at_many_points_then_rerun_loses_nothing(story):
@@ -82,7 +84,8 @@ def test_sigkill_at_many_points_then_rerun_loses_nothing(story):
         assert first.returncode == 0, first.stdout + first.stderr
         target.inject("slow", count=-1, delay=0.02, methods=("POST",))
         for writes in (10, 40, 80):  # now kill mid-restore, after this many more writes to the target
-            kill_after_writes(command, target, writes)
+            start = target.store.rv
+            kill_when(command, lambda start=start, writes=writes: target.store.rv >= start + writes)
             story.bucket.delete(LAYOUT.lease_key())
             check_bucket(story.bucket)
         target.clear_faults()
@@ -153,13 +156,7 @@ def test_sigkill_at_each_multipart_part_boundary_loses_nothing(story, s3_fault_p
         plan.arm("slow", "PUT", -1, delay=0.3)  # hold each request a moment, so the kill lands between parts
         for kill_point in ("part 1", "part 2", "part 3", "completed"):
             reached = (lambda: story.bucket.exists(archive)) if kill_point == "completed" else parts_sent(int(kill_point[-1]))
-            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 120
-            while not reached() and process.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.005)
-            assert process.poll() is None, f"the run ended before {kill_point}"
-            process.send_signal(signal.SIGKILL)
-            process.wait()
+            assert kill_when(command, reached, timeout=120), f"the run ended before {kill_point}"
             story.bucket.delete(LAYOUT.lease_key())
             state = check_bucket(story.bucket)  # no Completed record without its whole archive
             assert state["backups"][("default", "b1")].phase is not Phase.COMPLETED, kill_point
