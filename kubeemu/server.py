@@ -20,6 +20,7 @@ import yaml
 
 from kubeemu import protobuf
 from kubeemu.faults import Fault, Faults
+from kubeemu.resources import SUBRESOURCE_KINDS, SUBRESOURCE_VERBS
 from kubeemu.selectors import SelectorError, field_selector, label_selector
 from kubeemu.store import ApiError, Resource, Store
 
@@ -223,6 +224,10 @@ class _Handler(BaseHTTPRequestHandler):
                                     "paths": {}, "definitions": {}})
         if path.startswith("/openapi"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if path in ("/api", "/apis"):
+            aggregated = _aggregated_version(self.headers.get("Accept") or "")
+            if aggregated:
+                return self._send(200, self._aggregated(path == "/api", aggregated), AGGREGATED_TYPE.format(aggregated))
         if path == "/api":
             return self._send(200, {"kind": "APIVersions", "versions": ["v1"],
                                     "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
@@ -281,14 +286,15 @@ class _Handler(BaseHTTPRequestHandler):
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
 
     def _groups(self) -> dict:
+        """The unaggregated APIGroupList: versions highest priority first, the first preferred."""
         store = self.server.api.store
         groups = []
         for group, versions in store.discovery().items():
             if not group:
                 continue
-            preferred = store.preferred_version(group)
+            preferred = next(iter(versions))
             groups.append({"name": group,
-                           "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in sorted(versions)],
+                           "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
                            "preferredVersion": {"groupVersion": f"{group}/{preferred}", "version": preferred}})
         return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
@@ -299,17 +305,36 @@ class _Handler(BaseHTTPRequestHandler):
         out = []
         for res in resources:
             entry = {"name": res.plural, "singularName": res.singular, "namespaced": res.namespaced, "kind": res.kind,
-                     "verbs": list(res.verbs), "storageVersionHash": res.plural[:8]}
+                     "verbs": list(res.verbs)}
+            if "list" in res.verbs:
+                entry["storageVersionHash"] = res.storage_version_hash
             if res.short_names:
                 entry["shortNames"] = list(res.short_names)
             if res.categories:
                 entry["categories"] = list(res.categories)
             out.append(entry)
-            if res.has_status:
-                out.append({"name": f"{res.plural}/status", "singularName": "", "namespaced": res.namespaced,
-                            "kind": res.kind, "verbs": ["get", "patch", "update"]})
+            for sub in res.subresources:
+                entry = {"name": f"{res.plural}/{sub}", "singularName": "", "namespaced": res.namespaced,
+                         "kind": res.kind, "verbs": ["update"] if sub == "finalize" else list(SUBRESOURCE_VERBS)}
+                if sub in SUBRESOURCE_KINDS:
+                    entry["group"], entry["version"], entry["kind"] = SUBRESOURCE_KINDS[sub]
+                out.append(entry)
         return {"kind": "APIResourceList", "apiVersion": "v1",
                 "groupVersion": f"{group}/{version}" if group else version, "resources": out}
+
+    def _aggregated(self, core: bool, version: str) -> dict:
+        """Aggregated discovery (apidiscovery.k8s.io v2 / v2beta1 APIGroupDiscoveryList): /api holds
+        the core group, /apis every other; versions highest priority first (the first preferred)."""
+        items = []
+        for group, versions in self.server.api.store.discovery().items():
+            if (group == "") != core:
+                continue
+            metadata = {"creationTimestamp": None} if core else {"creationTimestamp": None, "name": group}
+            items.append({"metadata": metadata, "versions": [
+                {"version": v, "resources": [_aggregated_resource(r) for r in resources], "freshness": "Current"}
+                for v, resources in versions.items()]})
+        return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}", "metadata": {},
+                "items": items}
 
     def _list(self, res: Resource, namespace: str | None, query: dict[str, str]) -> None:
         store = self.server.api.store
@@ -388,6 +413,43 @@ class _Handler(BaseHTTPRequestHandler):
     def _end_chunks(self) -> None:
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+
+AGGREGATED_TYPE = "application/json;g=apidiscovery.k8s.io;v={};as=APIGroupDiscoveryList"
+
+
+def _aggregated_version(accept: str) -> str:
+    """The aggregated discovery version ('v2', 'v2beta1') the Accept header asks for first, or ''
+    for the unaggregated documents. kubectl and client-go send
+    `application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,...,application/json`;
+    protobuf forms are skipped (the emulator answers JSON only)."""
+    for media in accept.split(","):
+        kind, *params = [p.strip() for p in media.split(";")]
+        values = dict(p.split("=", 1) for p in params if "=" in p)
+        if kind in ("application/json", "*/*") and not values.get("g"):
+            return ""
+        if kind == "application/json" and values.get("g") == "apidiscovery.k8s.io" \
+                and values.get("as") == "APIGroupDiscoveryList" and values.get("v") in ("v2", "v2beta1"):
+            return values["v"]
+    return ""
+
+
+def _aggregated_resource(res: Resource) -> dict:
+    entry: dict = {"resource": res.plural, "responseKind": {"group": "", "version": "", "kind": res.kind},
+                   "scope": "Namespaced" if res.namespaced else "Cluster", "singularResource": res.singular,
+                   "verbs": list(res.verbs)}
+    if res.short_names:
+        entry["shortNames"] = list(res.short_names)
+    if res.categories:
+        entry["categories"] = list(res.categories)
+    subs = []
+    for sub in res.subresources:
+        group, version, kind = SUBRESOURCE_KINDS.get(sub, ("", "", res.kind))
+        subs.append({"subresource": sub, "responseKind": {"group": group, "version": version, "kind": kind},
+                     "verbs": ["update"] if sub == "finalize" else list(SUBRESOURCE_VERBS)})
+    if subs:
+        entry["subresources"] = subs
+    return entry
 
 
 def _encode(body: object) -> bytes:

@@ -22,14 +22,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kubeemu import patches
-from kubeemu.resources import BUILTINS, INITIAL_NAMESPACES, Resource, from_crd
+from kubeemu import bootstrap, patches
+from kubeemu.resources import (
+    BUILTINS,
+    INITIAL_NAMESPACES,
+    Resource,
+    by_priority,
+    from_crd,
+    storage_version_of,
+)
 from kubeemu.selectors import Predicate
+from kubeemu.services import Refused, ServiceAllocator
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+PATH_SEGMENT = re.compile(r"^(?!\.\.?$)[^/%]+$")
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_KEY = ("", "namespaces")
+SVC_KEY = ("", "services")
 SNAPSHOT_TTL = 300.0
 MAX_SNAPSHOTS = 256
 EVENT_HISTORY = 200_000
@@ -48,6 +58,20 @@ class ApiError(Exception):
     def status(self) -> dict:
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message,
                 "reason": self.reason, "details": self.details, "code": self.code}
+
+
+def invalid(res: Resource, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
+    """422 Invalid as apimachinery's `errors.NewInvalid` answers it: causes are (field, value as Go
+    prints it, detail); the message is `Kind "name" is invalid: field: Invalid value: v: detail`."""
+    texts = [f"{field}: Invalid value: {value}: {detail}" for field, value, detail in causes]
+    message = f'{res.kind}{"." + res.group if res.group else ""} "{name}" is invalid: '
+    message += texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    details = {"name": name, "kind": res.kind,
+               "causes": [{"reason": "FieldValueInvalid", "message": f"Invalid value: {value}: {detail}", "field": field}
+                          for field, value, detail in causes]}
+    if res.group:
+        details["group"] = res.group
+    return ApiError(422, "Invalid", message, details)
 
 
 def not_found(res: Resource, name: str) -> ApiError:
@@ -107,10 +131,40 @@ class Store:
         self.events: deque[Event] = deque(maxlen=EVENT_HISTORY)
         self.snapshots: OrderedDict[str, tuple[float, list[dict], int]] = OrderedDict()
         self.closed = False
+        self.services = ServiceAllocator()
         for res in BUILTINS:
             self._serve(res)
         for name in INITIAL_NAMESPACES:
             self.create(self.resource("", "v1", "namespaces"), None, {"metadata": {"name": name}}, "kube-apiserver")
+        self._bootstrap()
+
+    def _bootstrap(self) -> None:
+        """What kube-apiserver's bootstrap controllers create in a new control plane (see `bootstrap`)."""
+        def put(group: str, plural: str, body: dict, namespace: str | None = None, status: dict | None = None) -> None:
+            res = self.resource(group, "v1", plural)
+            made = self.create(res, namespace, body, "kube-apiserver")
+            if status is not None:
+                self.update(res, namespace, made["metadata"]["name"], {"status": status}, "kube-apiserver",
+                            subresource="status", require_rv=False)
+
+        for body in bootstrap.cluster_roles():
+            put(bootstrap.RBAC, "clusterroles", body)
+        for body in bootstrap.cluster_role_bindings():
+            put(bootstrap.RBAC, "clusterrolebindings", body)
+        for namespace, body in bootstrap.roles():
+            put(bootstrap.RBAC, "roles", body, namespace)
+        for namespace, body in bootstrap.role_bindings():
+            put(bootstrap.RBAC, "rolebindings", body, namespace)
+        for body in bootstrap.priority_classes():
+            put("scheduling.k8s.io", "priorityclasses", body)
+        for body in bootstrap.priority_level_configurations():
+            put("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations", body)
+        for body in bootstrap.flow_schemas():
+            put("flowcontrol.apiserver.k8s.io", "flowschemas", body)
+        group_versions = sorted({(r.group, r.version) for r in BUILTINS}, key=lambda gv: (gv[0], gv[1]))
+        for body in bootstrap.api_services(group_versions):
+            put("apiregistration.k8s.io", "apiservices", body, status=body.pop("status"))
+        put("", "services", bootstrap.kubernetes_service(self.services.first_ip()), "default")
 
     # -- resources ---------------------------------------------------------------------------------
 
@@ -122,19 +176,42 @@ class Store:
         return self.served.get((group, version, plural))
 
     def discovery(self) -> dict[str, dict[str, list[Resource]]]:
+        """group -> version -> resources (by plural); groups by name, versions highest priority first
+        (`resources.version_priority`), as discovery lists them."""
         with self.lock:
             groups: dict[str, dict[str, list[Resource]]] = {}
             for (group, version, _), res in sorted(self.served.items()):
                 groups.setdefault(group, {}).setdefault(version, []).append(res)
-            return groups
+            return {g: {v: versions[v] for v in by_priority(versions)} for g, versions in groups.items()}
 
     def preferred_version(self, group: str) -> str:
+        """The group's highest-priority served version ('' when the group is not served)."""
         with self.lock:
             versions = [v for (g, v, _) in self.served if g == group]
-            for res in self.served.values():
-                if res.group == group:
-                    return _preferred(versions, res)
-        return versions[0] if versions else ""
+        return by_priority(versions)[0] if versions else ""
+
+    def crd_of(self, group: str, plural: str) -> dict | None:
+        """The stored CustomResourceDefinition serving `plural.group`, or None (a built-in)."""
+        with self.lock:
+            return self.tables[CRD_KEY].objects.get(_key(None, f"{plural}.{group}"))
+
+    def crd_version_schema(self, group: str, plural: str, version: str) -> dict | None:
+        """The `openAPIV3Schema` of one version of a CRD (the version a write came through, e.g.
+        `res.version` of the Resource passed to create/update/patch), or None when the resource is
+        not a custom resource or that version has no schema. Returned as stored: do not mutate."""
+        crd = self.crd_of(group, plural)
+        for entry in ((crd or {}).get("spec") or {}).get("versions") or ():
+            if entry.get("name") == version:
+                return (entry.get("schema") or {}).get("openAPIV3Schema")
+        return None
+
+    def _unique(self) -> list[Resource]:
+        """One served Resource per resource key (its storage version's when served)."""
+        chosen: dict[tuple[str, str], Resource] = {}
+        for res in self.served.values():
+            if res.key not in chosen or res.version == res.storage_version:
+                chosen[res.key] = res
+        return list(chosen.values())
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -225,6 +302,9 @@ class Store:
                                    {"kind": res.kind, "causes": [{"field": "metadata.name", "reason": "FieldValueRequired"}]})
             name = meta["name"]
             pattern = DNS_LABEL if res.label_names else DNS_SUBDOMAIN
+            if res.group in ("rbac.authorization.k8s.io", "apiregistration.k8s.io") and isinstance(name, str):
+                # RBAC and APIService names are path segments (ValidatePathSegmentName): `system:controller:x`, `v1.`
+                pattern = PATH_SEGMENT
             if not isinstance(name, str) or len(name) > (63 if res.label_names else 253) or not pattern.match(name):
                 raise ApiError(422, "Invalid", f'{res.kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": '
                                                "a lowercase RFC 1123 name must consist of lower case alphanumeric characters, '-' or '.'",
@@ -238,7 +318,7 @@ class Store:
                 meta["namespace"] = namespace
             else:
                 meta.pop("namespace", None)
-            obj["apiVersion"], obj["kind"] = res.api_version, res.kind
+            obj["apiVersion"], obj["kind"] = res.storage_api_version, res.kind
             for owned in ("uid", "creationTimestamp", "deletionTimestamp", "generation", "selfLink", "managedFields"):
                 meta.pop(owned, None)
             meta["uid"] = str(uuid.uuid4())
@@ -252,7 +332,14 @@ class Store:
                 obj["status"] = {"phase": "Active"}
             if res.key == CRD_KEY:
                 self._check_crd(obj)
-                obj["status"] = {"conditions": [], "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": []}
+                # as the CRD strategy's PrepareForCreate: the storage version is recorded at once
+                stored = [storage_version_of(obj)] if storage_version_of(obj) else []
+                obj["status"] = {"conditions": [], "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": stored}
+            if res.key == SVC_KEY:
+                try:
+                    self.services.allocate(obj)
+                except Refused as err:
+                    raise invalid(res, name, [(err.field, err.value, err.detail)]) from None
             meta["resourceVersion"] = str(self._next_rv())
             table.put(key, obj)
             self.uids[meta["uid"]] = (res.key, key)
@@ -316,11 +403,19 @@ class Store:
                 meta["generation"] = current["metadata"].get("generation", 1)
                 if _spec_of(new) != _spec_of(current):
                     meta["generation"] += 1
-            new["apiVersion"], new["kind"] = res.api_version, res.kind
+            new["apiVersion"], new["kind"] = res.storage_api_version, res.kind
             meta = new["metadata"]
             meta["managedFields"] = _record_manager(current["metadata"].get("managedFields") or [], manager, operation, res, subresource)
             if res.key == CRD_KEY and subresource == "":
                 self._check_crd(new)
+                _record_storage_version(new)
+            if res.key == NS_KEY and subresource == "status":
+                _check_namespace_phase(res, name, new)
+            if res.key == SVC_KEY and subresource == "":
+                try:
+                    self.services.reallocate(current, new)
+                except Refused as err:
+                    raise invalid(res, name, [(err.field, err.value, err.detail)]) from None
             meta["resourceVersion"] = str(self._next_rv())
             if meta.get("deletionTimestamp") and not meta.get("finalizers"):
                 self._remove(res, key, new)
@@ -392,6 +487,8 @@ class Store:
     def _remove(self, res: Resource, key: str, last: dict, orphan: bool = False) -> None:
         table = self.tables[res.key]
         table.remove(key)
+        if res.key == SVC_KEY:
+            self.services.release(last)
         uid = last["metadata"].get("uid", "")
         self.uids.pop(uid, None)
         last["metadata"]["resourceVersion"] = str(self._next_rv())
@@ -423,8 +520,8 @@ class Store:
             if self.closed:
                 return
             remaining = 0
-            for (group, _version, plural), res in list(self.served.items()):
-                if not res.namespaced or res.version != _first_version(self.served, group, plural):
+            for res in self._unique():
+                if not res.namespaced:
                     continue
                 for obj in list(self.tables[res.key].ordered(f"{namespace}/")):
                     with contextlib.suppress(ApiError):
@@ -446,9 +543,7 @@ class Store:
         with self.lock:
             if self.closed:
                 return
-            for (group, _version, plural), res in list(self.served.items()):
-                if res.version != _first_version(self.served, group, plural):
-                    continue
+            for res in self._unique():
                 table = self.tables[res.key]
                 for obj in list(table.objects.values()):
                     refs = obj["metadata"].get("ownerReferences") or []
@@ -505,7 +600,7 @@ class Store:
                     {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
                      "message": "the initial names have been accepted", "lastTransitionTime": stamp},
                 ],
-                "storedVersions": [v["name"] for v in spec["versions"] if v.get("storage")],
+                "storedVersions": _stored_versions(current),
             }
             body = copy.deepcopy(current)
             body["status"] = status
@@ -539,19 +634,33 @@ class Store:
             self.changed.notify_all()
 
 
-def _preferred(versions: list[str], res: Resource) -> str:
-    def rank(v: str) -> tuple:
-        m = re.match(r"^v(\d+)(?:(alpha|beta)(\d+))?$", v)
-        if not m:
-            return (0, 0, 0)
-        major, stage, minor = m.groups()
-        return (int(major), {"alpha": 0, "beta": 1, None: 2}[stage], int(minor or 0))
-
-    return max(versions, key=rank)
+def _stored_versions(crd: dict) -> list[str]:
+    """`status.storedVersions` with the current storage version added (kept in order, no repeats)."""
+    stored = list((crd.get("status") or {}).get("storedVersions") or [])
+    storage = storage_version_of(crd)
+    if storage and storage not in stored:
+        stored.append(storage)
+    return stored
 
 
-def _first_version(served: dict, group: str, plural: str) -> str:
-    return sorted(v for (g, v, p) in served if g == group and p == plural)[0]
+def _record_storage_version(crd: dict) -> None:
+    """As the CRD strategy's PrepareForUpdate: a new storage version joins `status.storedVersions`."""
+    status = crd.setdefault("status", {})
+    if isinstance(status, dict):
+        status["storedVersions"] = _stored_versions(crd)
+
+
+def _check_namespace_phase(res: Resource, name: str, ns: dict) -> None:
+    """ValidateNamespaceStatusUpdate (pkg/apis/core/validation): `status.phase` follows
+    `deletionTimestamp`; an empty phase defaults to Active."""
+    status = ns.setdefault("status", {}) if isinstance(ns.get("status", {}), dict) else {}
+    phase = status.get("phase") or "Active"
+    status["phase"] = phase
+    if not ns["metadata"].get("deletionTimestamp") and phase != "Active":
+        raise invalid(res, name, [("status.Phase", json.dumps(phase), "may only be 'Active' if `deletionTimestamp` is empty")])
+    if ns["metadata"].get("deletionTimestamp") and phase != "Terminating":
+        raise invalid(res, name, [("status.Phase", json.dumps(phase),
+                                   "may only be 'Terminating' if `deletionTimestamp` is not empty")])
 
 
 def _as_version(obj: dict, res: Resource) -> dict:
