@@ -64,6 +64,10 @@ class ServiceAllocator:
         if not isinstance(spec, dict):
             return  # the shape is the validator's to refuse
         spec.setdefault("type", "ClusterIP")
+        for port in spec.get("ports") if isinstance(spec.get("ports"), list) else ():
+            if isinstance(port, dict):  # SetDefaults_Service
+                port.setdefault("protocol", "TCP")
+                port.setdefault("targetPort", port.get("port"))
         taken_ips: list[str] = []
         try:
             if spec["type"] != "ExternalName":
