@@ -40,6 +40,10 @@ PATH_SEGMENT = re.compile(r"^(?!\.\.?$)[^/%]+$")
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_KEY = ("", "namespaces")
 SVC_KEY = ("", "services")
+#: pkg/controller/certificates/rootcacertpublisher/publisher.go
+ROOT_CA_DESCRIPTION = ("Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints "
+                       "such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across "
+                       "distributions of Kubernetes clusters.")
 SNAPSHOT_TTL = 300.0
 MAX_SNAPSHOTS = 256
 EVENT_HISTORY = 200_000
@@ -119,7 +123,9 @@ def _key(namespace: str | None, name: str) -> str:
 
 
 class Store:
-    def __init__(self, establish_delay: float = 0.15, gc_delay: float = 0.05):
+    def __init__(self, establish_delay: float = 0.15, gc_delay: float = 0.05, root_ca: str = ""):
+        #: the PEM bundle every namespace's `kube-root-ca.crt` ConfigMap carries (the server's CA)
+        self.root_ca = root_ca or "-----BEGIN CERTIFICATE-----\nEMULATED\n-----END CERTIFICATE-----\n"
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.rv = 0
@@ -330,6 +336,8 @@ class Store:
             if res.key == NS_KEY:
                 obj["spec"] = {"finalizers": ["kubernetes"]}
                 obj["status"] = {"phase": "Active"}
+                # the NamespaceDefaultLabelName feature (GA since 1.22) labels every namespace with its name
+                meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
             if res.key == CRD_KEY:
                 self._check_crd(obj)
                 # as the CRD strategy's PrepareForCreate: the storage version is recorded at once
@@ -355,8 +363,7 @@ class Store:
         cm = self.resource("", "v1", "configmaps")
         sa = self.resource("", "v1", "serviceaccounts")
         self.create(cm, namespace, {"metadata": {"name": "kube-root-ca.crt", "annotations": {
-            "kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver"}},
-            "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nEMULATED\n-----END CERTIFICATE-----\n"}},
+            "kubernetes.io/description": ROOT_CA_DESCRIPTION}}, "data": {"ca.crt": self.root_ca}},
             "kube-controller-manager")
         self.create(sa, namespace, {"metadata": {"name": "default"}}, "kube-controller-manager")
 
@@ -409,6 +416,8 @@ class Store:
             if res.key == CRD_KEY and subresource == "":
                 self._check_crd(new)
                 _record_storage_version(new)
+            if res.key == NS_KEY and isinstance(meta.setdefault("labels", {}), dict):
+                meta["labels"]["kubernetes.io/metadata.name"] = name
             if res.key == NS_KEY and subresource == "status":
                 _check_namespace_phase(res, name, new)
             if res.key == SVC_KEY and subresource == "":
