@@ -46,7 +46,9 @@ MAX_MEMBERS = 5_000_000
 MAX_RATIO = 200  # uncompressed / compressed: beyond this, a decompression bomb
 
 _SEGMENT = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
-_NAME = r"[A-Za-z0-9]([-A-Za-z0-9._:@]*[A-Za-z0-9])?"
+# object names: DNS subdomains for most, path segments for RBAC and APIServices (`v1.`, `oidc:platform+sre`);
+# printable ASCII without '/', '\\' or '%' (kube-apiserver's ValidatePathSegmentName)
+_NAME = r"(?:(?![/\\%])[ -~])+"
 _MEMBER = re.compile(
     rf"^(?:{re.escape(METADATA)}|{re.escape(UIDS)}|resources/(?P<resource>{_SEGMENT})/"
     rf"(?:cluster|namespaces/(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?))/(?P<name>{_NAME})\.json)$"
