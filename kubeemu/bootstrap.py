@@ -250,3 +250,19 @@ def kubernetes_service(cluster_ip: str) -> dict:
             "spec": {"type": "ClusterIP", "clusterIP": cluster_ip, "clusterIPs": [cluster_ip],
                      "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
                      "sessionAffinity": "None"}}
+
+
+def counts() -> dict[str, int]:
+    """How many bootstrap objects a new control plane holds, by `resource.group` (namespaces and
+    what every namespace gets are not counted here)."""
+    from kubeemu.resources import BUILTINS
+
+    return {"clusterroles.rbac.authorization.k8s.io": len(cluster_roles()),
+            "clusterrolebindings.rbac.authorization.k8s.io": len(cluster_role_bindings()),
+            "roles.rbac.authorization.k8s.io": len(roles()),
+            "rolebindings.rbac.authorization.k8s.io": len(role_bindings()),
+            "priorityclasses.scheduling.k8s.io": len(priority_classes()),
+            "prioritylevelconfigurations.flowcontrol.apiserver.k8s.io": len(priority_level_configurations()),
+            "flowschemas.flowcontrol.apiserver.k8s.io": len(flow_schemas()),
+            "apiservices.apiregistration.k8s.io": len({(r.group, r.version) for r in BUILTINS}),
+            "services": 1}
