@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kubeemu import patches
+from kubeemu import admission, patches
 from kubeemu.resources import BUILTINS, INITIAL_NAMESPACES, Resource, from_crd
 from kubeemu.selectors import Predicate
 
@@ -107,6 +107,7 @@ class Store:
         self.events: deque[Event] = deque(maxlen=EVENT_HISTORY)
         self.snapshots: OrderedDict[str, tuple[float, list[dict], int]] = OrderedDict()
         self.closed = False
+        self.admission = admission.Admission()
         for res in BUILTINS:
             self._serve(res)
         for name in INITIAL_NAMESPACES:
@@ -205,7 +206,8 @@ class Store:
             raise ApiError(403, "Forbidden", f'unable to create new content in namespace {namespace} because it is being terminated')
         return namespace
 
-    def create(self, res: Resource, namespace: str | None, body: dict, manager: str, operation: str = "Update") -> dict:
+    def create(self, res: Resource, namespace: str | None, body: dict, manager: str, operation: str = "Update",
+               field_validation: str = "Warn", warnings: list[str] | None = None) -> dict:
         with self.lock:
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the body of the request was not a JSON object")
@@ -223,12 +225,7 @@ class Store:
                 else:
                     raise ApiError(422, "Invalid", f"{res.kind} \"\" is invalid: metadata.name: Required value: name or generateName is required",
                                    {"kind": res.kind, "causes": [{"field": "metadata.name", "reason": "FieldValueRequired"}]})
-            name = meta["name"]
-            pattern = DNS_LABEL if res.label_names else DNS_SUBDOMAIN
-            if not isinstance(name, str) or len(name) > (63 if res.label_names else 253) or not pattern.match(name):
-                raise ApiError(422, "Invalid", f'{res.kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": '
-                                               "a lowercase RFC 1123 name must consist of lower case alphanumeric characters, '-' or '.'",
-                               {"name": str(name), "kind": res.kind})
+            name = str(meta["name"])
             table = self.tables[res.key]
             key = _key(namespace, name)
             if key in table.objects:
@@ -247,6 +244,8 @@ class Store:
             meta["managedFields"] = [_managed(manager, operation, res)]
             if res.has_status:
                 obj.pop("status", None)
+            obj = self.admission.admit(self, res, obj, None, "", field_validation, warnings)
+            meta = obj["metadata"]
             if res.key == NS_KEY:
                 obj["spec"] = {"finalizers": ["kubernetes"]}
                 obj["status"] = {"phase": "Active"}
@@ -274,7 +273,8 @@ class Store:
         self.create(sa, namespace, {"metadata": {"name": "default"}}, "kube-controller-manager")
 
     def update(self, res: Resource, namespace: str | None, name: str, body: dict, manager: str,
-               subresource: str = "", require_rv: bool = True, operation: str = "Update") -> dict:
+               subresource: str = "", require_rv: bool = True, operation: str = "Update",
+               field_validation: str = "Warn", warnings: list[str] | None = None) -> dict:
         with self.lock:
             table = self.tables[res.key]
             key = _key(namespace if res.namespaced else None, name)
@@ -319,6 +319,8 @@ class Store:
             new["apiVersion"], new["kind"] = res.api_version, res.kind
             meta = new["metadata"]
             meta["managedFields"] = _record_manager(current["metadata"].get("managedFields") or [], manager, operation, res, subresource)
+            new = self.admission.admit(self, res, new, current, subresource, field_validation, warnings)
+            meta = new["metadata"]
             if res.key == CRD_KEY and subresource == "":
                 self._check_crd(new)
             meta["resourceVersion"] = str(self._next_rv())
@@ -332,7 +334,8 @@ class Store:
             return _as_version(new, res)
 
     def patch(self, res: Resource, namespace: str | None, name: str, kind: str, patch: object, manager: str,
-              subresource: str = "", force: bool = False) -> dict:
+              subresource: str = "", force: bool = False, field_validation: str = "Warn",
+              warnings: list[str] | None = None) -> dict:
         with self.lock:
             key = _key(namespace if res.namespaced else None, name)
             current = self.tables[res.key].objects.get(key)
@@ -345,7 +348,8 @@ class Store:
                         raise not_found(res, name)
                     body = copy.deepcopy(patch)
                     body.setdefault("metadata", {})["name"] = name
-                    return self.create(res, namespace, body, manager, operation="Apply")
+                    return self.create(res, namespace, body, manager, operation="Apply",
+                                       field_validation=field_validation, warnings=warnings)
             if current is None:
                 raise not_found(res, name)
             try:
@@ -363,7 +367,8 @@ class Store:
             if not sent_rv:
                 new.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
             return self.update(res, namespace, name, new, manager, subresource, require_rv=False,
-                               operation="Apply" if kind == "apply" else "Update")
+                               operation="Apply" if kind == "apply" else "Update",
+                               field_validation=field_validation, warnings=warnings)
 
     def delete(self, res: Resource, namespace: str | None, name: str, propagation: str = "Background") -> dict:
         with self.lock:
