@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import yaml
 
-from kubeemu import protobuf
+from kubeemu import admission, protobuf
 from kubeemu.faults import Fault, Faults
 from kubeemu.resources import SUBRESOURCE_KINDS, SUBRESOURCE_VERBS
 from kubeemu.selectors import SelectorError, field_selector, label_selector
@@ -91,9 +91,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ------------------------------------------------------------------------------------
 
-    def _send(self, code: int, body: object, content_type: str = "application/json") -> None:
+    def _send(self, code: int, body: object, content_type: str = "application/json",
+              warnings: list[str] | None = None) -> None:
         data = body if isinstance(body, bytes) else _encode(body)
         self.send_response(code)
+        for warning in warnings or ():
+            self.send_header("Warning", '299 - "' + warning.replace("\\", "\\\\").replace('"', '\\"') + '"')
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -254,18 +257,23 @@ class _Handler(BaseHTTPRequestHandler):
         if sub and (sub != "status" or not res.has_status):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         manager = query.get("fieldManager") or (self.headers.get("User-Agent") or "unknown").split("/")[0]
+        validation, warned = query.get("fieldValidation") or "Warn", []  # the real server's default since 1.27
         if name is None:
             if method == "GET":
                 return self._list(res, namespace, query)
             if method == "POST":
                 obj = self._json_body(self._body())
-                return self._send(201, store.create(res, namespace, obj, manager))
+                admission.check_body(res, obj)
+                created = store.create(res, namespace, obj, manager, field_validation=validation, warnings=warned)
+                return self._send(201, created, warnings=warned)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
         if method == "GET":
             return self._send(200, store.get(res, namespace, name))
         if method == "PUT":
             obj = self._json_body(self._body())
-            return self._send(200, store.update(res, namespace, name, obj, manager, sub))
+            admission.check_body(res, obj)
+            updated = store.update(res, namespace, name, obj, manager, sub, field_validation=validation, warnings=warned)
+            return self._send(200, updated, warnings=warned)
         if method == "PATCH":
             kind = PATCH_TYPES.get((self.headers.get("Content-Type") or "").split(";")[0].strip())
             if kind is None:
@@ -277,7 +285,10 @@ class _Handler(BaseHTTPRequestHandler):
             except (ValueError, yaml.YAMLError):
                 raise ApiError(400, "BadRequest", "the patch could not be decoded") from None
             force = query.get("force") in ("true", "1")
-            return self._send(200, store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub, force))
+            admission.check_body(res, patch)
+            patched = store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub, force,
+                                  field_validation=validation, warnings=warned)
+            return self._send(200, patched, warnings=warned)
         if method == "DELETE":
             raw = self._body()
             options = self._json_body(raw) if raw else {}
