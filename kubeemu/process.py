@@ -17,8 +17,9 @@ from pathlib import Path
 
 import yaml
 
+from kubeemu.auth import ADMIN_USER, READ_ONLY_USER
 from kubeemu.certs import CertificateAuthority, KeyPair
-from kubeemu.server import ADMIN_USER, READ_ONLY_USER, ApiServer
+from kubeemu.server import ApiServer
 
 
 def kubeconfig(url: str, token: str | None = None, name: str = "kubeemu", *, certificate_authority_data: bytes | None = None,

@@ -20,7 +20,6 @@ import ssl
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,6 +27,7 @@ import orjson
 import yaml
 
 from kubeemu import protobuf
+from kubeemu.auth import READ_VERBS, RequestAttributes, User, authenticate
 from kubeemu.certs import CertificateAuthority
 from kubeemu.faults import Fault, Faults
 from kubeemu.selectors import SelectorError, field_selector, label_selector
@@ -45,83 +45,9 @@ PATCH_TYPES = {
     "application/apply-patch+yaml": "apply",
     "application/apply-patch+json": "apply",
 }
-ADMIN_USER = "kubeemu-admin"
-READ_ONLY_USER = "kubeemu-viewer"
 #: kube-apiserver's default --max-request-body-bytes: an unread body up to this size is drained so the
 #: keep-alive connection stays usable; a larger one closes the connection after the answer
 MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
-#: verbs a read-only user may use (the `view` ClusterRole's), see kube-apiserver's RequestInfoFactory
-READ_VERBS = frozenset({"get", "list", "watch"})
-#: subresources of a namespace: /api/v1/namespaces/NAME/status is the namespace's, not a resource "status"
-NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
-
-
-@dataclass(frozen=True)
-class User:
-    """Who a request was authenticated as: the user name and groups kube-apiserver would see."""
-
-    name: str
-    groups: tuple[str, ...] = ()
-
-    @property
-    def read_only(self) -> bool:
-        return self.name == READ_ONLY_USER
-
-
-@dataclass(frozen=True)
-class RequestAttributes:
-    """What kube-apiserver's authorizer is asked about a request (its RequestInfo, reduced): verb,
-    API group, namespace, resource, subresource, name; `path` for non-resource requests."""
-
-    verb: str
-    path: str
-    resource_request: bool = False
-    group: str = ""
-    namespace: str = ""
-    resource: str = ""
-    subresource: str = ""
-    name: str = ""
-
-    @classmethod
-    def of(cls, method: str, path: str, query: dict[str, str]) -> RequestAttributes:
-        """Parsed like k8s.io/apiserver's RequestInfoFactory: /api/v1/... and /apis/GROUP/VERSION/...
-        are resource requests; `namespaces/NS/...` sets the namespace; a name-less DELETE is
-        `deletecollection`, a name-less GET `list` (or `watch` with watch=true)."""
-        parts = path.strip("/").split("/")
-        if parts[0] == "api" and len(parts) >= 3:
-            group, rest = "", parts[2:]
-        elif parts[0] == "apis" and len(parts) >= 4:
-            group, rest = parts[1], parts[3:]
-        else:
-            return cls(method.lower(), path)
-        namespace = ""
-        if rest[0] == "namespaces" and len(rest) > 1:
-            namespace = rest[1]
-            if len(rest) > 2 and rest[2] not in NAMESPACE_SUBRESOURCES:
-                rest = rest[2:]
-        resource = rest[0]
-        name = rest[1] if len(rest) > 1 else ""
-        subresource = rest[2] if len(rest) > 2 else ""
-        verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, "get")
-        if not name:
-            verb = {"get": "list", "delete": "deletecollection"}.get(verb, verb)
-            if verb == "list" and query.get("watch") in ("true", "1"):
-                verb = "watch"
-        return cls(verb, path, True, group, namespace, resource, subresource, name)
-
-    def forbidden(self, user: User) -> ApiError:
-        """403 as kube-apiserver's authorization filter answers it (responsewriters.Forbidden:
-        apierrors.NewForbidden(group resource, name, forbiddenMessage(attributes)))."""
-        if not self.resource_request:
-            return ApiError(403, "Forbidden", f'forbidden: User "{user.name}" cannot {self.verb} path "{self.path}"')
-        resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
-        scope = f'in the namespace "{self.namespace}"' if self.namespace else "at the cluster scope"
-        reason = f'User "{user.name}" cannot {self.verb} resource "{resource}" in API group "{self.group}" {scope}'
-        qualified = f"{self.resource}.{self.group}" if self.group else self.resource
-        target = f'{qualified} "{self.name}"' if self.name else qualified
-        return ApiError(403, "Forbidden", f"{target} is forbidden: {reason}",
-                        {"name": self.name, "group": self.group, "kind": self.resource} if self.name else
-                        {"group": self.group, "kind": self.resource})
 
 
 class _Server(ThreadingHTTPServer):
@@ -193,23 +119,8 @@ class ApiServer:
         return context
 
     def authenticate(self, authorization: str | None, peer_certificate: dict | None) -> User | None:
-        """The user of a request, or None (401). In kube-apiserver's order (its union authenticator):
-        a client certificate verified against this CA (user from CN, groups from O), then a bearer
-        token (`Authorization: Bearer <token>`, scheme case-insensitive)."""
-        if peer_certificate:
-            subject = [attribute for rdn in peer_certificate.get("subject", ()) for attribute in rdn]
-            names = [value for key, value in subject if key == "commonName"]
-            if names:
-                groups = tuple(value for key, value in subject if key == "organizationName")
-                return User(names[0], (*groups, "system:authenticated"))
-        parts = (authorization or "").strip().split(" ")
-        if len(parts) < 2 or parts[0].lower() != "bearer" or not parts[1]:
-            return None
-        if parts[1] == self.token:
-            return User(ADMIN_USER, ("system:masters", "system:authenticated"))
-        if self.read_only_token is not None and parts[1] == self.read_only_token:
-            return User(READ_ONLY_USER, ("system:authenticated",))
-        return None
+        """The user of a request, or None (401): see `kubeemu.auth.authenticate`."""
+        return authenticate(authorization, peer_certificate, self.token, self.read_only_token)
 
     @property
     def url(self) -> str:
