@@ -216,3 +216,17 @@ def _load_client_certificate(context: ssl.SSLContext, pair, cp) -> None:
         cert.write_bytes(pair.cert_pem)
         key.write_bytes(pair.key_pem)
         context.load_cert_chain(cert, key)
+
+
+def test_a_subprocess_emulator_shares_its_ca_and_credentials_with_the_parent():
+    from kubeemu import EmulatorProcess
+
+    with EmulatorProcess(read_only_token=READ_ONLY) as cp:
+        context = cp.ssl_context()
+        _load_client_certificate(context, cp.client_certificate(), cp)
+        status, made = Connection(cp, context)("POST", "/api/v1/namespaces/default/configmaps", cm("by-cert"))
+        assert (status, made["metadata"]["name"]) == (201, "by-cert")
+        status, refused = Connection(cp)("DELETE", "/api/v1/namespaces/default/configmaps/by-cert", token=READ_ONLY)
+        assert (status, refused["message"]) == (403, 'configmaps "by-cert" is forbidden: User "kubeemu-viewer" cannot '
+                                                     'delete resource "configmaps" in API group "" in the namespace "default"')
+        assert Connection(cp)("GET", "/api/v1/namespaces", token="wrong")[0] == 401
