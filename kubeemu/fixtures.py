@@ -60,10 +60,13 @@ class Seeded:
 
 
 class _Client:
-    def __init__(self, url: str, token: str | None, workers: int):
+    """JSON over the emulator's HTTPS, trusting `ca` (PEM) only, with the bearer `token`."""
+
+    def __init__(self, url: str, token: str | None, workers: int, ca: bytes | None = None):
         self.url = url
         self.http = urllib3.PoolManager(maxsize=workers, retries=urllib3.Retry(total=5, backoff_factor=0.1,
-                                                                               status_forcelist=(429, 500, 503)))
+                                                                               status_forcelist=(429, 500, 503)),
+                                        ca_cert_data=ca.decode() if ca else None)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
@@ -98,10 +101,11 @@ def _path(group: str, version: str, plural: str, namespace: str | None = None) -
 
 
 def seed_crossplane(url: str, size: int = 200, *, token: str | None = None, workers: int = 8,
-                    extra_types: int = 0) -> Seeded:
+                    extra_types: int = 0, ca: bytes | None = None) -> Seeded:
     """Create about `size` objects of Crossplane-shaped state; `extra_types` adds that many more
-    custom resource types (for benchmarks that want ~30 types), objects spread over all of them."""
-    client = _Client(url, token, workers)
+    custom resource types (for benchmarks that want ~30 types), objects spread over all of them.
+    `ca`: the emulator's CA certificate (PEM) to trust for its HTTPS."""
+    client = _Client(url, token, workers, ca)
     seeded = Seeded()
     pool = ThreadPoolExecutor(max_workers=workers)
 
