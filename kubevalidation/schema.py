@@ -254,8 +254,10 @@ class CompiledSchema:
             self._validate_object(node, value, path, old if isinstance(old, dict) else None,
                                   has_old and isinstance(old, dict), errs, root)
         elif isinstance(value, list) and node.items is not None:
+            olds = _correlate(node, old) if has_old else {}
             for i, item in enumerate(value):
-                self._validate(node.items, item, f"{path}[{i}]", None, False, errs)
+                key = _map_key(node, item)
+                self._validate(node.items, item, f"{path}[{i}]", olds.get(key), key in olds, errs)
         for sub in node.all_of:
             self._validate(sub, value, path, None, False, errs)
         if node.any_of:
@@ -392,6 +394,25 @@ class CompiledSchema:
         pruned, unknown = self.prune(obj)
         self.default(pruned)
         return pruned, unknown, self.validate(pruned, old)
+
+
+def _map_key(node: Node, item: object) -> str | None:
+    """The key that correlates an item of an `x-kubernetes-list-type: map` list with its old self."""
+    if node.list_type != "map" or not node.list_map_keys or not isinstance(item, dict):
+        return None
+    return json.dumps([item.get(k) for k in node.list_map_keys])
+
+
+def _correlate(node: Node, old: object) -> dict:
+    """Old items of a map list by key (other lists' items are not correlated, as in the real server)."""
+    if not isinstance(old, list):
+        return {}
+    found = {}
+    for item in old:
+        key = _map_key(node, item)
+        if key is not None:
+            found[key] = item
+    return found
 
 
 def _to_cel(node: Node, value: object) -> object:

@@ -133,3 +133,22 @@ def test_rules_the_library_cannot_compile_are_listed_and_logged_once(rule, caplo
     logged = [r.getMessage() for r in caplog.records if r.name == "kubevalidation.cel"]
     assert len(logged) == 1 and logged[0].startswith(f"CEL rule not evaluated (unsupported by cel-expr-python), "
                                                      f"leniency: {rule} at spec.v: ")
+
+
+def test_map_list_items_correlate_for_transition_rules_and_ratcheting():
+    schema = CompiledSchema({"type": "object", "properties": {"spec": {"type": "object", "properties": {"ports": {
+        "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+        "items": {"type": "object", "properties": {
+            "name": {"type": "string"},
+            "port": {"type": "integer", "maximum": 100, "x-kubernetes-validations": [
+                {"rule": "self == oldSelf", "message": "port is immutable"}]}}}}}}}})
+    target = Target("example.org", "v1", "Thing", "things", False, custom=True)
+
+    def thing(*ports):
+        return {"metadata": {"name": "t"}, "spec": {"ports": [{"name": n, "port": p} for n, p in ports]}}
+
+    old = thing(("a", 1000), ("b", 2))  # stored before the maximum existed
+    assert admit(target, thing(("b", 2), ("a", 1000), ("c", 3)), old, schema=schema).obj["spec"]["ports"][2] == {
+        "name": "c", "port": 3}
+    with pytest.raises(Invalid, match=r'spec.ports\[1\].port: Invalid value: "integer": port is immutable$'):
+        admit(target, thing(("a", 1000), ("b", 5)), old, schema=schema)
