@@ -251,7 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else ""
-        if sub and (sub != "status" or not res.has_status):
+        if sub and (sub not in ("status", "scale") or sub not in res.subresources):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         manager = query.get("fieldManager") or (self.headers.get("User-Agent") or "unknown").split("/")[0]
         if name is None:
@@ -262,9 +262,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(201, store.create(res, namespace, obj, manager))
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
         if method == "GET":
-            return self._send(200, store.get(res, namespace, name))
+            return self._send(200, store.get_scale(res, namespace, name) if sub == "scale" else store.get(res, namespace, name))
         if method == "PUT":
             obj = self._json_body(self._body())
+            if sub == "scale":
+                return self._send(200, store.update_scale(res, namespace, name, obj, manager))
             return self._send(200, store.update(res, namespace, name, obj, manager, sub))
         if method == "PATCH":
             kind = PATCH_TYPES.get((self.headers.get("Content-Type") or "").split(";")[0].strip())
