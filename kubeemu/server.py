@@ -251,8 +251,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else ""
-        if sub and (sub not in ("status", "scale") or sub not in res.subresources):
+        if sub and sub not in res.subresources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if sub == "finalize" and method != "PUT":  # its only verb is update
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         manager = query.get("fieldManager") or (self.headers.get("User-Agent") or "unknown").split("/")[0]
         if name is None:
             if method == "GET":

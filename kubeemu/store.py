@@ -441,6 +441,13 @@ class Store:
                 new["status"] = copy.deepcopy(body.get("status"))
                 if new["status"] is None:
                     new.pop("status")
+            elif subresource == "finalize":  # namespaces/finalize: only spec.finalizers changes
+                new = copy.deepcopy(current)
+                new.setdefault("spec", {})["finalizers"] = copy.deepcopy((body.get("spec") or {}).get("finalizers") or [])
+            elif subresource == "approval":  # certificatesigningrequests/approval: only status.conditions changes
+                new = copy.deepcopy(current)
+                conditions = copy.deepcopy((body.get("status") or {}).get("conditions") or [])
+                new.setdefault("status", {})["conditions"] = conditions
             else:
                 new = copy.deepcopy(body)
                 if res.has_status:
