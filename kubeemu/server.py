@@ -373,8 +373,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else ""
-        if sub and (sub != "status" or not res.has_status):
+        if sub and sub not in res.subresources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if sub == "finalize" and method != "PUT":  # its only verb is update
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         manager = query.get("fieldManager") or (self.headers.get("User-Agent") or "unknown").split("/")[0]
         validation, warned = query.get("fieldValidation") or "Warn", []  # the real server's default since 1.27
         if name is None:
@@ -387,9 +389,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(201, created, warnings=warned)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
         if method == "GET":
-            return self._send(200, store.get(res, namespace, name))
+            return self._send(200, store.get_scale(res, namespace, name) if sub == "scale" else store.get(res, namespace, name))
         if method == "PUT":
             obj = self._json_body(self._body())
+            if sub == "scale":
+                return self._send(200, store.update_scale(res, namespace, name, obj, manager))
             admission.check_body(res, obj)
             updated = store.update(res, namespace, name, obj, manager, sub, field_validation=validation, warnings=warned)
             return self._send(200, updated, warnings=warned)

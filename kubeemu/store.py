@@ -208,6 +208,54 @@ class Store:
                 return (entry.get("schema") or {}).get("openAPIV3Schema")
         return None
 
+    # -- the scale subresource (autoscaling/v1 Scale) ----------------------------------------------
+
+    def _scale_paths(self, res: Resource) -> tuple[list[str], list[str], list[str] | None]:
+        """(spec replicas, status replicas, label selector) paths: the CRD version's `subresources.scale`,
+        or spec.replicas/status.replicas/spec.selector for the built-ins."""
+        crd = self.crd_of(res.group, res.plural)
+        if crd is None:
+            return ["spec", "replicas"], ["status", "replicas"], ["spec", "selector"]
+        scale = next((v.get("subresources") or {} for v in crd["spec"].get("versions") or ()
+                      if v.get("name") == res.version), {}).get("scale") or {}
+        split = lambda path: [p for p in (path or "").split(".") if p]  # noqa: E731
+        return (split(scale.get("specReplicasPath")), split(scale.get("statusReplicasPath")),
+                split(scale.get("labelSelectorPath")) or None)
+
+    def get_scale(self, res: Resource, namespace: str | None, name: str) -> dict:
+        """GET .../scale: the object's replicas as an autoscaling/v1 Scale."""
+        with self.lock:
+            obj = self.get(res, namespace, name)
+            spec_path, status_path, selector_path = self._scale_paths(res)
+            selector = _at(obj, selector_path) if selector_path else None
+            if isinstance(selector, dict):  # a LabelSelector (apps) or a plain map (ReplicationController)
+                labels = selector.get("matchLabels", selector if "matchExpressions" not in selector else {})
+                selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if isinstance(v, str))
+            meta = obj["metadata"]
+            status = {"replicas": _at(obj, status_path) or 0}
+            if selector:
+                status["selector"] = selector
+            return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                    "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                                 if k in meta},
+                    "spec": {"replicas": _at(obj, spec_path) if _at(obj, spec_path) is not None else 1},
+                    "status": status}
+
+    def update_scale(self, res: Resource, namespace: str | None, name: str, scale: dict, manager: str) -> dict:
+        """PUT .../scale: `spec.replicas` written into the object (a resourceVersion, when sent, must match)."""
+        with self.lock:
+            current = self.get(res, namespace, name)
+            replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                raise invalid(_SCALE, name, [("spec.replicas", json.dumps(replicas),
+                                              "must be greater than or equal to 0")])
+            body = copy.deepcopy(current)
+            _set_at(body, self._scale_paths(res)[0], replicas)
+            body["metadata"]["resourceVersion"] = (scale.get("metadata") or {}).get("resourceVersion") or \
+                current["metadata"]["resourceVersion"]
+            self.update(res, namespace, name, body, manager, require_rv=False)
+            return self.get_scale(res, namespace, name)
+
     def _unique(self) -> list[Resource]:
         """One served Resource per resource key (its storage version's when served)."""
         chosen: dict[tuple[str, str], Resource] = {}
@@ -386,6 +434,13 @@ class Store:
                 new["status"] = copy.deepcopy(body.get("status"))
                 if new["status"] is None:
                     new.pop("status")
+            elif subresource == "finalize":  # namespaces/finalize: only spec.finalizers changes
+                new = copy.deepcopy(current)
+                new.setdefault("spec", {})["finalizers"] = copy.deepcopy((body.get("spec") or {}).get("finalizers") or [])
+            elif subresource == "approval":  # certificatesigningrequests/approval: only status.conditions changes
+                new = copy.deepcopy(current)
+                conditions = copy.deepcopy((body.get("status") or {}).get("conditions") or [])
+                new.setdefault("status", {})["conditions"] = conditions
             else:
                 new = copy.deepcopy(body)
                 if res.has_status:
@@ -433,6 +488,15 @@ class Store:
     def patch(self, res: Resource, namespace: str | None, name: str, kind: str, patch: object, manager: str,
               subresource: str = "", force: bool = False, field_validation: str = "Warn",
               warnings: list[str] | None = None) -> dict:
+        if subresource == "scale":
+            with self.lock:
+                current = self.get_scale(res, namespace, name)
+                try:
+                    new = patches.json_patch(current, patch) if kind == "json" else patches.merge_patch(current, patch)
+                except (patches.PatchError, ValueError, TypeError) as err:
+                    raise ApiError(422, "Invalid", f"the patch could not be applied: {err}") from None
+                new.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
+                return self.update_scale(res, namespace, name, new, manager)
         with self.lock:
             key = _key(namespace if res.namespaced else None, name)
             current = self.tables[res.key].objects.get(key)
@@ -639,6 +703,25 @@ class Store:
         with self.lock:
             self.closed = True
             self.changed.notify_all()
+
+
+_SCALE = Resource("autoscaling", "v1", "scales", "scale", "Scale", True)
+
+
+def _at(obj: dict, path: list[str]) -> object:
+    for part in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _set_at(obj: dict, path: list[str], value: object) -> None:
+    for part in path[:-1]:
+        if not isinstance(obj.get(part), dict):
+            obj[part] = {}
+        obj = obj[part]
+    obj[path[-1]] = value
 
 
 def _stored_versions(crd: dict) -> list[str]:

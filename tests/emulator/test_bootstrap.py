@@ -152,3 +152,21 @@ def test_namespace_status_written_active_or_empty_is_accepted(control_plane):
         code, _, ns = call(control_plane, "PUT", "/api/v1/namespaces/team-d/status",
                            {"metadata": {"name": "team-d"}, "status": status})
         assert (code, ns["status"]) == (200, {"phase": "Active"})
+
+
+def test_namespace_finalize_and_csr_approval_subresources(control_plane):
+    call(control_plane, "POST", "/api/v1/namespaces", {"metadata": {"name": "team-e"}})
+    code, _, ns = call(control_plane, "PUT", "/api/v1/namespaces/team-e/finalize",
+                       {"metadata": {"name": "team-e"}, "spec": {"finalizers": []}, "status": {"phase": "Terminating"}})
+    assert (code, ns["spec"], ns["status"]) == (200, {"finalizers": []}, {"phase": "Active"})  # only finalizers change
+    code, _, status = call(control_plane, "GET", "/api/v1/namespaces/team-e/finalize")
+    assert (code, status["reason"]) == (405, "MethodNotAllowed")
+    csr = {"metadata": {"name": "node-csr-1"}, "spec": {"request": "LS0tLS1CRUdJTg==", "usages": ["client auth"],
+                                                       "signerName": "kubernetes.io/kube-apiserver-client"}}
+    call(control_plane, "POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests", csr)
+    approved = {"metadata": {"name": "node-csr-1"}, "spec": {"usages": ["server auth"]}, "status": {"conditions": [
+        {"type": "Approved", "status": "True", "reason": "AutoApproved", "message": "approved by a test"}]}}
+    code, _, got = call(control_plane, "PUT", "/apis/certificates.k8s.io/v1/certificatesigningrequests/node-csr-1/approval",
+                        approved)
+    assert code == 200 and got["status"]["conditions"][0]["type"] == "Approved"
+    assert got["spec"]["usages"] == ["client auth"]  # the spec is not the approval's to change

@@ -175,3 +175,79 @@ def test_kubectl_discovers_through_aggregated_discovery(control_plane, tmp_path)
     assert got.returncode == 0, got.stderr
     names = sorted(i["metadata"]["name"] for i in json.loads(got.stdout)["items"])
     assert names == ["system-cluster-critical", "system-node-critical"]
+
+
+def deployment(name: str, replicas: int | None = 2) -> dict:
+    spec = {"selector": {"matchLabels": {"app": name, "tier": "web"}},
+            "template": {"metadata": {"labels": {"app": name, "tier": "web"}},
+                         "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
+    if replicas is not None:
+        spec["replicas"] = replicas
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+def test_scale_subresource_of_built_ins(control_plane):
+    base = "/apis/apps/v1/namespaces/default/deployments"
+    call(control_plane, "POST", base, deployment("web"))
+    code, _, scale = call(control_plane, "GET", f"{base}/web/scale")
+    assert (code, scale["kind"], scale["apiVersion"]) == (200, "Scale", "autoscaling/v1")
+    assert (scale["spec"], scale["status"]) == ({"replicas": 2}, {"replicas": 0, "selector": "app=web,tier=web"})
+    scale["spec"]["replicas"] = 5
+    code, _, scaled = call(control_plane, "PUT", f"{base}/web/scale", scale)
+    assert (code, scaled["spec"]["replicas"]) == (200, 5)
+    _, _, web = call(control_plane, "GET", f"{base}/web")
+    assert (web["spec"]["replicas"], web["metadata"]["generation"]) == (5, 2)
+    code, _, patched = call(control_plane, "PATCH", f"{base}/web/scale", {"spec": {"replicas": 0}},
+                            content_type="application/merge-patch+json")
+    assert (code, patched["spec"]["replicas"]) == (200, 0)
+    scale["spec"]["replicas"] = 3  # the resourceVersion it carries is stale now
+    code, _, status = call(control_plane, "PUT", f"{base}/web/scale", scale)
+    assert (code, status["reason"]) == (409, "Conflict")
+    code, _, status = call(control_plane, "PATCH", f"{base}/web/scale", {"spec": {"replicas": -1}},
+                           content_type="application/merge-patch+json")
+    assert (code, status["reason"], status["details"]["causes"][0]["field"]) == (422, "Invalid", "spec.replicas")
+    assert status["message"] == ('Scale.autoscaling "web" is invalid: spec.replicas: Invalid value: -1: '
+                                 "must be greater than or equal to 0")
+    rc = {"metadata": {"name": "legacy"}, "spec": {"replicas": 1, "selector": {"app": "legacy"}}}
+    call(control_plane, "POST", "/api/v1/namespaces/default/replicationcontrollers", rc)
+    _, _, rc_scale = call(control_plane, "GET", "/api/v1/namespaces/default/replicationcontrollers/legacy/scale")
+    assert (rc_scale["spec"], rc_scale["status"]) == ({"replicas": 1}, {"replicas": 0, "selector": "app=legacy"})
+    code, _, _ = call(control_plane, "GET", "/apis/apps/v1/namespaces/default/daemonsets/x/scale")
+    assert code == 404  # no scale subresource on DaemonSets
+    code, _, _ = call(control_plane, "GET", "/api/v1/namespaces/default/configmaps/kube-root-ca.crt/status")
+    assert code == 404
+
+
+def test_scale_subresource_of_a_crd_follows_its_paths(control_plane):
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "nodepools.example.org"},
+           "spec": {"group": "example.org", "scope": "Namespaced",
+                    "names": {"plural": "nodepools", "singular": "nodepool", "kind": "NodePool"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {"type": "object",
+                                                                 "x-kubernetes-preserve-unknown-fields": True}},
+                                  "subresources": {"status": {}, "scale": {
+                                      "specReplicasPath": ".spec.size", "statusReplicasPath": ".status.ready",
+                                      "labelSelectorPath": ".status.selector"}}}]}}
+    call(control_plane, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    wait_established(control_plane, "nodepools.example.org")
+    listed = resource_list(control_plane, "example.org/v1")
+    assert sorted(listed) == ["nodepools", "nodepools/scale", "nodepools/status"]
+    base = "/apis/example.org/v1/namespaces/default/nodepools"
+    call(control_plane, "POST", base, {"metadata": {"name": "pool"}, "spec": {"size": 3}})
+    call(control_plane, "PATCH", f"{base}/pool/status", {"status": {"ready": 2, "selector": "pool=a"}},
+         content_type="application/merge-patch+json")
+    _, _, scale = call(control_plane, "GET", f"{base}/pool/scale")
+    assert (scale["spec"], scale["status"]) == ({"replicas": 3}, {"replicas": 2, "selector": "pool=a"})
+    call(control_plane, "PATCH", f"{base}/pool/scale", {"spec": {"replicas": 6}}, content_type="application/merge-patch+json")
+    assert call(control_plane, "GET", f"{base}/pool")[2]["spec"] == {"size": 6}
+
+
+def test_kubectl_scale(control_plane, tmp_path):
+    call(control_plane, "POST", "/apis/apps/v1/namespaces/default/deployments", deployment("api", None))
+    kc = control_plane.write_kubeconfig(tmp_path / "kubeconfig")
+    run = subprocess.run([KUBECTL, "--kubeconfig", str(kc), "scale", "deployment/api", "--replicas=4"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "deployment.apps/api scaled"
+    assert call(control_plane, "GET", "/apis/apps/v1/namespaces/default/deployments/api")[2]["spec"]["replicas"] == 4
