@@ -188,7 +188,7 @@ def seed_crossplane(url: str, size: int = 200, *, token: str | None = None, work
         create("apiextensions.crossplane.io", "v1", "compositeresourcedefinitions",
                {"metadata": {"name": f"{plural}.{PLATFORM}"},
                 "spec": {"group": PLATFORM, "names": {"kind": kind, "plural": plural},
-                         "claimNames": {"kind": kind[1:], "plural": claim_plural}, "versions": [{"name": "v1alpha1"}]}},
+                         "claimNames": {"kind": kind[1:], "plural": claim_plural}, "versions": [{"name": "v1alpha1", "served": True, "referenceable": True}]}},
                status={"conditions": [{"type": "Established", "status": "True", "reason": "WatchingCompositeResource",
                                        "lastTransitionTime": "2026-11-20T10:00:00Z"}]})
         create("apiextensions.crossplane.io", "v1", "compositions", {"metadata": {"name": f"{plural}-aws"},
