@@ -225,7 +225,10 @@ class Store:
                                    {"kind": res.kind, "causes": [{"field": "metadata.name", "reason": "FieldValueRequired"}]})
             name = meta["name"]
             pattern = DNS_LABEL if res.label_names else DNS_SUBDOMAIN
-            if not isinstance(name, str) or len(name) > (63 if res.label_names else 253) or not pattern.match(name):
+            path_segment = res.group == "rbac.authorization.k8s.io"  # RBAC names are path segments (ValidatePathSegmentName)
+            if path_segment and isinstance(name, str) and name not in (".", "..") and "/" not in name and "%" not in name:
+                pass
+            elif not isinstance(name, str) or len(name) > (63 if res.label_names else 253) or not pattern.match(name):
                 raise ApiError(422, "Invalid", f'{res.kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": '
                                                "a lowercase RFC 1123 name must consist of lower case alphanumeric characters, '-' or '.'",
                                {"name": str(name), "kind": res.kind})
