@@ -7,6 +7,7 @@ control plane. The upload is committed only when the archive is whole; any failu
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import queue
@@ -116,6 +117,32 @@ def exclusion_warnings(types: Iterable[ResourceType], excluded_resources: Iterab
     return warnings
 
 
+def storage_versions(kube: KubeAPI, types: list[ResourceType], chosen: list[ResourceType],
+                     page_size: int = PAGE_SIZE) -> tuple[list[ResourceType], dict[str, dict[str, str]]]:
+    """Custom resources are read at their CRD's storage version when it is served (what new writes
+    are stored as: objects still at an older `status.storedVersions` entry are converted by the
+    server on read), else at the preferred version discovery found; built-ins at the preferred
+    version. Returns the types to list and, per resource key, {"apiVersion", "chosen": "storage" |
+    "preferred"} for metadata.json (a restore writes each object back through that version)."""
+    crd_type = next((t for t in types if t.key == CRD_KEY), None)
+    storage: dict[str, str] = {}
+    if crd_type is not None:
+        for page in kube.list_pages(crd_type, page_size):
+            for obj in page:
+                spec = obj.get("spec") or {}
+                key = f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}"
+                stored = [v.get("name") for v in spec.get("versions") or () if v.get("storage") and v.get("served")]
+                if stored:
+                    storage[key] = stored[0]
+    out, versions = [], {}
+    for rtype in chosen:
+        if rtype.key in storage and storage[rtype.key] != rtype.version:
+            rtype = dataclasses.replace(rtype, version=storage[rtype.key])
+        out.append(rtype)
+        versions[rtype.key] = {"apiVersion": rtype.api_version, "chosen": "storage" if rtype.key in storage else "preferred"}
+    return out, dict(sorted(versions.items()))
+
+
 def skip_reason(rtype: ResourceType, obj: dict, crd_wanted: set[str], crd_all: bool,
                 terminating: frozenset[str] = frozenset()) -> str:
     """Why one object is not exported, or ''."""
@@ -153,6 +180,7 @@ def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveIn
     chosen, left_out = select_types(types, info.excluded_resources)
     warnings = exclusion_warnings(types, info.excluded_resources)
     try:
+        chosen, versions = storage_versions(kube, types, chosen, page_size)
         terminating = frozenset(ns["metadata"]["name"] for page in kube.list_pages(_NAMESPACES, page_size)
                                 for ns in page if (ns.get("metadata") or {}).get("deletionTimestamp"))
     except KubeError as err:
@@ -186,6 +214,7 @@ def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveIn
             "totalObjects": sum(export.counts.values()),
             "excluded": excluded,
             "excludedResources": list(info.excluded_resources),
+            "versions": versions,
             "warnings": warnings,
         })
         written = writer.close()

@@ -189,6 +189,8 @@ class _Restore:
         self.archived_uids = archived_uids  # old uids of every archived object
         self.custom = custom  # resource keys defined by a CRD (archived or served)
         self.types: dict[str, ResourceType] = {}
+        self.group_versions: dict[str, list[str]] = {}
+        self.served_versions: dict[tuple[str, str], dict[str, ResourceType]] = {}
         self.new_uid: dict[str, str] = {}
         self.counts: dict[str, dict[str, int]] = defaultdict(lambda: {"restored": 0, "skipped": 0, "failed": 0})
         self.warnings: list[str] = []
@@ -210,16 +212,63 @@ class _Restore:
 
     def refresh_types(self) -> None:
         self.types = {t.key: t for t in self.kube.discover()}
+        with self.lock:
+            self.served_versions.clear()
+            self.group_versions = {g["name"]: [v["version"] for v in g.get("versions", [])]
+                                   for g in self.kube.request("GET", "/apis").get("groups", [])}
+            self.group_versions[""] = ["v1"]
+
+    def _served_at(self, group: str, version: str) -> dict[str, ResourceType]:
+        """The resources a group version serves (cached until discovery is refreshed)."""
+        with self.lock:
+            known = self.served_versions.get((group, version))
+        if known is not None:
+            return known
+        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        try:
+            listed = self.kube.request("GET", path).get("resources", [])
+        except KubeError as err:
+            if err.status != 404:
+                raise
+            listed = []
+        status_of = {r["name"].split("/")[0] for r in listed if r["name"].endswith("/status")}
+        found = {r["name"]: ResourceType(group, version, r["name"], r["kind"], bool(r.get("namespaced")),
+                                         tuple(r.get("verbs", ())), r["name"] in status_of)
+                 for r in listed if "/" not in r["name"]}
+        with self.lock:
+            self.served_versions[(group, version)] = found
+        return found
+
+    def type_for(self, resource: str, obj: dict) -> tuple[ResourceType | None, str]:
+        """The type to write `obj` through: the version it was archived at (its apiVersion). None and
+        the reason when the control plane does not serve that version (or the resource at all)."""
+        base = self.types.get(resource)
+        if base is None:
+            return None, f"the control plane does not serve {resource}"
+        api_version = str(obj.get("apiVersion") or base.api_version)
+        group, _, version = api_version.rpartition("/")
+        if version == base.version and group == base.group:
+            return base, ""
+        found = self._served_at(base.group, version).get(base.resource) if group == base.group else None
+        if found is not None:
+            return found, ""
+        served = [v for v in self.group_versions.get(base.group, [base.version])
+                  if base.resource in self._served_at(base.group, v)]
+        return None, (f"archived at {api_version}, which the control plane does not serve; it serves {resource} at "
+                      f"{', '.join(f'{base.group}/{v}' if base.group else v for v in served) or base.api_version}")
 
     # -- one object ------------------------------------------------------------------------------
 
     def restore_object(self, resource: str, obj: dict[str, Any], old_uid: str, pause: bool) -> None:
-        rtype = self.types.get(resource)
         meta = obj.setdefault("metadata", {})
         name, namespace = meta.get("name", "?"), meta.get("namespace")
         ident = f"{resource} {namespace + '/' if namespace else ''}{name}"
+        try:
+            rtype, why_not = self.type_for(resource, obj)
+        except KubeError as err:
+            rtype, why_not = None, f"discovery failed: {err.message}"
         if rtype is None:
-            self.fail(resource, f"{ident}: the control plane does not serve {resource}")
+            self.fail(resource, f"{ident}: {why_not}")
             return
         archived_annotations = dict(meta["annotations"]) if meta.get("annotations") else None
         custom = resource in self.custom

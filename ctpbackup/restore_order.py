@@ -149,6 +149,16 @@ def _status(obj: dict) -> None:
     obj.pop("status", None)
 
 
+def _webhook_ca_bundle(obj: dict) -> None:
+    conversion = (obj.get("spec") or {}).get("conversion") or {}
+    client_config = (conversion.get("webhook") or {}).get("clientConfig") or {}
+    client_config.pop("caBundle", None)
+
+
+def _converts_by_webhook(key: str, obj: dict) -> bool:
+    return key == CRD_KEY and ((obj.get("spec") or {}).get("conversion") or {}).get("strategy") == "Webhook"
+
+
 CLEANUPS: tuple[Cleanup, ...] = (
     Cleanup("Service", "spec.clusterIP, spec.clusterIPs (kept when `None`: headless)",
             "allocated by the target from its own range; the source's may be taken or out of range",
@@ -161,6 +171,9 @@ CLEANUPS: tuple[Cleanup, ...] = (
             lambda key, obj, custom: key == "secrets" and obj.get("type") == TOKEN_TYPE, _token_secret),
     Cleanup("CustomResourceDefinition", "status", "the API server's (conditions, acceptedNames, storedVersions)",
             lambda key, obj, custom: key == CRD_KEY, _status),
+    Cleanup("CustomResourceDefinition with conversion: Webhook", "spec.conversion.webhook.clientConfig.caBundle",
+            "the source's CA; the target's provider sets its own (its objects come after the providers are Healthy)",
+            lambda key, obj, custom: _converts_by_webhook(key, obj), _webhook_ca_bundle),
     Cleanup("built-in types (Namespace, Service, Deployment, ...)", "status",
             "server-owned (Namespace phase, Service loadBalancer, ...): never written back",
             lambda key, obj, custom: not custom and key != CRD_KEY, _status),

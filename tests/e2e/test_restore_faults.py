@@ -85,6 +85,14 @@ def owner(obj: dict, controller: bool = False) -> dict:
     return {**ref, "controller": True, "blockOwnerDeletion": True} if controller else ref
 
 
+def versions(c: dict, storage: str, *others: str) -> dict:
+    """The CRD serving `storage` (its storage version) and `others` too (a later one is preferred)."""
+    c = copy.deepcopy(c)
+    template = c["spec"]["versions"][0]
+    c["spec"]["versions"] = [{**copy.deepcopy(template), "name": v, "storage": v == storage} for v in (storage, *others)]
+    return c
+
+
 def owned_crd(c: dict, *owners: dict) -> dict:
     c = copy.deepcopy(c)
     c["metadata"]["ownerReferences"] = list(owners)
@@ -100,8 +108,8 @@ def crossplane_base(src: API) -> dict:
     chain, a namespaced managed resource, a claim's connection Secret."""
     src.establish(crd("pkg.crossplane.io", "providers", "Provider", "Cluster", "v1"),
                   crd("pkg.crossplane.io", "providerrevisions", "ProviderRevision", "Cluster", "v1"),
-                  crd("apiextensions.crossplane.io", "compositeresourcedefinitions", "CompositeResourceDefinition",
-                      "Cluster", "v1"))
+                  versions(crd("apiextensions.crossplane.io", "compositeresourcedefinitions", "CompositeResourceDefinition",
+                               "Cluster", "v1"), "v1", "v2"))  # as Crossplane's: v1 storage, v2 preferred
     provider = src.create("/apis/pkg.crossplane.io/v1/providers", {
         "metadata": {"name": "provider-aws-s3"}, "spec": {"package": "xpkg.upbound.io/upbound/provider-aws-s3:v1.20.0"}},
         {"conditions": [{"type": "Installed", "status": "True", "reason": "ActivePackageRevision"},
@@ -573,6 +581,50 @@ def test_9_an_exclusion_that_matches_nothing_is_a_recorded_warning(story, tmp_pa
         assert not [m for m in members if m.startswith("resources/configmaps/")]  # 'configmaps' did
         described = story.reconcile("describe", "backup", "b1").stdout
         assert "Warnings:\n  excludedResources entry 'secret' matches no resource" in described
+
+
+def test_2_objects_are_read_at_the_storage_version_and_written_back_through_it(story, tmp_path):
+    topics = versions(crd("sns.aws.upbound.io", "topics", "Topic", "Cluster", "v1beta1", ["managed"]), "v1beta1", "v1beta2")
+    with planes() as (source, target):
+        src, dst = API(source), API(target)
+        crossplane_base(src)  # its XRD CRD: v1 storage, v2 preferred; the XRD has claimNames
+        src.establish(topics)
+        src.create("/apis/sns.aws.upbound.io/v1beta1/topics", {"metadata": {"name": "alerts"}, "spec": {"forProvider": {}}},
+                   {"conditions": READY})
+        (group,) = [g for g in src.get("/apis")["groups"] if g["name"] == "sns.aws.upbound.io"]
+        assert group["preferredVersion"]["version"] == "v1beta2"  # discovery alone would read v1beta2
+        record = back_up(story, source)
+        metadata, _ = archive_metadata(story, record, tmp_path)
+        assert metadata["versions"]["topics.sns.aws.upbound.io"] == {"apiVersion": "sns.aws.upbound.io/v1beta1",
+                                                                     "chosen": "storage"}
+        assert metadata["versions"]["compositeresourcedefinitions.apiextensions.crossplane.io"] == {
+            "apiVersion": "apiextensions.crossplane.io/v1", "chosen": "storage"}
+        assert metadata["versions"]["secrets"] == {"apiVersion": "v1", "chosen": "preferred"}
+        with tarfile.open(tmp_path / "a.tar.gz") as tar:
+            xrd = json.load(tar.extractfile(
+                f"resources/compositeresourcedefinitions.apiextensions.crossplane.io/cluster/xclusters.{PLATFORM}.json"))
+        assert xrd["apiVersion"] == "apiextensions.crossplane.io/v1" and xrd["spec"]["claimNames"]["kind"] == "Cluster"
+
+        completed(story, restore(story, target))
+        for path, api_version in (("/apis/sns.aws.upbound.io/v1beta2/topics/alerts", "sns.aws.upbound.io/v1beta1"),
+                                  (f"/apis/apiextensions.crossplane.io/v2/compositeresourcedefinitions/xclusters.{PLATFORM}",
+                                   "apiextensions.crossplane.io/v1")):
+            written = [(f["manager"], f["apiVersion"]) for f in dst.get(path)["metadata"]["managedFields"]]
+            assert written[0] == ("ctpbackup", api_version), written  # created through the archived version
+
+    # a target that serves the resource only at another version: the object fails, naming both
+    with planes() as (_, other):
+        story.repo.write("dst2.yaml", RESTORED.format(name="dst2", source="b1"))
+        story.connect("dst2", other)
+        API(other).establish(versions(crd("sns.aws.upbound.io", "topics", "Topic", "Cluster", "v1beta2", ["managed"]),
+                                      "v1beta2"))
+        story.repo.commit("restore b1 into dst2")
+        assert story.reconcile("apply", check=False).returncode == 1
+        (record,) = [r for r in story.status()["restores"] if r["controlPlane"] == "dst2"]
+        assert record["phase"] == "PartiallyFailed"
+        assert record["counts"]["topics.sns.aws.upbound.io"] == {"restored": 0, "skipped": 0, "failed": 1}
+        assert ("topics.sns.aws.upbound.io alerts: archived at sns.aws.upbound.io/v1beta1, which the control plane does "
+                "not serve; it serves topics.sns.aws.upbound.io at sns.aws.upbound.io/v1beta2") in record["warnings"]
 
 
 # -- everything at once --------------------------------------------------------------------------------------

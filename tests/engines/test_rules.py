@@ -284,3 +284,18 @@ def test_a_name_no_kubernetes_object_can_have_cannot_be_stored(name):
 def test_the_reader_refuses_names_the_writer_never_writes(member):
     with pytest.raises(archive.ArchiveError, match="not"):
         archive.decode_name(member)
+
+
+@pytest.mark.parametrize("conversion, expected", [
+    ({"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": {
+        "caBundle": "LS0tLS1CRUdJTg==", "service": {"name": "provider-aws", "namespace": "crossplane-system", "port": 9443}}}},
+     {"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": {
+         "service": {"name": "provider-aws", "namespace": "crossplane-system", "port": 9443}}}}),
+    ({"strategy": "Webhook", "webhook": {"clientConfig": {"url": "https://x.example/convert"}}},
+     {"strategy": "Webhook", "webhook": {"clientConfig": {"url": "https://x.example/convert"}}}),
+    ({"strategy": "None"}, {"strategy": "None"}),
+])
+def test_a_conversion_webhook_ca_bundle_is_the_targets(conversion, expected):
+    obj = {"metadata": {"name": "topics.sns.aws.upbound.io"}, "spec": {"conversion": conversion}, "status": {}}
+    clean(CRD_KEY, obj, custom=False)
+    assert obj == {"metadata": {"name": "topics.sns.aws.upbound.io"}, "spec": {"conversion": expected}}
