@@ -275,7 +275,8 @@ class _Restore:
         # status: custom resources with /status get it through /status after the create; those without
         # keep it in the body; built-ins' status is the server's (the clean-up table drops it)
         status = obj.pop("status", None) if custom and rtype.has_status else None
-        archived = copy.deepcopy(obj)
+        made = made_by_control_plane(resource, namespace or "", name)
+        archived = copy.deepcopy(obj) if made is not None else obj  # kept only where it may be merged
         clean(resource, obj, custom)
         self._owner_references(rtype, meta, ident)
         pausing = pause and (archived_annotations or {}).get(PAUSED) != "true"
@@ -293,7 +294,6 @@ class _Restore:
             except KubeError as get_err:
                 self.fail(resource, f"{ident}: exists and cannot be read: {get_err.message}")
                 return
-            made = made_by_control_plane(resource, namespace or "", name)
             if made is not None and current:
                 self._merge(rtype, made, archived, current, ident, old_uid)
                 return
