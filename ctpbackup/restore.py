@@ -282,6 +282,7 @@ class _Restore:
         pausing = pause and (archived_annotations or {}).get(PAUSED) != "true"
         if pausing:
             meta["annotations"] = {**(meta.get("annotations") or {}), PAUSED: "true", PAUSED_BY_RESTORE: "true"}
+        updated = False
         try:
             created = self.kube.request("POST", rtype.path(namespace), body=obj)
             outcome = "restored"
@@ -305,7 +306,7 @@ class _Restore:
                 obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
                 try:
                     created = self.kube.request("PUT", rtype.path(namespace, name), body=obj)
-                    outcome = "restored"
+                    outcome, updated = "restored", True
                 except KubeError as update_err:
                     self.fail(resource, f"{ident}: exists and could not be updated: {update_err.message}")
                     return
@@ -314,7 +315,7 @@ class _Restore:
                 self._count(resource, "skipped")
                 return
         self._remember(old_uid, created)
-        replace_status = self.existing == "update" and custom and rtype.has_status
+        replace_status = updated and custom and rtype.has_status  # --existing update: status exactly as archived
         if (status is not None or replace_status) and not self._write_status(rtype, namespace, name, created, status, ident):
             self._count(resource, "failed")  # left paused with its marker: the next attempt writes it again
             return
@@ -362,7 +363,10 @@ class _Restore:
                     refs.append({**ref, "uid": new})
                 else:
                     self.warn(f"{ident}: owner {ref.get('kind')} {ref.get('name')} was not restored; ownerReference dropped")
-            try:
+            try:  # the target's other references (an object that was already there) are kept
+                current = self.kube.get(rtype, namespace, name) or {}
+                ours = {r["uid"] for r in refs}
+                refs += [r for r in (current.get("metadata") or {}).get("ownerReferences") or () if r.get("uid") not in ours]
                 self.kube.request("PATCH", rtype.path(namespace, name), body={"metadata": {"ownerReferences": refs or None}},
                                   content_type="application/merge-patch+json")
             except KubeError as err:

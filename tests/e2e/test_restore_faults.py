@@ -361,6 +361,24 @@ def test_13_a_restore_with_failed_objects_is_partially_failed_retried_and_then_c
             other.stop()
 
 
+def test_13_a_failed_restore_ends_with_finished_at_after_its_last_attempt(story):
+    with planes() as (source, target):
+        crossplane_base(API(source))
+        record = back_up(story, source)
+        data = bytearray(story.bucket.read(record["archiveKey"])[0])
+        data[len(data) // 2] ^= 0x01
+        story.bucket.put(record["archiveKey"], bytes(data))
+        restore(story, target)
+        for attempt in (1, 2, 3):
+            if attempt > 1:
+                assert story.reconcile("apply", check=False).returncode == 1
+            record = the_restore(story)
+            assert (record["phase"], record["attempts"]) == ("Failed", attempt)
+            assert record["conditions"][-1]["reason"] == "IntegrityCheckFailed"
+            assert (record["finishedAt"] is not None) == (attempt == 3)
+        assert "No changes" in story.reconcile("apply").stdout
+
+
 def test_11_a_restore_killed_after_pausing_is_finished_by_the_rerun(story):
     with planes() as (source, target):
         src, dst = API(source), API(target)
@@ -583,14 +601,18 @@ def test_9_an_exclusion_that_matches_nothing_is_a_recorded_warning(story, tmp_pa
         assert "Warnings:\n  excludedResources entry 'secret' matches no resource" in described
 
 
+def multi_version(src: API) -> None:
+    """A managed resource stored at v1beta1 of a CRD that also serves (and prefers) v1beta2."""
+    src.establish(versions(crd("sns.aws.upbound.io", "topics", "Topic", "Cluster", "v1beta1", ["managed"]), "v1beta1", "v1beta2"))
+    src.create("/apis/sns.aws.upbound.io/v1beta1/topics", {"metadata": {"name": "alerts"}, "spec": {"forProvider": {}}},
+               {"conditions": READY})
+
+
 def test_2_objects_are_read_at_the_storage_version_and_written_back_through_it(story, tmp_path):
-    topics = versions(crd("sns.aws.upbound.io", "topics", "Topic", "Cluster", "v1beta1", ["managed"]), "v1beta1", "v1beta2")
     with planes() as (source, target):
         src, dst = API(source), API(target)
         crossplane_base(src)  # its XRD CRD: v1 storage, v2 preferred; the XRD has claimNames
-        src.establish(topics)
-        src.create("/apis/sns.aws.upbound.io/v1beta1/topics", {"metadata": {"name": "alerts"}, "spec": {"forProvider": {}}},
-                   {"conditions": READY})
+        multi_version(src)
         (group,) = [g for g in src.get("/apis")["groups"] if g["name"] == "sns.aws.upbound.io"]
         assert group["preferredVersion"]["version"] == "v1beta2"  # discovery alone would read v1beta2
         record = back_up(story, source)
@@ -659,7 +681,7 @@ def test_round_trip_of_a_crossplane_control_plane_has_an_empty_difference(story)
         src, dst = API(source), API(target)
         crossplane_base(src)
         for shape in (rbac_names, services, status_without_subresource, pause_annotations, being_deleted, token_secrets,
-                      pull_secrets):
+                      pull_secrets, multi_version):
             shape(src)
         back_up(story, source)
         completed(story, restore(story, target))
