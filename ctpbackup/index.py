@@ -322,7 +322,11 @@ class BucketIndex:
         raise IndexConflict(f"{self.bucket.description}: {key}: {CAS_ATTEMPTS} concurrent updates in a row; try again")
 
     def update_backup(self, namespace: str, control_plane: str, name: str,
-                      change: Callable[[BackupRecord | None], BackupRecord]) -> BackupRecord:
+                      change: Callable[[BackupRecord | None], BackupRecord], *,
+                      replace_unindexed: bool = False) -> BackupRecord:
+        """Change one backup's record: its per-backup record, then its shard, both compare-and-swap
+        and fenced. A per-backup record the shard does not list is replaced only with
+        `replace_unindexed` (the caller looked at it first); else RecordExists."""
         result: list[BackupRecord] = []
 
         def apply(shard: Shard) -> Callable[[], None]:
@@ -332,7 +336,7 @@ class BucketIndex:
             result[:] = [record]
             data = json.dumps(record.to_dict(), separators=(",", ":"), sort_keys=True).encode()
             key = self.layout.backup_record_key(namespace, control_plane, name)
-            return lambda: self._write_record(key, data, replace=old is not None)
+            return lambda: self._write_record(key, data, replace=old is not None or replace_unindexed)
 
         self._update(namespace, control_plane, apply)
         return result[0]

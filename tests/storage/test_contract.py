@@ -89,10 +89,10 @@ def test_create_if_absent_upload_never_replaces_an_object(bucket, size, request)
     else:
         attempts = (b"x", os.urandom(size))
     for attempt in attempts:
-        with pytest.raises(PreconditionFailed, match="archive.tar.gz"):
-            with bucket.open_upload("ns/cp/backups/b1/archive.tar.gz", if_absent=True) as upload:
-                upload.write(attempt)
-                upload.commit()
+        with pytest.raises(PreconditionFailed, match="archive.tar.gz"), \
+                bucket.open_upload("ns/cp/backups/b1/archive.tar.gz", if_absent=True) as upload:
+            upload.write(attempt)
+            upload.commit()
     assert bucket.attributes("ns/cp/backups/b1/archive.tar.gz").size == size
     with bucket.open_read("ns/cp/backups/b1/archive.tar.gz") as stream:
         assert stream.read(64) == first[:64]
