@@ -180,7 +180,7 @@ class Executor:
             log.warning("backup %s/%s: adopted the archive already in the bucket (it matches its record)", ns, name)
             return Outcome(action, True, f"adopted: the archive in the bucket matches its Completed record "
                                          f"({beside.size} bytes, sha256 {beside.sha256[:12]}…)", size=0)
-        if action.record is None:
+        if action.record is None or not readable:
             return Outcome(action, False, f"ArchiveExists: an archive of Backup {name} is in the bucket that the "
                                           "index does not list and no Completed record matches; it is kept and "
                                           "not taken again (run `reconcile.py index rebuild`, or remove it)")

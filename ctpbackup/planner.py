@@ -25,7 +25,7 @@ from ctpbackup.model import (
     SharedBackup,
 )
 from ctpbackup.naming import scheduled_backup_name, shared_backup_name
-from ctpbackup.records import BackupRecord, OwnerKind, Phase, RestoreRecord
+from ctpbackup.records import RECORD_UNREADABLE, BackupRecord, OwnerKind, Phase, RestoreRecord
 from ctpbackup.schedules import parse_schedule
 from ctpbackup.selectors import selects
 
@@ -280,6 +280,8 @@ class _Planner:
             record = self.recorded.backups.get((request.namespace, request.name))
             if record is None:
                 yield self._backup_action(ActionType.BACKUP, request, self._why_new(request))
+            elif record.phase is Phase.FAILED and _reason(record) == RECORD_UNREADABLE:
+                continue  # kept by `index rebuild` from its archive alone: never taken again over it
             elif record.phase is Phase.FAILED and record.retries < self.options.max_retries:
                 reason = f"failed ({_last_message(record)}); retry {record.retries + 1} of {self.options.max_retries}"
                 yield self._backup_action(ActionType.RETRY, request, reason, record)
@@ -453,6 +455,11 @@ def _immutable_change(record: BackupRecord, request: BackupRequest) -> str:
     if record.selector and request.selector and record.selector != request.selector:
         return "spec.controlPlaneSelector"
     return ""
+
+
+def _reason(record: BackupRecord) -> str:
+    condition = record.condition("Completed")
+    return condition.reason if condition else ""
 
 
 def _tolerance(value: timedelta) -> str:
