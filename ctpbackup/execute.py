@@ -181,9 +181,10 @@ class Executor:
             return Outcome(action, True, f"adopted: the archive in the bucket matches its Completed record "
                                          f"({beside.size} bytes, sha256 {beside.sha256[:12]}…)", size=0)
         if action.record is None or not readable:
-            return Outcome(action, False, f"ArchiveExists: an archive of Backup {name} is in the bucket that the "
-                                          "index does not list and no Completed record matches; it is kept and "
-                                          "not taken again (run `reconcile.py index rebuild`, or remove it)")
+            why = "the index does not list" if action.record is None else "the index records as interrupted"
+            return Outcome(action, False, f"ArchiveExists: an archive of Backup {name} is in the bucket that {why} "
+                                          "and no readable Completed record matches; it is kept and not taken "
+                                          "again (run `reconcile.py index rebuild`, or remove it)")
         # the index records this backup as interrupted: the archive is a killed run's, never recorded
         if target.index.fence is not None:
             target.index.fence()

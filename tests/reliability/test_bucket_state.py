@@ -134,7 +134,7 @@ def test_an_archive_no_record_describes_is_reported_and_kept(story, source):
     result = story.reconcile("apply", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert ("ArchiveExists: an archive of Backup b9 is in the bucket that the index does not list and no "
-            "Completed record matches; it is kept and not taken again") in result.stdout
+            "readable Completed record matches; it is kept and not taken again") in result.stdout
     assert story.bucket.read(LAYOUT.archive_key("default", "ctp1", "b9"))[0] == planted
 
 
