@@ -15,6 +15,7 @@ from ctpbackup import logs, metrics, plan_output, run, status
 from ctpbackup.durations import parse_duration
 from ctpbackup.execute import Executor
 from ctpbackup.gitsource import Snapshot, read_repository
+from ctpbackup.lease import LeaseLost
 from ctpbackup.manifests import LoadResult, load_desired_state
 from ctpbackup.planner import DEFAULT_MAX_RETRIES, PlanOptions
 from ctpbackup.problems import InvalidManifests, UserError
@@ -100,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--existing", choices=("skip", "update"), default="skip",
                    help="restore: objects already in the target are skipped (default) or updated")
     p.add_argument("--lease-wait", type=float, default=0.0, help="seconds to wait for another apply's lease (default 0)")
+    p.add_argument("--lease-duration", type=_duration, default=run.LEASE_DURATION,
+                   help="lease period: how long a lease lasts unrenewed, the age of an upload swept as a crashed "
+                        "run's, and how far ahead a recorded time may be before it is a clock error (default 10m)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: on a terminal)")
     p.add_argument("--metrics-textfile", default=os.environ.get("CTPBACKUP_METRICS_TEXTFILE") or None,
@@ -155,7 +159,8 @@ def _source(args: argparse.Namespace) -> SourceOptions:
 
 
 def _plan_options(args: argparse.Namespace) -> PlanOptions:
-    return PlanOptions(max_retries=args.max_retries, allow_mass_delete=args.allow_mass_delete, shard=args.shard)
+    return PlanOptions(max_retries=args.max_retries, allow_mass_delete=args.allow_mass_delete, shard=args.shard,
+                       clock_tolerance=getattr(args, "lease_duration", run.LEASE_DURATION))
 
 
 def load(args: argparse.Namespace) -> tuple[Snapshot, LoadResult]:
@@ -198,6 +203,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     now = args.now or run.utcnow()
     result = run.make_plan(prepared, now, _plan_options(args))
     _print_warnings(prepared)
+    _print_plan_warnings(result)
     if args.output == "text":
         print(describe_source(prepared.snapshot))
     print(plan_output.render(result, args.output), end="")
@@ -213,9 +219,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
     _print_warnings(prepared)
     print(describe_source(prepared.snapshot))
     clock = (lambda: args.now) if args.now else run.utcnow
-    with run.leases(prepared.targets, args.lease_wait, clock, args.shard):
+    with run.leases(prepared.targets, args.lease_wait, clock, args.shard, args.lease_duration):
         run.refresh(prepared)  # under the lease: what another run did before us is now visible
         result = run.make_plan(prepared, clock(), _plan_options(args))
+        _print_plan_warnings(result)
         print(plan_output.to_text(result), end="", flush=True)
         if not result.actions:
             return EXIT_ERROR if result.has_errors else EXIT_OK
@@ -237,6 +244,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
                                                  "actions": len(result.actions), "failed": failed,
                                                  **{f"planned_{k}": v for k, v in result.summary().items()}}})
     return EXIT_ERROR if failed or result.has_errors else EXIT_OK
+
+
+def _print_plan_warnings(result) -> None:
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _print_warnings(prepared: run.Prepared) -> None:
@@ -317,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except IndexCorrupt as err:  # a damaged record, decoded only when a plan or status needs it
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except LeaseLost as err:  # another run took the lease over: stop at once, write nothing more
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -2,13 +2,22 @@
 as it completes. One failure never stops the others; the report says what failed and why.
 
 Order of writes for a backup (nothing is ever recorded Completed without a whole archive):
-InProgress record -> archive upload (committed only when whole) -> Completed record with size,
-sha256 and counts. A deletion marks the record Deleted before it removes the archive.
+InProgress record -> archive upload (committed only when whole, and only if no archive is there) ->
+Completed record with size, sha256 and counts. A deletion marks the record Deleted before it removes
+the archive.
+
+Nothing is ever overwritten: before a backup is taken, an archive already at its key is adopted when
+its per-backup record is Completed with that size and sha256; else, when the index records the backup
+as interrupted, it is removed (under the lease) and taken again; when the index does not know the
+backup at all, it is reported and left alone. Archive keys come from the layout (namespace, control
+plane, backup), never from a record: whoever can edit a record cannot point it at another archive.
+Every index write passes the lease's fence; once the lease is lost the run stops (LeaseLost).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import tempfile
 import time
@@ -20,14 +29,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ctpbackup import backup as backup_engine
+from ctpbackup import jsoncodec
 from ctpbackup import restore as restore_engine
 from ctpbackup.connect import ControlPlaneUnreachable, api_client_for
+from ctpbackup.index import RecordExists
+from ctpbackup.layout import BucketLayout
 from ctpbackup.model import DesiredState
 from ctpbackup.planner import DEFAULT_MAX_RESTORE_ATTEMPTS, Action, ActionType, Plan
-from ctpbackup.records import BackupRecord, Condition, Phase, RestoreRecord, set_condition
+from ctpbackup.records import (
+    INTERRUPTED,
+    BackupRecord,
+    Condition,
+    Phase,
+    RestoreRecord,
+    bounded,
+    set_condition,
+)
 from ctpbackup.secrets import SecretSource
 from ctpbackup.shard import IndexCorrupt
-from ctpbackup.storage.base import StorageError
+from ctpbackup.storage.base import ObjectNotFound, StorageError
 from ctpbackup.targets import Target
 
 log = logging.getLogger(__name__)
@@ -48,6 +68,10 @@ class Outcome:
     waiting: bool = False
     size: int = 0  # archive bytes written (backups)
     seconds: float = 0.0
+
+    def __post_init__(self) -> None:  # printed and exported: bounded whatever produced it
+        if len(self.message) > 500:
+            object.__setattr__(self, "message", bounded(self.message))
 
 
 @dataclass
@@ -82,11 +106,12 @@ class Executor:
         report = ApplyReport()
         by_control_plane: dict[tuple[str, str], list[Action]] = defaultdict(list)
         for action in plan.actions:
-            if action.type in (ActionType.BACKUP, ActionType.RETRY):
+            if action.type in (ActionType.BACKUP, ActionType.RETRY, ActionType.GIVE_UP):
                 by_control_plane[(action.namespace, action.control_plane)].append(action)
         # different control planes concurrently; one control plane's backups one after another
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="backup") as pool:
-            for outcomes in pool.map(lambda group: [self.backup(a) for a in group], by_control_plane.values()):
+            for outcomes in pool.map(lambda group: [self._backup_or_give_up(a) for a in group],
+                                     by_control_plane.values()):
                 report.outcomes.extend(outcomes)
         for action in plan.actions:
             if action.type is ActionType.RESTORE:
@@ -108,13 +133,83 @@ class Executor:
 
     # -- backups -----------------------------------------------------------------------------------
 
+    def _backup_or_give_up(self, action: Action) -> Outcome:
+        return self.give_up(action) if action.type is ActionType.GIVE_UP else self.backup(action)
+
+    def give_up(self, action: Action) -> Outcome:
+        """A backup interrupted at every try up to the retry limit: Failed, reason Interrupted (so
+        that status, wait and SharedBackup phases see an end)."""
+        request = action.request
+        assert request is not None and action.record is not None
+        target = self.targets[(action.namespace, request.options.config)]
+        now = self.clock()
+        tries = action.record.retries + 1
+        message = f"interrupted at each of {tries} tries (the run was killed or lost its lease); retry limit reached"
+
+        def fail(old: BackupRecord | None) -> BackupRecord:
+            base = old or action.record
+            return dataclasses.replace(base, phase=Phase.FAILED, conditions=set_condition(
+                base.conditions, Condition("Completed", "False", INTERRUPTED, message, now)))
+
+        try:
+            target.index.update_backup(request.namespace, request.control_plane, request.name, fail)
+        except StorageError as err:
+            return Outcome(action, False, f"IndexWriteFailed: {err}")
+        log.warning("backup %s/%s failed: %s: %s", request.namespace, request.name, INTERRUPTED, message)
+        return Outcome(action, True, f"recorded Failed: {INTERRUPTED}: {message}")
+
+    def _adopt_or_clear(self, action: Action, target: Target, archive_key: str) -> Outcome | None:
+        """Before a backup is taken: what is already at its keys. None to go on and take it; else
+        the outcome (adopted, or reported and left alone). Raises StorageError when the bucket
+        cannot tell."""
+        request = action.request
+        assert request is not None
+        ns, cp, name = request.namespace, request.control_plane, request.name
+        attrs = target.bucket.attributes(archive_key)
+        beside, readable = _record_beside(target.bucket, target.layout, ns, cp, name)
+        if attrs is None:
+            if action.record is None and not readable:
+                return Outcome(action, False, f"RecordUnreadable: the record of Backup {name} in the bucket is "
+                                              "unreadable and the index does not list the backup; nothing was taken "
+                                              "(run `reconcile.py index rebuild`)")
+            if action.record is None and beside is not None and beside.phase is Phase.COMPLETED:
+                return Outcome(action, False, f"ArchiveMissing: Backup {name} is recorded Completed beside its "
+                                              "archive's key but the archive is gone; nothing was taken again")
+            return None
+        if beside is not None and beside.phase is Phase.COMPLETED and beside.size == attrs.size and \
+                beside.sha256 and _sha256_of(target.bucket, archive_key) == beside.sha256:
+            target.index.update_backup(ns, cp, name, lambda _old: beside, replace_unindexed=True)
+            log.warning("backup %s/%s: adopted the archive already in the bucket (it matches its record)", ns, name)
+            return Outcome(action, True, f"adopted: the archive in the bucket matches its Completed record "
+                                         f"({beside.size} bytes, sha256 {beside.sha256[:12]}…)", size=0)
+        if action.record is None or not readable:
+            why = "the index does not list" if action.record is None else "the index records as interrupted"
+            return Outcome(action, False, f"ArchiveExists: an archive of Backup {name} is in the bucket that {why} "
+                                          "and no readable Completed record matches; it is kept and not taken "
+                                          "again (run `reconcile.py index rebuild`, or remove it)")
+        # the index records this backup as interrupted: the archive is a killed run's, never recorded
+        if target.index.fence is not None:
+            target.index.fence()
+        target.bucket.delete(archive_key)
+        log.warning("backup %s/%s: removed the archive of an interrupted try (no Completed record matches it); "
+                    "taking the backup again", ns, name)
+        return None
+
     def backup(self, action: Action) -> Outcome:
         request = action.request
         assert request is not None
         target = self.targets[(action.namespace, request.options.config)]
         retries = action.record.retries + 1 if action.type is ActionType.RETRY and action.record else 0
-        started = self.clock()
         archive_key = target.layout.archive_key(request.namespace, request.control_plane, request.name)
+        try:
+            settled = self._adopt_or_clear(action, target, archive_key)
+        except RecordExists as err:
+            return Outcome(action, False, f"RecordExists: {err}")
+        except StorageError as err:
+            return Outcome(action, False, f"IndexWriteFailed: {err}")
+        if settled is not None:
+            return settled
+        started = self.clock()
 
         def begin(old: BackupRecord | None) -> BackupRecord:
             ttl = request.options.ttl
@@ -133,7 +228,7 @@ class Executor:
 
         index = target.index
         try:
-            index.update_backup(request.namespace, request.control_plane, request.name, begin)
+            index.update_backup(request.namespace, request.control_plane, request.name, begin, replace_unindexed=True)
         except StorageError as err:  # nothing recorded, nothing taken: the next run tries again
             return Outcome(action, False, f"IndexWriteFailed: {err}")
         control_plane = self.desired.control_planes[(request.namespace, request.control_plane)]
@@ -190,6 +285,7 @@ class Executor:
             index.update_backup(request.namespace, request.control_plane, request.name, fail)
         except StorageError as err:
             log.warning("could not record the failure of %s/%s: %s", request.namespace, request.name, err)
+        message = bounded(message)
         log.warning("backup %s/%s failed: %s: %s", request.namespace, request.name, reason, message, extra={"fields": {
             "event": "backup", "namespace": request.namespace, "backup": request.name,
             "controlPlane": request.control_plane, "phase": "Failed", "reason": reason}})
@@ -230,6 +326,9 @@ class Executor:
                     "Restored", "False", "InProgress", f"restoring from Backup {source.name}", started))))
             try:
                 with tempfile.TemporaryDirectory(prefix="ctpbackup-restore-", dir=self.workdir) as tmp:
+                    # the archive's key from the layout, never from the (editable) record
+                    source = dataclasses.replace(source, archive_key=target.layout.archive_key(
+                        source.namespace, source.control_plane, source.name))
                     archive = restore_engine.fetch_verified(target.bucket, source, Path(tmp), target.encryption_key)
                     result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress)
             except restore_engine.RestoreFailed as err:
@@ -305,13 +404,47 @@ class Executor:
                                            "Deleted", "True", f"DeletionPolicy{policy}", action.reason, now)))
 
         target.index.update_backup(record.namespace, record.control_plane, record.name, deleted)
-        if action.type is ActionType.DELETE and record.archive_key:
+        if action.type is ActionType.DELETE:
+            # the key of this backup's own archive, from the layout: a record's archiveKey is never trusted
+            archive_key = target.layout.archive_key(record.namespace, record.control_plane, record.name)
             for attempt in range(3):
                 try:
-                    target.bucket.delete(record.archive_key)
+                    if target.index.fence is not None:
+                        target.index.fence()
+                    target.bucket.delete(archive_key)
                     break
                 except Exception as err:  # noqa: BLE001 - the record already says Deleted; report the leftover
                     if attempt == 2:
                         return Outcome(action, False, f"marked Deleted but the archive could not be removed: {err}")
                     time.sleep(0.5 * (attempt + 1))
         return Outcome(action, True, "archive removed" if action.type is ActionType.DELETE else "archive kept")
+
+
+def _record_beside(bucket, layout: BucketLayout, namespace: str, control_plane: str,
+                   name: str) -> tuple[BackupRecord | None, bool]:
+    """The per-backup record next to the archive's key, and whether it could be read (True when there
+    is none). A record naming another backup counts as unreadable."""
+    try:
+        data, _ = bucket.read(layout.backup_record_key(namespace, control_plane, name))
+    except ObjectNotFound:
+        return None, True
+    try:
+        doc = jsoncodec.loads(data)
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        record = BackupRecord.from_dict(doc)
+        if (record.namespace, record.control_plane, record.name) != (namespace, control_plane, name):
+            raise ValueError("a record of another backup")
+        if not isinstance(record.sha256, str) or type(record.size) is not int:
+            raise ValueError("size or sha256")
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
+        return None, False
+    return dataclasses.replace(record, archive_key=layout.archive_key(namespace, control_plane, name)), True
+
+
+def _sha256_of(bucket, key: str) -> str:
+    digest = hashlib.sha256()
+    with bucket.open_read(key) as stream:
+        while chunk := stream.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()

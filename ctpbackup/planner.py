@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -25,7 +25,7 @@ from ctpbackup.model import (
     SharedBackup,
 )
 from ctpbackup.naming import scheduled_backup_name, shared_backup_name
-from ctpbackup.records import BackupRecord, OwnerKind, Phase, RestoreRecord
+from ctpbackup.records import RECORD_UNREADABLE, BackupRecord, OwnerKind, Phase, RestoreRecord
 from ctpbackup.schedules import parse_schedule
 from ctpbackup.selectors import selects
 
@@ -38,6 +38,8 @@ DEFAULT_MASS_DELETE_FRACTION = 0.5
 class ActionType(StrEnum):
     BACKUP = "backup"
     RETRY = "retry"
+    #: a backup interrupted at every try up to the retry limit: recorded Failed, reason Interrupted
+    GIVE_UP = "give-up"
     RESTORE = "restore"
     WAIT = "wait"
     DELETE = "delete"
@@ -47,7 +49,7 @@ class ActionType(StrEnum):
 
 #: the sign each action shows in text output, Terraform style
 SIGNS = {
-    ActionType.BACKUP: "+", ActionType.RETRY: "+", ActionType.RESTORE: "~", ActionType.WAIT: ".",
+    ActionType.BACKUP: "+", ActionType.RETRY: "+", ActionType.GIVE_UP: "x", ActionType.RESTORE: "~", ActionType.WAIT: ".",
     ActionType.DELETE: "-", ActionType.ORPHAN: "-", ActionType.ERROR: "!",
 }
 _ORDER = {t: i for i, t in enumerate(ActionType)}
@@ -122,6 +124,8 @@ class PlanOptions:
     mass_delete_count: int = DEFAULT_MASS_DELETE_COUNT
     mass_delete_fraction: float = DEFAULT_MASS_DELETE_FRACTION
     shard: tuple[int, int] = (0, 1)  # (index, count): only control planes whose hash falls in this shard
+    #: how far ahead of `now` a recorded slot may be before it is a clock error (the lease period)
+    clock_tolerance: timedelta = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,8 @@ class Plan:
     #: why deletions were held back (the mass-delete guard); empty when none were
     refusals: tuple[str, ...] = ()
     shard: tuple[int, int] = (0, 1)
+    #: what looked wrong but did not stop the plan (a clock error in a recorded slot)
+    warnings: tuple[str, ...] = ()
 
     def count(self, *types: ActionType) -> int:
         return sum(1 for a in self.actions if a.type in types)
@@ -184,6 +190,7 @@ def plan(desired: DesiredState, recorded: Recorded, now: datetime, options: Plan
         shared_backups=tuple(planner.shared_backup_statuses()),
         refusals=tuple(refusals),
         shard=options.shard,
+        warnings=tuple(planner.warnings),
     )
 
 
@@ -194,6 +201,7 @@ class _Planner:
         self.now = now
         self.options = options
         self.errors_for: set[tuple[str, str, str]] = set()  # (kind, ns, name) with an immutability error
+        self.warnings: list[str] = []
         #: (ns, backup name) of every backup Git asks for now (so a record not in it has left Git)
         self.wanted: set[tuple[str, str]] = set()
         #: (ns, backup name) of the backups this plan restores from: not deleted in the same run
@@ -237,6 +245,12 @@ class _Planner:
         After downtime this is one catch-up backup, not one per missed slot."""
         slot = parse_schedule(schedule).latest_slot(self.now)
         last = self.digest.last_slots.get((kind, ns, name, cp))
+        if last is not None and last > self.now + self.options.clock_tolerance:
+            # written by a run whose clock ran ahead: trusting it would plan nothing until then
+            self.warnings.append(
+                f"{kind.value} {ns}/{name} on {cp}: the recorded slot {last.strftime('%Y-%m-%d %H:%M:%S UTC')} is later "
+                f"than now plus {_tolerance(self.options.clock_tolerance)} (a clock error); the next slot is computed from now")
+            last = None
         if last is not None and last >= slot:
             # the latest slot was taken: ask for it again so a Failed or interrupted one is retried
             # (until a newer slot supersedes it)
@@ -266,12 +280,18 @@ class _Planner:
             record = self.recorded.backups.get((request.namespace, request.name))
             if record is None:
                 yield self._backup_action(ActionType.BACKUP, request, self._why_new(request))
+            elif record.phase is Phase.FAILED and _reason(record) == RECORD_UNREADABLE:
+                continue  # kept by `index rebuild` from its archive alone: never taken again over it
             elif record.phase is Phase.FAILED and record.retries < self.options.max_retries:
                 reason = f"failed ({_last_message(record)}); retry {record.retries + 1} of {self.options.max_retries}"
                 yield self._backup_action(ActionType.RETRY, request, reason, record)
             elif record.phase in (Phase.PENDING, Phase.IN_PROGRESS) and record.retries < self.options.max_retries:
                 reason = f"left {record.phase.value} by an interrupted run; retry {record.retries + 1} of {self.options.max_retries}"
                 yield self._backup_action(ActionType.RETRY, request, reason, record)
+            elif record.phase in (Phase.PENDING, Phase.IN_PROGRESS):
+                reason = (f"left {record.phase.value} by an interrupted run at each of {record.retries + 1} tries; "
+                          f"the retry limit ({self.options.max_retries}) is reached: recorded Failed, reason Interrupted")
+                yield self._backup_action(ActionType.GIVE_UP, request, reason, record)
 
     def _why_new(self, request: BackupRequest) -> str:
         if request.owner_kind is OwnerKind.NONE:
@@ -437,6 +457,16 @@ def _immutable_change(record: BackupRecord, request: BackupRequest) -> str:
     return ""
 
 
+def _reason(record: BackupRecord) -> str:
+    condition = record.condition("Completed")
+    return condition.reason if condition else ""
+
+
+def _tolerance(value: timedelta) -> str:
+    minutes = int(value.total_seconds() // 60)
+    return f"{minutes}m" if minutes else f"{int(value.total_seconds())}s"
+
+
 def _last_message(record: BackupRecord) -> str:
     for condition in reversed(record.conditions):
         if condition.message:
@@ -444,28 +474,31 @@ def _last_message(record: BackupRecord) -> str:
     return "no reason recorded"
 
 
-def _guard_mass_delete(actions: list[Action], desired: DesiredState, live: Mapping[str, int],
+def _guard_mass_delete(actions: list[Action], desired: DesiredState, live: Mapping[tuple[str, str], int],
                        options: PlanOptions) -> tuple[list[Action], list[str]]:
     """Hold back deletions that look like an accident: everything of a config while Git holds nothing
-    for it, or more removals-from-Git than the threshold. New backups still go ahead."""
+    for it, or more removals-from-Git than the threshold. Counted per config, that is per (namespace,
+    config name): two teams' configs of the same name never share a count. New backups still go ahead."""
     if options.allow_mass_delete:
         return actions, []
-    in_git = {b.options.config for group in (desired.backups, desired.backup_schedules, desired.shared_backups,
-                                              desired.shared_backup_schedules) for b in group.values()}
-    removing: dict[str, list[Action]] = defaultdict(list)
+    in_git = {(ns, b.options.config) for group in (desired.backups, desired.backup_schedules, desired.shared_backups,
+                                                    desired.shared_backup_schedules) for (ns, _), b in group.items()}
+    removing: dict[tuple[str, str], list[Action]] = defaultdict(list)
     for action in actions:
         if action.type in (ActionType.DELETE, ActionType.ORPHAN) and "TTL" not in action.reason:
-            removing[action.config].append(action)
+            removing[(action.namespace, action.config)].append(action)
     held: set[int] = set()
     refusals = []
-    for config, group in sorted(removing.items()):
-        total = live.get(config, 0)
+    for (namespace, config), group in sorted(removing.items()):
+        # a SharedBackupConfig is namespaced: team A's `default` and team B's `default` are two configs
+        total = live.get((namespace, config), 0)
         count = len(group)
-        if config not in in_git and count >= total:
-            why = f"every recorded backup of SharedBackupConfig {config} ({count}) while Git holds nothing that uses it"
+        if (namespace, config) not in in_git and count >= total:
+            why = (f"every recorded backup of SharedBackupConfig {namespace}/{config} ({count}) while Git holds "
+                   "nothing that uses it")
         elif count > options.mass_delete_count or (total and count / total > options.mass_delete_fraction):
-            why = (f"{count} of {total} recorded backups of SharedBackupConfig {config}, more than the limit "
-                   f"({options.mass_delete_count} backups or {options.mass_delete_fraction:.0%})")
+            why = (f"{count} of {total} recorded backups of SharedBackupConfig {namespace}/{config}, more than the "
+                   f"limit ({options.mass_delete_count} backups or {options.mass_delete_fraction:.0%})")
         else:
             continue
         held.update(id(a) for a in group)

@@ -13,6 +13,10 @@ from enum import StrEnum
 from typing import Any
 
 RECORD_SCHEMA_VERSION = 1
+#: the reason of a backup kept by `index rebuild` from its archive alone: never retaken automatically
+RECORD_UNREADABLE = "RecordUnreadable"
+#: the reason of a backup whose run was killed at every try, up to the retry limit
+INTERRUPTED = "Interrupted"
 
 
 class Phase(StrEnum):
@@ -52,9 +56,30 @@ def format_time(value: datetime | None) -> str | None:
 
 
 def parse_time(value: str | None) -> datetime | None:
+    """An RFC 3339 time as the index writes it, or None. ValueError for anything else, also for a
+    time without a zone (it could not be compared with any other time: Kubernetes' metav1.Time is
+    always RFC 3339 with a zone)."""
     if not value:
         return None
-    return datetime.fromisoformat(value)  # C-fast, and reads the trailing Z since Python 3.11
+    if not isinstance(value, str):
+        raise ValueError(f"time {bounded(repr(value), 80)} is not a string")
+    parsed = datetime.fromisoformat(value)  # C-fast, and reads the trailing Z since Python 3.11
+    if parsed.tzinfo is None:
+        raise ValueError(f"time {bounded(value, 80)!r} has no time zone")
+    return parsed
+
+
+#: the longest message stored in a record or printed from one (a condition's message, a warning)
+MAX_MESSAGE = 500
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text` cut to at most `limit` characters, saying how much was left out: every message stored
+    or printed stays small whatever input produced it."""
+    if len(text) <= limit:
+        return text
+    tail = f"... ({len(text) - limit} more characters)"
+    return text[: max(0, limit - len(tail))] + tail
 
 
 @dataclass(frozen=True)
@@ -81,14 +106,17 @@ class Condition:
         return _restore_frozen(cls, {
             "type": data["type"],
             "status": data["status"],
-            "reason": data.get("reason", ""),
-            "message": data.get("message", ""),
+            "reason": bounded(str(data.get("reason", "")), 128),
+            "message": bounded(str(data.get("message", ""))),
             "last_transition_time": parse_time(data.get("lastTransitionTime")),
         })
 
 
 def set_condition(conditions: tuple[Condition, ...], new: Condition) -> tuple[Condition, ...]:
-    """Replace the condition of the same type, keeping lastTransitionTime when the status is unchanged."""
+    """Replace the condition of the same type, keeping lastTransitionTime when the status is unchanged.
+    The message is bounded (MAX_MESSAGE characters): a record never stores an unbounded message."""
+    if len(new.message) > MAX_MESSAGE or len(new.reason) > 128:
+        new = dataclasses.replace(new, message=bounded(new.message), reason=bounded(new.reason, 128))
     out = []
     for existing in conditions:
         if existing.type == new.type:

@@ -151,10 +151,26 @@ def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path, encryption_
         path.unlink()
         path = plain
     try:
-        ArchiveReader(path).validate()
+        metadata = ArchiveReader(path).validate()
     except ArchiveError as err:
         raise RestoreFailed("ArchiveRejected", f"archive of Backup {record.name} refused: {err}") from None
+    _check_names(metadata, record)
     return path
+
+
+def _check_names(metadata: object, record: BackupRecord) -> None:
+    """The archive must say it is this backup of this control plane (metadata.json's controlPlane and
+    backup): an archive copied or planted under another backup's key is refused, not restored."""
+    meta = metadata if isinstance(metadata, dict) else {}
+    control_plane = meta.get("controlPlane") if isinstance(meta.get("controlPlane"), dict) else {}
+    backup = meta.get("backup") if isinstance(meta.get("backup"), dict) else {}
+    said = (control_plane.get("namespace"), control_plane.get("name"), backup.get("namespace"), backup.get("name"))
+    wanted = (record.namespace, record.control_plane, record.namespace, record.name)
+    if said != wanted:
+        shown = "/".join(str(x)[:80] for x in said[:2]) + ", Backup " + str(said[3])[:80]
+        raise RestoreFailed("ArchiveMismatch", f"archive of Backup {record.name} is of control plane {shown}, not "
+                                               f"{record.namespace}/{record.control_plane}, Backup {record.name}; "
+                                               "refused")
 
 
 @dataclass

@@ -20,7 +20,7 @@ from ctpbackup.index import RecordedState
 from ctpbackup.lease import Lease, LeaseHeld
 from ctpbackup.manifests import LoadResult, load_desired_state
 from ctpbackup.model import DesiredState
-from ctpbackup.planner import Plan, PlanOptions, plan
+from ctpbackup.planner import Plan, PlanOptions, plan, shard_of
 from ctpbackup.problems import InvalidManifests, UserError
 from ctpbackup.secrets import DirectorySecretSource, KubernetesSecretSource, SecretSource
 from ctpbackup.storage.base import StorageError
@@ -120,9 +120,14 @@ def make_plan(prepared: Prepared, now: datetime, options: PlanOptions) -> Plan:
 
 @contextmanager
 def leases(targets: dict[tuple[str, str], Target], wait: float, clock: Callable[[], datetime],
-           shard: tuple[int, int] = (0, 1)) -> Iterator[None]:
+           shard: tuple[int, int] = (0, 1), duration: timedelta = LEASE_DURATION) -> Iterator[None]:
     """Hold the apply lease of every bucket location of the run (in a fixed order: no deadlock).
-    Shards touch disjoint control planes, so each shard has a lease of its own."""
+    Shards touch disjoint control planes, so each shard has a lease of its own. While held, every
+    index write of every target passes the lease's fence (`Lease.check`).
+
+    Under the lease, multipart uploads left by a crashed run are swept: only those of this shard's
+    control planes (another shard's run may be uploading right now) and only those older than a
+    lease period (no live run of this shard has one that old without renewing past it)."""
     name = "lease" if shard[1] == 1 else f"lease-shard-{shard[0]}-of-{shard[1]}"
     holder = f"{socket.gethostname()}/{os.getpid()}"
     seen: dict[tuple, Target] = {}
@@ -131,7 +136,7 @@ def leases(targets: dict[tuple[str, str], Target], wait: float, clock: Callable[
     with ExitStack() as stack:
         for location in sorted(seen):
             target = seen[location]
-            lease = Lease(target.bucket, target.layout, holder=holder, duration=LEASE_DURATION, clock=clock, name=name)
+            lease = Lease(target.bucket, target.layout, holder=holder, duration=duration, clock=clock, name=name)
             try:
                 lease.acquire(wait=wait)
             except LeaseHeld as err:
@@ -140,11 +145,25 @@ def leases(targets: dict[tuple[str, str], Target], wait: float, clock: Callable[
                 raise UserError(f"cannot take the lease on {target.bucket.description}: {err}") from None
             stack.callback(lease.release)
             lease.start_renewing()
-            # under the lease no other apply writes here: an unfinished upload is a crashed run's
-            swept = target.bucket.abort_incomplete_uploads(target.layout.root, older_than_seconds=0)
+            for same in targets.values():
+                if same.location == location:
+                    same.index.fence = lease.check
+                    stack.callback(setattr, same.index, "fence", None)
+            swept = target.bucket.abort_incomplete_uploads(
+                target.layout.root, older_than_seconds=duration.total_seconds(),
+                select=lambda key, layout=target.layout: _in_shard(layout, key, shard))
             if swept:
                 log.warning("removed %d incomplete upload(s) left by an interrupted run", swept)
         yield
+
+
+def _in_shard(layout, key: str, shard: tuple[int, int]) -> bool:
+    """Whether an upload's key is an archive of a control plane of this shard."""
+    parsed = layout.parse(key)
+    if parsed is None:
+        return False
+    index, count = shard
+    return count == 1 or shard_of(parsed[0], parsed[1], count) == index
 
 
 def refresh(prepared: Prepared) -> Prepared:

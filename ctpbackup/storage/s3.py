@@ -11,7 +11,7 @@ import base64
 import configparser
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -84,8 +84,9 @@ def _sse_arguments(sse: Mapping[str, Any] | None) -> tuple[dict[str, str], dict[
 
 
 class _S3Upload(Upload):
-    def __init__(self, bucket: S3Bucket, key: str, content_type: str):
+    def __init__(self, bucket: S3Bucket, key: str, content_type: str, if_absent: bool = False):
         self.key = key
+        self.if_absent = if_absent
         self.bucket = bucket
         self.content_type = content_type
         self._buffer = bytearray()
@@ -117,15 +118,19 @@ class _S3Upload(Upload):
 
     def commit(self) -> ObjectAttributes:
         b = self.bucket
+        condition = {"IfNoneMatch": "*"} if self.if_absent else {}
         if self._upload_id is None:
             result = b.call("put", self.key, b.client.put_object, Bucket=b.name, Key=self.key, Body=bytes(self._buffer),
-                            ContentType=self.content_type, **b.sse_write)
+                            ContentType=self.content_type, **condition, **b.sse_write)
         else:
             if self._buffer:
                 self._send_part(bytes(self._buffer))
                 self._buffer.clear()
+            # S3 checks If-None-Match on CompleteMultipartUpload too (since 2024); on a 412 the upload
+            # stays open: abort() discards its parts
             result = b.call("complete upload", self.key, b.client.complete_multipart_upload, Bucket=b.name,
-                            Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts})
+                            Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts},
+                            **condition)
         self._done = True
         return ObjectAttributes(self.key, self._size, result.get("ETag", ""), datetime.now(UTC))
 
@@ -190,8 +195,9 @@ class S3Bucket(Bucket):
         except BotoCoreError as err:
             raise StorageError(f"{self.description}: {key}: {operation} failed: {type(err).__name__}") from None
 
-    def open_upload(self, key: str, *, content_type: str = "application/octet-stream") -> Upload:
-        return _S3Upload(self, key, content_type)
+    def open_upload(self, key: str, *, content_type: str = "application/octet-stream",
+                    if_absent: bool = False) -> Upload:
+        return _S3Upload(self, key, content_type, if_absent)
 
     def open_read(self, key: str) -> BinaryIO:
         result = self.call("get", key, self.client.get_object, Bucket=self.name, Key=key, **self.sse_read)
@@ -235,11 +241,14 @@ class S3Bucket(Bucket):
         for upload in result.get("Uploads", ()):
             yield upload["Key"]
 
-    def abort_incomplete_uploads(self, prefix: str, older_than_seconds: float) -> int:
+    def abort_incomplete_uploads(self, prefix: str, older_than_seconds: float,
+                                 select: Callable[[str], bool] | None = None) -> int:
         result = self.call("list uploads", prefix, self.client.list_multipart_uploads, Bucket=self.name, Prefix=prefix)
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
         count = 0
         for upload in result.get("Uploads", ()):
+            if select is not None and not select(upload["Key"]):
+                continue
             initiated = upload.get("Initiated")
             if initiated is None or initiated <= cutoff:
                 self.call("abort upload", upload["Key"], self.client.abort_multipart_upload, Bucket=self.name,

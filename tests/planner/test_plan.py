@@ -167,7 +167,7 @@ CASES = [
     ("restore-waits-for-backup", [BACKUP % ("b1", "ctp1", "Orphan"), RESTORED % ("Backup", "b1")], [],
      [("backup", "b1"), ("wait", "restored")]),
     ("restore-waits-while-in-progress", [BACKUP % ("b1", "ctp1", "Orphan"), RESTORED % ("Backup", "b1")],
-     [rec("b1", phase=Phase.IN_PROGRESS, retries=3)], [("wait", "restored")]),
+     [rec("b1", phase=Phase.IN_PROGRESS, retries=3)], [("give-up", "b1"), ("wait", "restored")]),
     ("restore-from-orphaned-record", [RESTORED % ("Backup", "old")],
      [rec("old", phase=Phase.DELETED, deleted_with="Orphan", sha256="ab" * 32)], [("restore", "restored")]),
 ]
