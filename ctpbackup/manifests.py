@@ -245,6 +245,7 @@ def _control_plane(namespace: str, name: str, spec: Mapping, metadata: Mapping, 
         crossplane_version=crossplane.get("version", ""),
         crossplane_channel=(crossplane.get("autoUpgrade") or {}).get("channel", "Stable"),
         crossplane_state=crossplane.get("state", "Running"),
+        allow_insecure_kubeconfig=bool(spec.get("allowInsecureKubeconfig", False)),
         origin=origin,
     )
 

@@ -116,6 +116,8 @@ class ControlPlane:
     crossplane_version: str = ""
     crossplane_channel: str = "Stable"
     crossplane_state: str = "Running"
+    #: extension: let the connection kubeconfig run commands/plugins or read files (ctpbackup.connect)
+    allow_insecure_kubeconfig: bool = False
     origin: Origin | None = field(default=None, compare=False)
 
 

@@ -62,6 +62,7 @@ FIELDS = [
     (("ControlPlane",), "spec.crossplane.autoUpgrade", {}, "x", "is not of type 'object'"),
     (("ControlPlane",), "spec.crossplane.autoUpgrade.channel", "Rapid", "Nightly", "is not one of"),
     (("ControlPlane",), "spec.crossplane.state", "Paused", "Stopped", "is not one of"),
+    (("ControlPlane",), "spec.allowInsecureKubeconfig", True, "yes", "is not of type 'boolean'"),
     (("ControlPlane",), "spec.crossplane.version", "1.20.0", "v1.20.0", "is not a Crossplane version"),
     (("ControlPlane",), "spec.hostNamespace", {"name": "host-ns"}, {}, "required field is missing"),
     (("ControlPlane",), "spec.hostNamespace.name", "host-ns", "Host", "is not a"),
