@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ctpbackup import backup as backup_engine
+from ctpbackup import record_mac
 from ctpbackup import restore as restore_engine
 from ctpbackup.connect import ControlPlaneUnreachable, api_client_for
 from ctpbackup.model import DesiredState
@@ -143,7 +144,7 @@ class Executor:
                     backup_engine.ArchiveInfo(namespace=request.namespace, control_plane=request.control_plane,
                                               backup=request.name, git_commit=self.desired.commit,
                                               excluded_resources=request.options.excluded_resources),
-                    progress=self.progress, encryption_key=target.encryption_key,
+                    progress=self.progress, encryption_key=target.keyring,
                 )
         except (ControlPlaneUnreachable, backup_engine.BackupFailed) as err:
             return self._backup_failed(action, index, err.reason, err.message, retries)
@@ -155,13 +156,13 @@ class Executor:
 
         def complete(old: BackupRecord | None) -> BackupRecord:
             assert old is not None
-            return dataclasses.replace(
+            return record_mac.sign(dataclasses.replace(
                 old, phase=Phase.COMPLETED, completed_at=finished, size=result.size, sha256=result.sha256,
                 counts=dict(result.counts), archive_format_version=result.format_version, encrypted=result.encrypted,
                 conditions=set_condition(old.conditions, Condition(
                     "Completed", "True", "BackupCompleted",
                     f"{sum(result.counts.values())} objects, {result.size} bytes", finished)),
-            )
+            ), target.keyring)
 
         try:
             index.update_backup(request.namespace, request.control_plane, request.name, complete)
@@ -226,10 +227,12 @@ class Executor:
                 conditions=set_condition(old.conditions if old else (), Condition(
                     "Restored", "False", "InProgress", f"restoring from Backup {source.name}", started))))
             try:
+                keys = record_mac.check_restorable(source, target.keyring,
+                                                   target.config.object_storage.allow_unauthenticated_backups)
                 with tempfile.TemporaryDirectory(prefix="ctpbackup-restore-", dir=self.workdir) as tmp:
-                    archive = restore_engine.fetch_verified(target.bucket, source, Path(tmp), target.encryption_key)
+                    archive = restore_engine.fetch_verified(target.bucket, source, Path(tmp), keys)
                     result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress)
-            except restore_engine.RestoreFailed as err:
+            except (restore_engine.RestoreFailed, record_mac.RecordRefused) as err:
                 return self._restore_failed(action, target, err.reason, err.message)
             except Exception as err:  # noqa: BLE001
                 log.exception("restore of %s/%s failed unexpectedly", ns, name)
