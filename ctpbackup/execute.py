@@ -22,7 +22,7 @@ from pathlib import Path
 from ctpbackup import backup as backup_engine
 from ctpbackup import record_mac
 from ctpbackup import restore as restore_engine
-from ctpbackup.connect import ControlPlaneUnreachable, api_client_for
+from ctpbackup.connect import INSECURE_KUBECONFIG, ControlPlaneUnreachable, api_client_for
 from ctpbackup.model import DesiredState
 from ctpbackup.planner import Action, ActionType, Plan
 from ctpbackup.records import BackupRecord, Condition, Phase, RestoreRecord, set_condition
@@ -203,19 +203,21 @@ class Executor:
         control_plane = self.desired.control_planes[(ns, name)]
         now = self.clock()
 
-        def pending(reason: str, message: str) -> Outcome:
+        def pending(reason: str, message: str, phase: Phase = Phase.PENDING) -> Outcome:
             def change(old: RestoreRecord | None) -> RestoreRecord:
                 base = old or RestoreRecord(ns, name, action.restore_source[0], action.restore_source[1], Phase.PENDING)
-                return dataclasses.replace(base, phase=Phase.PENDING, git_commit=self.desired.commit,
+                return dataclasses.replace(base, phase=phase, git_commit=self.desired.commit,
                                            conditions=set_condition(base.conditions, Condition(
                                                "Restored", "False", reason, message, now)))
             target.index.update_restore(ns, name, change)
+            if phase is Phase.FAILED:
+                return Outcome(action, False, f"{reason}: {message}")
             return Outcome(action, False, f"waiting: {message}", waiting=True)
 
         try:
             api = api_client_for(control_plane, self.secrets)
-        except ControlPlaneUnreachable as err:
-            return pending(err.reason, err.message)
+        except ControlPlaneUnreachable as err:  # a refused kubeconfig is there to stay: a failure, not a wait
+            return pending(err.reason, err.message, Phase.FAILED if err.reason == INSECURE_KUBECONFIG else Phase.PENDING)
         with api:
             if not restore_engine.answers(api):
                 return pending("ControlPlaneUnreachable", f"the API of control plane {ns}/{name} does not answer")

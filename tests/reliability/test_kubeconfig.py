@@ -187,3 +187,33 @@ def test_apply_fails_the_control_plane_and_runs_nothing(story, tmp_path):
         assert not marker.exists()
     finally:
         good.stop()
+
+
+def test_a_restore_into_a_control_plane_with_an_exec_kubeconfig_fails_and_runs_nothing(story, tmp_path):
+    """The restore target's Secret is there and refused: the restore is Failed (not left waiting for
+    a Secret), and the plugin never runs."""
+    from tests.fixtures.story import RESTORED
+
+    marker = tmp_path / "exec-ran"
+    source = EmulatorServer(establish_delay=0.05).start()
+    try:
+        story.connect("src", source)
+        story.repo.write("src.yaml", CONTROL_PLANE.format(name="src"))
+        story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="src"))
+        story.repo.commit("backup")
+        story.reconcile("apply")
+        folder = story.secrets / "default" / "kubeconfig-dst"
+        folder.mkdir(parents=True)
+        (folder / "kubeconfig").write_text(yaml.safe_dump(kubeconfig({"exec": touch_command(marker)},
+                                                                     cluster={"server": source.url})))
+        story.repo.write("dst.yaml", RESTORED.format(name="dst", source="b1"))
+        story.repo.commit("restore into a control plane whose Secret runs a command")
+        result = story.reconcile("apply", check=False)
+        assert result.returncode == 1
+        assert "InsecureKubeconfig: the 'kubeconfig' key of Secret default/kubeconfig-dst: users[0].user.exec" \
+            in result.stdout
+        (restore,) = story.status()["restores"]
+        assert (restore["phase"], restore["conditions"][-1]["reason"]) == ("Failed", "InsecureKubeconfig")
+        assert not marker.exists()
+    finally:
+        source.stop()
