@@ -288,3 +288,27 @@ def test_record_macs_cover_what_a_restore_trusts():
     with pytest.raises(UnknownKey, match="not among the config's keys"):
         Keyring.of([K2]).verify_mac(record.authenticated_payload(), mac)
     Keyring.of([K2, K1]).verify_mac(record.authenticated_payload(), mac)
+
+
+def test_the_encryption_keys_and_allowed_backups_are_read_from_the_config_manifest():
+    from ctpbackup.manifests import ManifestFile, load_desired_state
+    from ctpbackup.model import SecretKeyRef
+
+    base = ("apiVersion: spaces.upbound.io/v1alpha1\nkind: SharedBackupConfig\nmetadata: {{name: c, namespace: default}}\n"
+            "spec:\n  objectStorage:\n    provider: Filesystem\n    bucket: /tmp/x\n    credentials: {{source: InjectedIdentity}}\n"
+            "    encryption: {encryption}\n")
+    cases = {
+        "{secretRef: {name: k1}}": ((SecretKeyRef("k1", "key"),), ()),
+        "{secretRefs: [{name: k2, key: aes}, {name: k1}], allowUnauthenticatedBackups: [b1, b2]}":
+            ((SecretKeyRef("k2", "aes"), SecretKeyRef("k1", "key")), ("b1", "b2")),
+    }
+    for encryption, (refs, allowed) in cases.items():
+        result = load_desired_state([ManifestFile("c.yaml", base.format(encryption=encryption).encode())], "abc")
+        assert result.problems == []
+        storage = result.desired.configs[("default", "c")].object_storage
+        assert (storage.encryption_key_refs, storage.allow_unauthenticated_backups) == (refs, allowed)
+    both = base.format(encryption="{secretRef: {name: k1}, secretRefs: [{name: k2}]}")
+    result = load_desired_state([ManifestFile("c.yaml", both.encode())], "abc")
+    assert [str(p) for p in result.problems] == [
+        "c.yaml:9: SharedBackupConfig default/c: spec.objectStorage.encryption: give exactly one of secretRef or "
+        "secretRefs"]

@@ -217,3 +217,14 @@ def test_a_restore_into_a_control_plane_with_an_exec_kubeconfig_fails_and_runs_n
         assert not marker.exists()
     finally:
         source.stop()
+
+
+@pytest.mark.parametrize("spec, allowed", [("{}", False), ("{allowInsecureKubeconfig: false}", False),
+                                           ("{allowInsecureKubeconfig: true}", True)])
+def test_the_option_is_read_from_the_control_plane_manifest(spec, allowed):
+    from ctpbackup.manifests import ManifestFile, load_desired_state
+
+    text = f"apiVersion: spaces.upbound.io/v1beta1\nkind: ControlPlane\nmetadata: {{name: ctp1, namespace: default}}\nspec: {spec}\n"
+    result = load_desired_state([ManifestFile("cp.yaml", text.encode())], "abc")
+    assert result.problems == []
+    assert result.desired.control_planes[("default", "ctp1")].allow_insecure_kubeconfig is allowed
