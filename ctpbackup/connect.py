@@ -109,6 +109,18 @@ def check_kubeconfig(document: Any) -> None:
     fields(document, "", "")
 
 
+def _credentials(document: Any) -> list[str]:
+    """The secret values of a kubeconfig's users (tokens, private keys, passwords), to be scrubbed
+    from messages on their own and not only as part of the line that holds them."""
+    values = []
+    users = document.get("users") if isinstance(document, Mapping) else None
+    for entry in users if isinstance(users, list) else ():
+        user = entry.get("user") if isinstance(entry, Mapping) else None
+        if isinstance(user, Mapping):
+            values += [str(user[k]) for k in ("token", "client-key-data", "password") if user.get(k)]
+    return values
+
+
 def kubeconfig_of(control_plane: ControlPlane, secrets: SecretSource) -> bytes:
     ref = control_plane.connection_secret
     assert ref is not None
@@ -127,6 +139,8 @@ def api_client_for(control_plane: ControlPlane, secrets: SecretSource, *, pool_s
     where = f"the 'kubeconfig' key of Secret {ref.namespace}/{ref.name}"
     try:
         document = yaml.safe_load(raw)
+        for value in _credentials(document):
+            secrets.redactor.add(value)
         if not control_plane.allow_insecure_kubeconfig:
             check_kubeconfig(document)
         configuration = client.Configuration()

@@ -228,3 +228,17 @@ def test_the_option_is_read_from_the_control_plane_manifest(spec, allowed):
     result = load_desired_state([ManifestFile("cp.yaml", text.encode())], "abc")
     assert result.problems == []
     assert result.desired.control_planes[("default", "ctp1")].allow_insecure_kubeconfig is allowed
+
+
+def test_the_token_is_scrubbed_on_its_own_from_log_lines(tmp_path):
+    """The kubeconfig's lines are registered with the redactor as the Secret is read; its token, key
+    and password are registered by themselves too, so a message quoting just the token is scrubbed."""
+    cp, secrets = control_plane(tmp_path / "secrets", kubeconfig({"token": TOKEN}, cluster={"server": "https://127.0.0.1:1"}))
+    api_client_for(cp, secrets).close()
+    assert secrets.redactor.scrub(f"a {TOKEN} b") == "a *** b"
+    refused = kubeconfig({"username": "admin", "password": "NOLEAK-password-0123", "client-key-data": "NOLEAK-key-4567"})
+    cp, secrets = control_plane(tmp_path / "other", refused)
+    with pytest.raises(ControlPlaneUnreachable, match="basic authentication"):
+        api_client_for(cp, secrets)
+    assert secrets.redactor.scrub("a NOLEAK-password-0123 b NOLEAK-key-4567") == "a *** b ***", \
+        "registered even when the kubeconfig is refused"
