@@ -217,3 +217,24 @@ def test_nasty_secrets_leak_through_no_output(story, s3_server, tmp_path, monkey
     leaked = [marker for marker in MARKERS if marker in everything]
     assert leaked == [], f"pieces of secrets leaked: {leaked}"
     assert base64.b64encode(DATA_NASTY.encode()).decode() not in everything
+
+
+@pytest.mark.parametrize("line", [f"aws_secret_access_key: {S3_NASTY}", f"aws_secret_access_key={S3_NASTY}",
+                                  f"aws_secret_access_key = {S3_NASTY}\n  NOLEAKsz-second-line"])
+def test_bucket_credentials_are_scrubbed_on_their_own_however_the_file_writes_them(tmp_path, line):
+    from ctpbackup.model import Credentials, ObjectStorage, SecretKeyRef, SharedBackupConfig
+    from ctpbackup.secrets import DirectorySecretSource
+    from ctpbackup.storage.factory import open_bucket
+
+    folder = tmp_path / "default" / "creds"
+    folder.mkdir(parents=True)
+    (folder / "creds").write_text(f"[default]\naws_access_key_id = AKIDNOLEAK\n{line}\n")
+    secrets = DirectorySecretSource(tmp_path)
+    config = SharedBackupConfig("default", "c", ObjectStorage(
+        "AWS", "bucket", Credentials("Secret", SecretKeyRef("creds", "creds")),
+        config={"endpoint": "127.0.0.1:1", "insecure": True, "region": "us-east-1"}))
+    open_bucket(config, secrets)
+    secret = parse_shared_credentials((folder / "creds").read_bytes())["aws_secret_access_key"]
+    assert secret.startswith(S3_NASTY)
+    assert secrets.redactor.scrub(f"a {secret} b") == "a *** b"
+    assert secrets.redactor.scrub(f"a {S3_NASTY} b") == "a *** b"
