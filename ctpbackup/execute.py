@@ -29,9 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ctpbackup import backup as backup_engine
-from ctpbackup import jsoncodec
+from ctpbackup import jsoncodec, record_mac
 from ctpbackup import restore as restore_engine
-from ctpbackup.connect import ControlPlaneUnreachable, api_client_for
+from ctpbackup.connect import INSECURE_KUBECONFIG, ControlPlaneUnreachable, api_client_for
 from ctpbackup.index import RecordExists
 from ctpbackup.layout import BucketLayout
 from ctpbackup.model import DesiredState
@@ -240,7 +240,7 @@ class Executor:
                     backup_engine.ArchiveInfo(namespace=request.namespace, control_plane=request.control_plane,
                                               backup=request.name, git_commit=self.desired.commit,
                                               excluded_resources=request.options.excluded_resources),
-                    progress=self.progress, encryption_key=target.encryption_key,
+                    progress=self.progress, encryption_key=target.keyring,
                 )
         except (ControlPlaneUnreachable, backup_engine.BackupFailed) as err:
             return self._backup_failed(action, index, err.reason, err.message, retries)
@@ -252,14 +252,14 @@ class Executor:
 
         def complete(old: BackupRecord | None) -> BackupRecord:
             assert old is not None
-            return dataclasses.replace(
+            return record_mac.sign(dataclasses.replace(
                 old, phase=Phase.COMPLETED, completed_at=finished, size=result.size, sha256=result.sha256,
                 counts=dict(result.counts), archive_format_version=result.format_version, encrypted=result.encrypted,
                 warnings=result.warnings, conditions=set_condition(old.conditions, Condition(
                     "Completed", "True", "BackupCompleted",
                     f"{sum(result.counts.values())} objects, {result.size} bytes"
                     + (f", {len(result.warnings)} warning(s)" if result.warnings else ""), finished)),
-            )
+            ), target.keyring)
 
         try:
             index.update_backup(request.namespace, request.control_plane, request.name, complete)
@@ -301,19 +301,21 @@ class Executor:
         control_plane = self.desired.control_planes[(ns, name)]
         now = self.clock()
 
-        def pending(reason: str, message: str) -> Outcome:
+        def pending(reason: str, message: str, phase: Phase = Phase.PENDING) -> Outcome:
             def change(old: RestoreRecord | None) -> RestoreRecord:
                 base = old or RestoreRecord(ns, name, action.restore_source[0], action.restore_source[1], Phase.PENDING)
-                return dataclasses.replace(base, phase=Phase.PENDING, git_commit=self.desired.commit,
+                return dataclasses.replace(base, phase=phase, git_commit=self.desired.commit,
                                            conditions=set_condition(base.conditions, Condition(
                                                "Restored", "False", reason, message, now)))
             target.index.update_restore(ns, name, change)
+            if phase is Phase.FAILED:
+                return Outcome(action, False, f"{reason}: {message}")
             return Outcome(action, False, f"waiting: {message}", waiting=True)
 
         try:
             api = api_client_for(control_plane, self.secrets)
-        except ControlPlaneUnreachable as err:
-            return pending(err.reason, err.message)
+        except ControlPlaneUnreachable as err:  # a refused kubeconfig is there to stay: a failure, not a wait
+            return pending(err.reason, err.message, Phase.FAILED if err.reason == INSECURE_KUBECONFIG else Phase.PENDING)
         with api:
             if not restore_engine.answers(api):
                 return pending("ControlPlaneUnreachable", f"the API of control plane {ns}/{name} does not answer")
@@ -325,13 +327,15 @@ class Executor:
                 conditions=set_condition(old.conditions if old else (), Condition(
                     "Restored", "False", "InProgress", f"restoring from Backup {source.name}", started))))
             try:
+                keys = record_mac.check_restorable(source, target.keyring,
+                                                   target.config.object_storage.allow_unauthenticated_backups)
                 with tempfile.TemporaryDirectory(prefix="ctpbackup-restore-", dir=self.workdir) as tmp:
                     # the archive's key from the layout, never from the (editable) record
                     source = dataclasses.replace(source, archive_key=target.layout.archive_key(
                         source.namespace, source.control_plane, source.name))
-                    archive = restore_engine.fetch_verified(target.bucket, source, Path(tmp), target.encryption_key)
+                    archive = restore_engine.fetch_verified(target.bucket, source, Path(tmp), keys)
                     result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress)
-            except restore_engine.RestoreFailed as err:
+            except (restore_engine.RestoreFailed, record_mac.RecordRefused) as err:
                 return self._restore_failed(action, target, err.reason, err.message)
             except Exception as err:  # noqa: BLE001
                 log.exception("restore of %s/%s failed unexpectedly", ns, name)

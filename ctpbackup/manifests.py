@@ -220,7 +220,9 @@ def _config(namespace: str, name: str, spec: Mapping, metadata: Mapping, origin:
                 source=creds["source"],
                 secret_ref=SecretKeyRef(ref["name"], ref.get("key", "credentials")) if ref else None,
             ),
-            encryption_key_ref=SecretKeyRef(enc["secretRef"]["name"], enc["secretRef"].get("key", "key")) if enc else None,
+            encryption_key_refs=tuple(SecretKeyRef(r["name"], r.get("key", "key"))
+                                      for r in ([enc["secretRef"]] if "secretRef" in enc else enc["secretRefs"])) if enc else (),
+            allow_unauthenticated_backups=tuple(enc.get("allowUnauthenticatedBackups") or ()) if enc else (),
         ),
         origin=origin,
     )
@@ -245,6 +247,7 @@ def _control_plane(namespace: str, name: str, spec: Mapping, metadata: Mapping, 
         crossplane_version=crossplane.get("version", ""),
         crossplane_channel=(crossplane.get("autoUpgrade") or {}).get("channel", "Stable"),
         crossplane_state=crossplane.get("state", "Running"),
+        allow_insecure_kubeconfig=bool(spec.get("allowInsecureKubeconfig", False)),
         origin=origin,
     )
 

@@ -58,8 +58,11 @@ class ObjectStorage:
     prefix: str = ""
     #: Thanos objstore keys for the provider (free-form, read-only)
     config: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
-    #: extension: the Secret key holding a 32-byte key to encrypt archives on the client
-    encryption_key_ref: SecretKeyRef | None = None
+    #: extension: the Secret keys holding 32-byte keys to encrypt archives on the client and
+    #: authenticate their records; the first encrypts, all decrypt (empty: no encryption)
+    encryption_key_refs: tuple[SecretKeyRef, ...] = ()
+    #: extension: backups whose unencrypted archive or unauthenticated record may still be restored
+    allow_unauthenticated_backups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ class ControlPlane:
     crossplane_version: str = ""
     crossplane_channel: str = "Stable"
     crossplane_state: str = "Running"
+    #: extension: let the connection kubeconfig run commands/plugins or read files (ctpbackup.connect)
+    allow_insecure_kubeconfig: bool = False
     origin: Origin | None = field(default=None, compare=False)
 
 

@@ -7,6 +7,7 @@ plain JSON with a `schemaVersion`, so a later release can still read an older bu
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -167,11 +168,20 @@ class BackupRecord:
     encrypted: bool = False
     #: what the backup found questionable but did anyway (an excludedResources entry matching nothing)
     warnings: tuple[str, ...] = ()
+    #: when the config has an encryption key: `v1:<key id>:<HMAC-SHA256>` over `authenticated_payload`
+    #: (ctpbackup.record_mac), so an edited record is refused on restore
+    mac: str = ""
     schema_version: int = RECORD_SCHEMA_VERSION
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
+
+    def authenticated_payload(self) -> bytes:
+        """The fields a restore relies on (where the archive is, its size, sha256 and format, whether
+        it is encrypted, whose backup it is, its phase and dates), as canonical JSON: what `mac` covers."""
+        doc = self.to_dict()
+        return json.dumps({k: doc[k] for k in _AUTHENTICATED}, sort_keys=True, separators=(",", ":")).encode()
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
@@ -208,6 +218,7 @@ class BackupRecord:
             "deletedAt": format_time(self.deleted_at),
             "encrypted": self.encrypted,
             "warnings": list(self.warnings),
+            "mac": self.mac,
         }
 
     @classmethod
@@ -247,8 +258,13 @@ _BACKUP_READERS: dict[str, tuple[str, Any]] = {
     "deletionPolicy": ("deletion_policy", None), "ttl": ("ttl", None), "expiresAt": ("expires_at", parse_time),
     "excludedResources": ("excluded_resources", tuple), "useOwnerReferences": ("use_owner_references", bool),
     "selector": ("selector", None), "deletedWith": ("deleted_with", None), "deletedAt": ("deleted_at", parse_time),
-    "encrypted": ("encrypted", bool), "warnings": ("warnings", tuple),
+    "encrypted": ("encrypted", bool), "warnings": ("warnings", tuple), "mac": ("mac", str),
 }
+#: the serialised fields a record's `mac` covers (not conditions, retries or deletion marks, which
+#: later updates change without the key)
+_AUTHENTICATED = ("namespace", "name", "controlPlane", "config", "phase", "owner", "slot", "gitCommit", "createdAt",
+                  "startedAt", "completedAt", "archiveKey", "size", "sha256", "counts", "archiveFormatVersion",
+                  "deletionPolicy", "ttl", "expiresAt", "excludedResources", "encrypted")
 #: every attribute that has a default, at it ("config" is optional when read, though not when built)
 _BACKUP_DEFAULTS: dict[str, Any] = {
     f.name: f.default for f in dataclasses.fields(BackupRecord) if f.default is not dataclasses.MISSING

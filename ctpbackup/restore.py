@@ -27,7 +27,7 @@ from kubernetes.client import ApiClient
 
 from ctpbackup import jsoncodec
 from ctpbackup.archive import ArchiveError, ArchiveReader
-from ctpbackup.encryption import EncryptionError, backup_context, decrypt_stream
+from ctpbackup.encryption import EncryptionError, Keyring, backup_context, decrypt_stream
 from ctpbackup.kubeapi import KubeAPI, KubeError, ResourceType
 from ctpbackup.progress import Progress
 from ctpbackup.records import BackupRecord
@@ -103,7 +103,7 @@ def answers(api_client: ApiClient) -> bool:
         return False
 
 
-def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path, encryption_key: bytes | None = None) -> Path:
+def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path, encryption_key: Keyring | bytes | None = None) -> Path:
     """Download the archive of `record` into `dest` and prove it is the one the index recorded
     (then decrypt it, when it was encrypted on the client)."""
     if not record.archive_key or not record.sha256:
@@ -146,8 +146,8 @@ def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path, encryption_
                 context = backup_context(record.namespace, record.control_plane, record.name)
                 for chunk in decrypt_stream(source, encryption_key, context):
                     out.write(chunk)
-        except EncryptionError as err:
-            raise RestoreFailed("DecryptionFailed", f"archive of Backup {record.name}: {err}") from None
+        except EncryptionError as err:  # DecryptionFailed, or EncryptionKeyMissing for a key id the config lacks
+            raise RestoreFailed(err.reason, f"archive of Backup {record.name}: {err}") from None
         path.unlink()
         path = plain
     try:

@@ -171,6 +171,9 @@ def _explain(error: jsonschema.ValidationError) -> Iterator[SchemaProblem]:
         )
         yield SchemaProblem(path, f"{_short(value)} must be {options} (e.g. 2 or \"50%\")")
         return
+    if keyword == "oneOf" and all(isinstance(s, dict) and set(s) == {"required"} for s in error.validator_value):
+        yield SchemaProblem(path, "give exactly one of " + " or ".join(s["required"][0] for s in error.validator_value))
+        return
     if keyword == "propertyNames":
         yield SchemaProblem(path, f"invalid key: {error.message}")
         return

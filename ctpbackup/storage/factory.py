@@ -38,7 +38,10 @@ def open_bucket(config: SharedBackupConfig, secrets: SecretSource) -> Bucket:
         if storage.provider == "AWS":
             from ctpbackup.storage.s3 import S3Bucket, parse_shared_credentials
 
-            return S3Bucket(storage.bucket, settings, parse_shared_credentials(raw) if raw is not None else None)
+            credentials = parse_shared_credentials(raw) if raw is not None else None
+            for value in (credentials or {}).values():  # each value on its own, whatever its line looked like
+                secrets.redactor.add(value)
+            return S3Bucket(storage.bucket, settings, credentials)
         if storage.provider == "GCP":
             from ctpbackup.storage.gcs import GCSBucket
 

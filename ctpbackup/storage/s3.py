@@ -38,8 +38,10 @@ KNOWN_KEYS = {"bucket", "endpoint", "region", "insecure", "signature_version2", 
 
 
 def parse_shared_credentials(text: bytes, profile: str = "default") -> dict[str, str]:
-    """An AWS shared-credentials file (`[default]`, `aws_access_key_id = ...`) to boto3 arguments."""
-    parser = configparser.ConfigParser()
+    """An AWS shared-credentials file (`[default]`, `aws_access_key_id = ...`) to boto3 arguments.
+    Values are data as the AWS CLI reads them: no `%` interpolation and no inline comments, so a
+    secret holding `%`, `#` or `;` is taken whole (and never quoted in an error)."""
+    parser = configparser.ConfigParser(interpolation=None)  # a `%` in a secret is data, not a reference
     try:
         parser.read_string(text.decode("utf-8"))
     except (configparser.Error, UnicodeDecodeError):
