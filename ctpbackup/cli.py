@@ -16,7 +16,7 @@ from ctpbackup.durations import parse_duration
 from ctpbackup.execute import Executor
 from ctpbackup.gitsource import Snapshot, read_repository
 from ctpbackup.manifests import LoadResult, load_desired_state
-from ctpbackup.planner import DEFAULT_MAX_RETRIES, PlanOptions
+from ctpbackup.planner import DEFAULT_MAX_RETRIES, NOT_CHANGES, Plan, PlanOptions
 from ctpbackup.problems import InvalidManifests, UserError
 from ctpbackup.run import SourceOptions
 from ctpbackup.shard import IndexCorrupt
@@ -217,8 +217,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         run.refresh(prepared)  # under the lease: what another run did before us is now visible
         result = run.make_plan(prepared, clock(), _plan_options(args))
         print(plan_output.to_text(result), end="", flush=True)
-        if not result.actions:
-            return EXIT_ERROR if result.has_errors else EXIT_OK
+        if not any(a.type not in NOT_CHANGES for a in result.actions):
+            return EXIT_ERROR if result.has_errors or _failed_beyond_allowance(result) else EXIT_OK
         progress = sys.stderr.isatty() if args.progress is None else args.progress
         executor = Executor(prepared.desired, prepared.targets, prepared.secrets, clock=clock,
                             concurrency=args.concurrency, existing=args.existing, progress=progress)
@@ -236,7 +236,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
     log.info("apply finished", extra={"fields": {"event": "apply", "commit": prepared.snapshot.commit,
                                                  "actions": len(result.actions), "failed": failed,
                                                  **{f"planned_{k}": v for k, v in result.summary().items()}}})
-    return EXIT_ERROR if failed or result.has_errors else EXIT_OK
+    return EXIT_ERROR if failed or result.has_errors or _failed_beyond_allowance(result) else EXIT_OK
+
+
+def _failed_beyond_allowance(result: Plan) -> bool:
+    """Backups Failed for good beyond their SharedBackup's failures.controlPlanes allowance make
+    `apply` exit 1 (while `plan` keeps its exit code: a broken control plane blocks no pull request)."""
+    if result.failed_beyond_allowance:
+        names = ", ".join(f"{ns}/{name}" for ns, name in result.failed_beyond_allowance)
+        print(f"error: failed for good beyond the allowed failures: {names}", file=sys.stderr)
+    return bool(result.failed_beyond_allowance)
 
 
 def _print_warnings(prepared: run.Prepared) -> None:

@@ -127,6 +127,7 @@ class Executor:
                 deletion_policy=request.options.deletion_policy, ttl=request.options.ttl_text,
                 expires_at=created + ttl if ttl else None, excluded_resources=request.options.excluded_resources,
                 use_owner_references=request.use_owner_references, selector=request.selector,
+                retry_request=request.retry_request,
             )
 
         index = target.index

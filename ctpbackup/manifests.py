@@ -18,6 +18,7 @@ from ctpbackup.durations import parse_duration
 from ctpbackup.model import (
     DEFAULT_NAMESPACE,
     GROUP,
+    RETRY_ANNOTATION,
     Backup,
     BackupOptions,
     BackupSchedule,
@@ -178,14 +179,16 @@ def _note_foreign(path: str, doc: Document, data: dict, result: LoadResult) -> N
 
 # -- builders: validated dicts -> model values -----------------------------------------------------
 
-def _options(spec: Mapping[str, Any]) -> BackupOptions:
+def _options(spec: Mapping[str, Any], metadata: Mapping[str, Any]) -> BackupOptions:
     ttl_text = spec.get("ttl", "")
+    annotations = metadata.get("annotations") or {}
     return BackupOptions(
         config=spec["configRef"]["name"],
         deletion_policy=spec.get("deletionPolicy", "Orphan"),
         excluded_resources=tuple(spec.get("excludedResources", ())),
         ttl=parse_duration(ttl_text) if ttl_text else None,
         ttl_text=ttl_text,
+        retry_request=str(annotations.get(RETRY_ANNOTATION, "")),
     )
 
 
@@ -250,12 +253,12 @@ def _control_plane(namespace: str, name: str, spec: Mapping, metadata: Mapping, 
 
 
 def _backup(namespace: str, name: str, spec: Mapping, metadata: Mapping, origin: Origin) -> Backup:
-    return Backup(namespace, name, spec["controlPlane"], _options(spec), origin=origin)
+    return Backup(namespace, name, spec["controlPlane"], _options(spec, metadata), origin=origin)
 
 
 def _backup_schedule(namespace: str, name: str, spec: Mapping, metadata: Mapping, origin: Origin) -> BackupSchedule:
     return BackupSchedule(
-        namespace, name, spec["controlPlane"], spec["schedule"], _options(spec),
+        namespace, name, spec["controlPlane"], spec["schedule"], _options(spec, metadata),
         suspend=bool(spec.get("suspend", False)),
         use_owner_references=bool(spec.get("useOwnerReferencesInBackup", False)),
         origin=origin,
@@ -264,7 +267,7 @@ def _backup_schedule(namespace: str, name: str, spec: Mapping, metadata: Mapping
 
 def _shared_backup(namespace: str, name: str, spec: Mapping, metadata: Mapping, origin: Origin) -> SharedBackup:
     return SharedBackup(
-        namespace, name, _selector(spec), _options(spec),
+        namespace, name, _selector(spec), _options(spec, metadata),
         use_owner_references=bool(spec.get("useOwnerReferencesInBackup", False)),
         failures_control_planes=(spec.get("failures") or {}).get("controlPlanes"),
         origin=origin,
@@ -273,7 +276,7 @@ def _shared_backup(namespace: str, name: str, spec: Mapping, metadata: Mapping, 
 
 def _shared_backup_schedule(namespace: str, name: str, spec: Mapping, metadata: Mapping, origin: Origin) -> SharedBackupSchedule:
     return SharedBackupSchedule(
-        namespace, name, _selector(spec), spec["schedule"], _options(spec),
+        namespace, name, _selector(spec), spec["schedule"], _options(spec, metadata),
         suspend=bool(spec.get("suspend", False)),
         use_owner_references=bool(spec.get("useOwnerReferencesInBackup", False)),
         origin=origin,

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from ctpbackup.digest import Owner, RecordedDigest
 from ctpbackup.model import (
+    RETRY_ANNOTATION,
     BackupOptions,
     ControlPlaneSelector,
     DesiredState,
@@ -43,13 +44,17 @@ class ActionType(StrEnum):
     DELETE = "delete"
     ORPHAN = "orphan"
     ERROR = "error"
+    #: not an action: a desired backup that failed for good (its retries used up), kept in view
+    FAILED = "failed"
 
 
 #: the sign each action shows in text output, Terraform style
 SIGNS = {
     ActionType.BACKUP: "+", ActionType.RETRY: "+", ActionType.RESTORE: "~", ActionType.WAIT: ".",
-    ActionType.DELETE: "-", ActionType.ORPHAN: "-", ActionType.ERROR: "!",
+    ActionType.DELETE: "-", ActionType.ORPHAN: "-", ActionType.ERROR: "!", ActionType.FAILED: "!",
 }
+#: what a plan lists without doing anything
+NOT_CHANGES = (ActionType.WAIT, ActionType.ERROR, ActionType.FAILED)
 _ORDER = {t: i for i, t in enumerate(ActionType)}
 
 
@@ -68,6 +73,10 @@ class Recorded(Protocol):
     @property
     def restores(self) -> Mapping[tuple[str, str], RestoreRecord]: ...
 
+    def control_planes(self) -> Set[tuple[str, str]]:
+        """(namespace, control plane) of every control plane the index holds backups of."""
+        ...
+
 
 @dataclass(frozen=True)
 class BackupRequest:
@@ -82,6 +91,11 @@ class BackupRequest:
     slot: datetime | None = None
     use_owner_references: bool = False
     selector: str = ""
+
+    @property
+    def retry_request(self) -> str:
+        """The retry annotation's value on the object in Git that asks for this backup ("" if none)."""
+        return self.options.retry_request
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,9 @@ class Plan:
     #: why deletions were held back (the mass-delete guard); empty when none were
     refusals: tuple[str, ...] = ()
     shard: tuple[int, int] = (0, 1)
+    #: (namespace, backup name) of the backups Failed for good beyond what their owner allows
+    #: (a SharedBackup's failures.controlPlanes; nothing for the other kinds): `apply` exits 1
+    failed_beyond_allowance: tuple[tuple[str, str], ...] = ()
 
     def count(self, *types: ActionType) -> int:
         return sum(1 for a in self.actions if a.type in types)
@@ -142,7 +159,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(a.type not in (ActionType.WAIT, ActionType.ERROR) for a in self.actions)
+        return any(a.type not in NOT_CHANGES for a in self.actions)
 
     @property
     def has_errors(self) -> bool:
@@ -177,14 +194,26 @@ def plan(desired: DesiredState, recorded: Recorded, now: datetime, options: Plan
     if count > 1:
         actions = [a for a in actions if shard_of(a.namespace, a.control_plane, count) == index]
     actions.sort(key=lambda a: (_ORDER[a.type], a.namespace, a.name))
+    shared = tuple(planner.shared_backup_statuses())
     return Plan(
         commit=desired.commit,
         now=now,
         actions=tuple(actions),
-        shared_backups=tuple(planner.shared_backup_statuses()),
+        shared_backups=shared,
         refusals=tuple(refusals),
         shard=options.shard,
+        failed_beyond_allowance=_beyond_allowance(actions, shared),
     )
+
+
+def _beyond_allowance(actions: Iterable[Action], shared: Iterable[SharedBackupStatus]) -> tuple[tuple[str, str], ...]:
+    """The failed-for-good backups that make `apply` fail: all of them, except a SharedBackup's
+    while its failed control planes stay within its failures.controlPlanes allowance."""
+    within = {(s.namespace, s.name) for s in shared if len(s.failed) <= s.allowed_failures}
+    return tuple(sorted(
+        (a.namespace, a.name) for a in actions if a.type is ActionType.FAILED and not (
+            a.request is not None and a.request.owner_kind is OwnerKind.SHARED_BACKUP
+            and (a.namespace, a.request.owner_name) in within)))
 
 
 class _Planner:
@@ -200,6 +229,7 @@ class _Planner:
         self.restoring: set[tuple[str, str]] = set()
         #: what planning needs of every recorded backup, a few entries per control plane
         self.digest = recorded.digest()
+        self._known: frozenset[tuple[str, str]] | None = None
         #: the owners Git holds, per owner kind
         self.owners_in_git: dict[OwnerKind, Mapping[tuple[str, str], object]] = {
             OwnerKind.SHARED_BACKUP: desired.shared_backups,
@@ -250,16 +280,15 @@ class _Planner:
         requests = list(self.requests())
         self.wanted.update((r.namespace, r.name) for r in requests)
         # an immutable field changed on any recorded backup of an owner: nothing is done for that owner
-        for request in requests:
-            record = self.recorded.backups.get((request.namespace, request.name))
-            changed = _immutable_change(record, request) if record else ""
-            owner = _owner_of(request.owner_kind, request.namespace, request.owner_name or request.name)
+        for owner, control_plane, config, changed in itertools.chain(self._owner_changes(), (
+                (_owner_of(r.owner_kind, r.namespace, r.owner_name or r.name), r.control_plane, r.options.config,
+                 _immutable_change(record, r))
+                for r in requests if (record := self.recorded.backups.get((r.namespace, r.name))) is not None)):
             if changed and owner not in self.errors_for:
                 self.errors_for.add(owner)
-                yield Action(ActionType.ERROR, owner[0], owner[1], owner[2], request.control_plane,
+                yield Action(ActionType.ERROR, owner[0], owner[1], owner[2], control_plane,
                              f"{changed} cannot change after the backup was recorded; nothing done for it "
-                             "(restore the old value, or create a new object with a new name)",
-                             config=request.options.config)
+                             "(restore the old value, or create a new object with a new name)", config=config)
         for request in requests:
             if _owner_of(request.owner_kind, request.namespace, request.owner_name or request.name) in self.errors_for:
                 continue
@@ -269,9 +298,40 @@ class _Planner:
             elif record.phase is Phase.FAILED and record.retries < self.options.max_retries:
                 reason = f"failed ({_last_message(record)}); retry {record.retries + 1} of {self.options.max_retries}"
                 yield self._backup_action(ActionType.RETRY, request, reason, record)
+            elif record.phase is Phase.FAILED and request.retry_request and request.retry_request != record.retry_request:
+                reason = (f"failed for good ({_last_message(record)}); a fresh attempt asked for by "
+                          f"{RETRY_ANNOTATION}={request.retry_request!r}")
+                yield self._backup_action(ActionType.RETRY, request, reason, record)
+            elif record.phase is Phase.FAILED:
+                yield self._backup_action(ActionType.FAILED, request, failed_for_good(record), record)
             elif record.phase in (Phase.PENDING, Phase.IN_PROGRESS) and record.retries < self.options.max_retries:
                 reason = f"left {record.phase.value} by an interrupted run; retry {record.retries + 1} of {self.options.max_retries}"
                 yield self._backup_action(ActionType.RETRY, request, reason, record)
+
+    def _owner_changes(self) -> Iterator[tuple[tuple[str, str, str], str, str, str]]:
+        """Immutable fields of an owner that no backup name shows: a BackupSchedule's controlPlane
+        (its new backups have new names) and a SharedBackup's controlPlaneSelector changed to select
+        other control planes (their backups are new names too). Found from the digest: the control
+        planes each schedule took slots for, and each SharedBackup's newest Completed backup.
+        Rules: the Spaces CRDs' CEL rules `self == oldSelf` on BackupSchedule spec.controlPlane and
+        `self.controlPlaneSelector == oldSelf.controlPlaneSelector` on SharedBackup."""
+        scheduled: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for kind, ns, name, cp in self.digest.last_slots:
+            if kind is OwnerKind.BACKUP_SCHEDULE:
+                scheduled[(ns, name)].add(cp)
+        for (ns, name), schedule in self.desired.backup_schedules.items():
+            others = sorted(scheduled.get((ns, name), set()) - {schedule.control_plane})
+            if others:
+                yield (("BackupSchedule", ns, name), schedule.control_plane, schedule.options.config,
+                       f"spec.controlPlane (target can not be changed after creation: recorded "
+                       f"{', '.join(repr(c) for c in others)}, Git says {schedule.control_plane!r})")
+        for (ns, name), shared in self.desired.shared_backups.items():
+            newest = self.digest.newest_completed.get((OwnerKind.SHARED_BACKUP, ns, name))
+            record = self.recorded.backups.get(newest[1]) if newest else None
+            if record is not None and record.selector and record.selector != selector_text(shared.selector):
+                yield (("SharedBackup", ns, name), record.control_plane, shared.options.config,
+                       "spec.controlPlaneSelector (shared backup ControlPlane selectors can not be changed after "
+                       f"creation: recorded {record.selector}, Git says {selector_text(shared.selector)})")
 
     def _why_new(self, request: BackupRequest) -> str:
         if request.owner_kind is OwnerKind.NONE:
@@ -346,6 +406,12 @@ class _Planner:
                 continue
             record = self.recorded.restores.get((ns, name))
             src = (source.kind, source.name)
+            if record is None and (ns, name) in self._known_control_planes():
+                yield Action(ActionType.ERROR, "ControlPlane", ns, name, name,
+                             "spec.restore: restore source can not be set after creation (the bucket index already "
+                             f"records backups of ControlPlane {ns}/{name}); nothing done: restore into a new "
+                             "ControlPlane", restore_source=src)
+                continue
             if record is not None and (record.source_kind, record.source_name) != src:
                 yield Action(ActionType.ERROR, "ControlPlane", ns, name, name,
                              f"spec.restore.source is immutable: recorded {record.source_kind} {record.source_name}, "
@@ -364,6 +430,12 @@ class _Planner:
             yield Action(ActionType.RESTORE, "ControlPlane", ns, name, name,
                          f"restore from Backup {backup.name} of {backup.control_plane}{again}",
                          config=backup.config, record=backup, restore_backup=backup.name, restore_source=src)
+
+    def _known_control_planes(self) -> Set[tuple[str, str]]:
+        """The control planes the index holds backups of, read once (only when a restore asks)."""
+        if self._known is None:
+            self._known = frozenset(self.recorded.control_planes())
+        return self._known
 
     def _restorable(self, ns: str, kind: str, name: str) -> tuple[BackupRecord | None, str]:
         if kind == "Backup":
@@ -435,6 +507,15 @@ def _immutable_change(record: BackupRecord, request: BackupRequest) -> str:
     if record.selector and request.selector and record.selector != request.selector:
         return "spec.controlPlaneSelector"
     return ""
+
+
+def failed_for_good(record: BackupRecord) -> str:
+    """`ControlPlaneUnreachable after 4 attempts: <message>`: why a backup stays Failed (its first
+    attempt and every retry), from its last condition that says why."""
+    cause = next((c for c in reversed(record.conditions) if c.status == "False" and c.reason), None)
+    attempts = record.retries + 1
+    head = f"{cause.reason if cause else 'Failed'} after {attempts} attempt{'s' if attempts != 1 else ''}"
+    return f"{head}: {cause.message}" if cause and cause.message else head
 
 
 def _last_message(record: BackupRecord) -> str:

@@ -135,6 +135,9 @@ class BackupRecord:
     deleted_with: str = ""
     deleted_at: datetime | None = None
     encrypted: bool = False
+    #: the retry annotation's value (model.RETRY_ANNOTATION) this backup's last attempt answered:
+    #: a different value in Git asks for one more attempt after the retries ran out
+    retry_request: str = ""
     schema_version: int = RECORD_SCHEMA_VERSION
 
     @property
@@ -175,6 +178,7 @@ class BackupRecord:
             "deletedWith": self.deleted_with,
             "deletedAt": format_time(self.deleted_at),
             "encrypted": self.encrypted,
+            "retryRequest": self.retry_request,
         }
 
     @classmethod
@@ -214,7 +218,7 @@ _BACKUP_READERS: dict[str, tuple[str, Any]] = {
     "deletionPolicy": ("deletion_policy", None), "ttl": ("ttl", None), "expiresAt": ("expires_at", parse_time),
     "excludedResources": ("excluded_resources", tuple), "useOwnerReferences": ("use_owner_references", bool),
     "selector": ("selector", None), "deletedWith": ("deleted_with", None), "deletedAt": ("deleted_at", parse_time),
-    "encrypted": ("encrypted", bool),
+    "encrypted": ("encrypted", bool), "retryRequest": ("retry_request", None),
 }
 #: every attribute that has a default, at it ("config" is optional when read, though not when built)
 _BACKUP_DEFAULTS: dict[str, Any] = {
