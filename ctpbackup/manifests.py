@@ -148,6 +148,7 @@ def _load_document(path: str, doc: Document, objects: dict, first_seen: dict, re
         return
     first_seen[identity] = origin
     found = [problem(p.path, p.message) for p in schemas.validate(kind, data)]
+    found += [problem(path_in_doc, message) for path_in_doc, message in _object_rules(kind, data)] if not found else []
     if found:
         result.problems.extend(found)
         return
@@ -157,6 +158,19 @@ def _load_document(path: str, doc: Document, objects: dict, first_seen: dict, re
         result.problems.append(problem(("spec",), str(err)))
     if data.get("status"):
         result.problems.append(problem(("status",), "status in Git is ignored: the job keeps status in the bucket index", Severity.WARNING))
+
+
+def _object_rules(kind: str, data: dict) -> list[tuple[tuple, str]]:
+    """The CRDs' CEL rules on one object that JSON Schema does not express (the transition rules,
+    `oldSelf`, need the index and are the plan's). From spaces.upbound.io_controlplanes.yaml:
+    `!has(self.crossplane.autoUpgrade) || self.crossplane.autoUpgrade.channel != "None" ||
+    self.crossplane.version != ""`."""
+    found: list[tuple[tuple, str]] = []
+    if kind == "ControlPlane":
+        crossplane = (data.get("spec") or {}).get("crossplane") or {}
+        if (crossplane.get("autoUpgrade") or {}).get("channel") == "None" and not crossplane.get("version"):
+            found.append((("spec", "crossplane", "version"), '"version" cannot be empty when upgrade channel is "None"'))
+    return found
 
 
 def _note_foreign(path: str, doc: Document, data: dict, result: LoadResult) -> None:

@@ -422,6 +422,11 @@ class _Planner:
             if record is not None and record.phase is Phase.FAILED and record.attempts >= self.options.max_restore_attempts:
                 continue  # gave up: shown by status, retried only if the record is reset
             backup, why_not = self._restorable(ns, source.kind, source.name)
+            if backup is None and not self._will_exist(ns, source.kind, source.name):
+                yield Action(ActionType.ERROR, "ControlPlane", ns, name, name,
+                             f"spec.restore.source: {source.kind} {ns}/{source.name} is neither in Git nor recorded "
+                             "in the bucket index; nothing done", restore_source=src)
+                continue
             if backup is None:
                 yield Action(ActionType.WAIT, "ControlPlane", ns, name, name, why_not, restore_source=src)
                 continue
@@ -430,6 +435,14 @@ class _Planner:
             yield Action(ActionType.RESTORE, "ControlPlane", ns, name, name,
                          f"restore from Backup {backup.name} of {backup.control_plane}{again}",
                          config=backup.config, record=backup, restore_backup=backup.name, restore_source=src)
+
+    def _will_exist(self, ns: str, kind: str, name: str) -> bool:
+        """Whether a restore source not restorable now can become so: Git asks for it, or the index
+        records it (references never cross namespaces: the source is looked up in `ns` only)."""
+        if kind == "Backup":
+            return (ns, name) in self.wanted or (ns, name) in self.recorded.backups
+        return (ns, name) in self.desired.backup_schedules or \
+            (OwnerKind.BACKUP_SCHEDULE, ns, name) in self.digest.newest_completed
 
     def _known_control_planes(self) -> Set[tuple[str, str]]:
         """The control planes the index holds backups of, read once (only when a restore asks)."""
