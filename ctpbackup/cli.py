@@ -4,12 +4,14 @@ line and exit status 1; exit 2 (with --detailed-exitcode) means the plan has cha
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from ctpbackup import logs, metrics, plan_output, run, status
 from ctpbackup.durations import parse_duration
@@ -24,6 +26,23 @@ from ctpbackup.shard import IndexCorrupt
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1, as Terraform's do: 2 is what `plan --detailed-exitcode` means by
+    "changes", so a mistyped option must never look like one. (Subcommands use this class too.)"""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml), or "unknown" when run from a bare checkout."""
+    try:
+        return importlib.metadata.version("ctpbackup")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -73,11 +92,12 @@ def _timestamp(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 time") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="reconcile.py",
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog or _prog(),
         description="GitOps backups and restores of Kubernetes control planes (Upbound Spaces' backup API).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="load and validate the manifests of a commit; print what was found")
@@ -140,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     _secrets(p)
     p.set_defaults(run=cmd_index)
     return parser
+
+
+def _prog() -> str:
+    """`ctpbackup` for the console script, `reconcile.py` for the entry-point file."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name in ("ctpbackup", "reconcile.py") else "ctpbackup"
 
 
 def _duration(text: str) -> timedelta:
@@ -226,8 +252,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     print()
     for outcome in report.outcomes:
         mark = "ok" if outcome.ok else "waiting" if outcome.waiting else "FAILED"
+        message = outcome.message.removeprefix(f"{mark}: ")  # said once, not "waiting: waiting: ..."
         print(f"  {outcome.action.sign} {outcome.action.type.value} {outcome.action.namespace}/{outcome.action.name}: "
-              f"{mark}: {outcome.message}")
+              f"{mark}: {message}")
     metrics.export(report.outcomes, prepared.snapshot.commit, time.time(), textfile=args.metrics_textfile,
                    pushgateway=args.pushgateway)
     failed = len(report.failed)

@@ -27,6 +27,7 @@ from ctpbackup.planner import Action, ActionType, Plan
 from ctpbackup.records import BackupRecord, Condition, Phase, RestoreRecord, set_condition
 from ctpbackup.secrets import SecretSource
 from ctpbackup.shard import IndexCorrupt
+from ctpbackup.sizes import human_size
 from ctpbackup.storage.base import StorageError
 from ctpbackup.targets import Target
 
@@ -161,7 +162,7 @@ class Executor:
                 counts=dict(result.counts), archive_format_version=result.format_version, encrypted=result.encrypted,
                 conditions=set_condition(old.conditions, Condition(
                     "Completed", "True", "BackupCompleted",
-                    f"{sum(result.counts.values())} objects, {result.size} bytes", finished)),
+                    f"{sum(result.counts.values())} objects, {human_size(result.size)}", finished)),
             )
 
         try:
@@ -172,7 +173,7 @@ class Executor:
             "event": "backup", "namespace": request.namespace, "backup": request.name,
             "controlPlane": request.control_plane, "phase": "Completed", "objects": sum(result.counts.values()),
             "bytes": result.size, "sha256": result.sha256, "seconds": round((finished - started).total_seconds(), 3)}})
-        return Outcome(action, True, f"{sum(result.counts.values())} objects, {result.size} bytes", size=result.size,
+        return Outcome(action, True, f"{sum(result.counts.values())} objects, {human_size(result.size)}", size=result.size,
                        seconds=(finished - started).total_seconds())
 
     def _backup_failed(self, action: Action, index, reason: str, message: str, retries: int) -> Outcome:

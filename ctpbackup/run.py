@@ -6,6 +6,7 @@ read of the index, so that what it carries out is computed from state no other r
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import socket
@@ -56,7 +57,7 @@ def secret_source(options: SourceOptions) -> SecretSource:
     if options.secrets_dir:
         source: SecretSource = DirectorySecretSource(options.secrets_dir)
     elif options.host_kubeconfig:
-        source = KubernetesSecretSource.from_kubeconfig(options.host_kubeconfig)
+        source = host_cluster(options.host_kubeconfig)
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
         source = KubernetesSecretSource.in_cluster()
     else:
@@ -65,6 +66,36 @@ def secret_source(options: SourceOptions) -> SecretSource:
     redactor = getattr(source, "redactor", None)
     if redactor is not None:
         logs.add_scrubber(redactor.scrub)
+    return source
+
+
+def host_cluster(path: str) -> KubernetesSecretSource:
+    """The Secret source of --host-kubeconfig, checked once: a file that is missing, is not a usable
+    kubeconfig, or whose cluster does not answer `/version` is one UserError line (no traceback, no
+    file content). A cluster that answers at all, even 401/403, is reachable."""
+    import urllib3
+    import yaml
+    from kubernetes.client import ApiClient, VersionApi
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config import ConfigException
+
+    if not os.path.isfile(path):
+        raise UserError(f"--host-kubeconfig {path}: no such file")
+    try:
+        source = KubernetesSecretSource.from_kubeconfig(path)
+    except (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(f"--host-kubeconfig {path}: not a usable kubeconfig: {reason}") from None
+    probe = copy.copy(source.api.api_client.configuration)
+    probe.retries = False  # one try, no urllib3 retry warnings: a refused connection is the answer
+    host = probe.host
+    try:
+        VersionApi(ApiClient(probe)).get_code(_request_timeout=10)
+    except ApiException:
+        pass  # it answered
+    except (urllib3.exceptions.HTTPError, OSError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise UserError(f"--host-kubeconfig {path}: the cluster at {host} does not answer: {reason}") from None
     return source
 
 

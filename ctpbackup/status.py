@@ -7,6 +7,7 @@ from datetime import datetime
 
 from ctpbackup.index import RecordedState
 from ctpbackup.records import BackupRecord, Phase, RestoreRecord, format_time
+from ctpbackup.sizes import human_size
 
 
 def age(later: datetime | None, earlier: datetime | None) -> str:
@@ -20,15 +21,6 @@ def age(later: datetime | None, earlier: datetime | None) -> str:
         if seconds >= size:
             return f"{sign}{seconds // size}{unit}"
     return f"{sign}{seconds}s"
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1024
-    return f"{size}B"
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -79,7 +71,7 @@ def describe_backup(record: BackupRecord) -> str:
         f"TTL:            {record.ttl or '<none>'}" + (f" (expires {format_time(record.expires_at)})" if record.expires_at else ""),
         f"DeletionPolicy: {record.deletion_policy}",
         f"Archive:        {record.archive_key}",
-        f"Size:           {record.size} bytes",
+        f"Size:           {human_size(record.size)}",
         f"SHA-256:        {record.sha256}",
         "Conditions:",
     ]
