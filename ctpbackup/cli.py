@@ -14,12 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 from ctpbackup import logs, metrics, plan_output, run, status
+from ctpbackup.connect import ControlPlaneUnreachable, api_client_for
 from ctpbackup.durations import parse_duration
 from ctpbackup.execute import Executor
 from ctpbackup.gitsource import Snapshot, read_repository
 from ctpbackup.manifests import LoadResult, load_desired_state
-from ctpbackup.planner import DEFAULT_MAX_RETRIES, NOT_CHANGES, Plan, PlanOptions
+from ctpbackup.planner import DEFAULT_MAX_RETRIES, NOT_CHANGES, Plan, PlanOptions, requested_backups
 from ctpbackup.problems import InvalidManifests, UserError
+from ctpbackup.records import Condition
+from ctpbackup.restore import answers
 from ctpbackup.run import SourceOptions
 from ctpbackup.shard import IndexCorrupt
 
@@ -63,6 +66,14 @@ def _secrets(parser: argparse.ArgumentParser) -> None:
                        help="read Secrets from DIR/<namespace>/<name>/<key> files (the layout of a mounted Secret)")
     group.add_argument("--host-kubeconfig", default=None,
                        help="read Secrets from the cluster of this kubeconfig (default in a pod: in-cluster config)")
+
+
+def _offline(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-retries", type=int, default=DEFAULT_MAX_RETRIES,
+                        help="retries after which a Failed backup counts as failed for good (as apply's; default 3)")
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="read the bucket of the SharedBackupConfig(s) in this local YAML file, without Git "
+                             "(for the day Git is down)")
 
 
 def _planning(parser: argparse.ArgumentParser) -> None:
@@ -128,30 +139,35 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="push Prometheus metrics of the run to this Pushgateway URL")
     p.set_defaults(run=cmd_apply)
 
-    p = sub.add_parser("status", help="backups and restores recorded in the bucket index")
+    kinds = tuple(status.KINDS)
+    p = sub.add_parser("status", help="the status of every kind: buckets, control planes, backups, schedules, restores")
     _common(p)
     _secrets(p)
-    p.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    _offline(p)
+    p.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
     p.set_defaults(run=cmd_status)
 
-    p = sub.add_parser("describe", help="one backup or restore in detail: conditions and counts")
-    p.add_argument("kind", choices=("backup", "restore"))
-    p.add_argument("name", help="backup name, or the restored control plane's name")
+    p = sub.add_parser("describe", help="one object in detail: its status fields, conditions and counts")
+    p.add_argument("kind", choices=kinds)
+    p.add_argument("name", help="the object's name (a restore: the restored control plane's name)")
     p.add_argument("-n", "--namespace", default="default")
     _common(p)
     _secrets(p)
+    _offline(p)
     p.set_defaults(run=cmd_describe)
 
-    p = sub.add_parser("wait", help="poll the index until a backup or restore meets a condition")
-    p.add_argument("kind", choices=("backup", "restore"))
+    p = sub.add_parser("wait", help="poll until an object meets a condition, as kubectl wait does")
+    p.add_argument("kind", choices=kinds)
     p.add_argument("name")
     p.add_argument("-n", "--namespace", default="default")
-    p.add_argument("--for", dest="condition", default="condition=Completed",
-                   help="condition=Type[=Status] (default condition=Completed; restores: condition=Restored)")
+    p.add_argument("--for", dest="condition", default=None,
+                   help="condition=Type[=Status]; default: the kind's own (Backup, SharedBackup, schedules: "
+                        "Completed; restore: Restored; controlplane: Ready; sharedbackupconfig: Available)")
     p.add_argument("--timeout", type=_duration, default=timedelta(minutes=30), help="e.g. 1h, 30m (default 30m)")
     p.add_argument("--interval", type=float, default=5.0, help=argparse.SUPPRESS)
     _common(p)
     _secrets(p)
+    _offline(p)
     p.set_defaults(run=cmd_wait)
 
     p = sub.add_parser("index", help="maintenance of the bucket index")
@@ -280,49 +296,110 @@ def _print_warnings(prepared: run.Prepared) -> None:
         print(problem, file=sys.stderr)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    prepared = run.prepare(_source(args))
-    if args.output == "json":
-        print(status.to_json(prepared.recorded), end="")
+def _survey(args: argparse.Namespace, now: datetime,
+            previous: run.Survey | None = None) -> tuple[run.Survey, status.Report]:
+    """Git (once) and every bucket (each time), and the status of every object at `now`."""
+    if previous is None:
+        survey = run.survey(_source(args), now, getattr(args, "config", None))
     else:
-        print(status.to_table(prepared.recorded, run.utcnow()), end="")
+        survey = run.read_buckets(previous.snapshot, previous.desired, previous.secrets, now)
+    checks = [status.BucketAvailability(c.namespace, c.name, c.available, c.message, c.checked_at)
+              for c in survey.checks.values()]
+    return survey, status.report(survey.desired, survey.recorded, now, checks, args.max_retries)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    now = run.utcnow()
+    _, report = _survey(args, now)
+    render = {"json": status.report_json, "yaml": status.report_yaml}.get(args.output)
+    print(render(report) if render else status.report_table(report, now), end="")
     return EXIT_OK
-
-
-def _find(prepared: run.Prepared, kind: str, namespace: str, name: str):
-    table = prepared.recorded.backups if kind == "backup" else prepared.recorded.restores
-    return table.get((namespace, name))
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    prepared = run.prepare(_source(args))
-    record = _find(prepared, args.kind, args.namespace, args.name)
-    if record is None:
-        raise UserError(f"{args.kind} {args.namespace}/{args.name} is not recorded in the bucket index")
-    print(status.describe_backup(record) if args.kind == "backup" else status.describe_restore(record), end="")
+    kind = status.KINDS[args.kind]
+    _, report = _survey(args, run.utcnow())
+    if kind == "Backup":
+        record = report.recorded.backups.get((args.namespace, args.name))
+        text = status.describe_backup(record) if record else None
+    elif kind == "Restore":
+        restore = report.recorded.restores.get((args.namespace, args.name))
+        text = status.describe_restore(restore) if restore else None
+    else:
+        found = report.find(kind, args.namespace, args.name)
+        text = status.describe(found) if found else None
+    if text is None:
+        where = "recorded in the bucket index" if kind in ("Backup", "Restore") else "in Git"
+        raise UserError(f"{args.kind} {args.namespace}/{args.name} is not {where}")
+    print(text, end="")
     return EXIT_OK
 
 
+def _known(survey: run.Survey, kind: str, namespace: str, name: str, now: datetime) -> bool:
+    """Whether `wait` can ever see the object: it is in Git or recorded (a Backup: also a name Git
+    asks for, such as a SharedBackup's, before it is taken)."""
+    key = (namespace, name)
+    desired, recorded = survey.desired, survey.recorded
+    if kind == "Backup":
+        return key in recorded.backups or any(
+            (r.namespace, r.name) == key for r in requested_backups(desired, recorded, now))
+    if kind == "Restore":
+        control_plane = desired.control_planes.get(key)
+        return key in recorded.restores or (control_plane is not None and control_plane.restore_source is not None)
+    return key in {"SharedBackupConfig": desired.configs, "ControlPlane": desired.control_planes,
+                   "SharedBackup": desired.shared_backups, "SharedBackupSchedule": desired.shared_backup_schedules,
+                   "BackupSchedule": desired.backup_schedules}[kind]
+
+
+def _live_ready(survey: run.Survey, namespace: str, name: str, now: datetime) -> status.ObjectStatus:
+    """A ControlPlane's Ready checked now: its connection Secret readable and its API answering."""
+    control_plane = survey.desired.control_planes[(namespace, name)]
+    try:
+        client = api_client_for(control_plane, survey.secrets)
+    except ControlPlaneUnreachable as err:
+        condition = Condition("Ready", "False", err.reason, err.message, now)
+    else:
+        with client:
+            answered = answers(client)
+        condition = Condition("Ready", "True" if answered else "False",
+                              "APIAnswered" if answered else "ControlPlaneUnreachable",
+                              "the API answered" if answered else f"the API of {namespace}/{name} does not answer", now)
+    return status.ObjectStatus("ControlPlane", namespace, name, {}, (condition,))
+
+
 def cmd_wait(args: argparse.Namespace) -> int:
-    if not args.condition.startswith("condition="):
-        raise UserError(f"--for {args.condition!r}: only condition=Type[=Status] is supported")
-    condition = args.condition[len("condition="):]
-    prepared = run.prepare(_source(args))
+    kind = status.KINDS[args.kind]
+    condition_text = args.condition or f"condition={status.DEFAULT_CONDITION[kind]}"
+    if not condition_text.startswith("condition="):
+        raise UserError(f"--for {condition_text!r}: only condition=Type[=Status] is supported")
+    condition = condition_text[len("condition="):]
+    what = f"{args.kind} {args.namespace}/{args.name}"
     deadline = time.monotonic() + args.timeout.total_seconds()
+    survey: run.Survey | None = None
     while True:
-        record = _find(prepared, args.kind, args.namespace, args.name)
-        met = status.condition_met(record, condition)
+        now = run.utcnow()
+        survey, report = _survey(args, now, survey)
+        if not _known(survey, kind, args.namespace, args.name, now):
+            raise UserError(f"{what} is neither in Git nor recorded in the bucket index")
+        if kind == "ControlPlane" and condition.split("=")[0] == "Ready":
+            found = _live_ready(survey, args.namespace, args.name, now)
+        else:
+            found = report.find(kind, args.namespace, args.name)
+        if kind == "Backup":
+            record = survey.recorded.backups.get((args.namespace, args.name))
+            met = status.condition_met(record, condition)
+        else:
+            met = status.status_condition_met(found, condition)
         if met:
-            print(f"{args.kind} {args.namespace}/{args.name} condition met")
+            print(f"{what} condition met")
             return EXIT_OK
         if met is False:
-            last = record.condition(condition.split("=")[0]) if record else None
-            raise UserError(f"{args.kind} {args.namespace}/{args.name} is {record.phase.value}"
-                            + (f": {last.reason}: {last.message}" if last else ""))
+            last = found.condition(condition.split("=")[0]) if found else None
+            phase = found.fields.get("phase", "") if found else ""
+            raise UserError(f"{what} is {phase or 'failed'}" + (f": {last.reason}: {last.message}" if last else ""))
         if time.monotonic() >= deadline:
-            raise UserError(f"timed out waiting for {args.condition} on {args.kind} {args.namespace}/{args.name}")
+            raise UserError(f"timed out waiting for {condition_text} on {what}")
         time.sleep(min(args.interval, max(0.0, deadline - time.monotonic())))
-        run.refresh(prepared)
 
 
 def cmd_index(args: argparse.Namespace) -> int:

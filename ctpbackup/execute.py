@@ -160,6 +160,7 @@ class Executor:
             return dataclasses.replace(
                 old, phase=Phase.COMPLETED, completed_at=finished, size=result.size, sha256=result.sha256,
                 counts=dict(result.counts), archive_format_version=result.format_version, encrypted=result.encrypted,
+                server_version=result.server_version,
                 conditions=set_condition(old.conditions, Condition(
                     "Completed", "True", "BackupCompleted",
                     f"{sum(result.counts.values())} objects, {human_size(result.size)}", finished)),

@@ -216,6 +216,12 @@ def _beyond_allowance(actions: Iterable[Action], shared: Iterable[SharedBackupSt
             and (a.namespace, a.request.owner_name) in within)))
 
 
+def requested_backups(desired: DesiredState, recorded: Recorded, now: datetime) -> list[BackupRequest]:
+    """Every backup Git asks for at `now`, by name: Backups, each SharedBackup's per control plane,
+    each schedule's latest slot (what `wait backup NAME` may wait for before it is recorded)."""
+    return list(_Planner(desired, recorded, now, PlanOptions()).requests())
+
+
 class _Planner:
     def __init__(self, desired: DesiredState, recorded: Recorded, now: datetime, options: PlanOptions):
         self.desired = desired

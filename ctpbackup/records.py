@@ -138,6 +138,8 @@ class BackupRecord:
     #: the retry annotation's value (model.RETRY_ANNOTATION) this backup's last attempt answered:
     #: a different value in Git asks for one more attempt after the retries ran out
     retry_request: str = ""
+    #: the Kubernetes version the control plane's API reported when this backup was taken ("v1.31.2")
+    server_version: str = ""
     schema_version: int = RECORD_SCHEMA_VERSION
 
     @property
@@ -179,6 +181,7 @@ class BackupRecord:
             "deletedAt": format_time(self.deleted_at),
             "encrypted": self.encrypted,
             "retryRequest": self.retry_request,
+            "serverVersion": self.server_version,
         }
 
     @classmethod
@@ -219,6 +222,7 @@ _BACKUP_READERS: dict[str, tuple[str, Any]] = {
     "excludedResources": ("excluded_resources", tuple), "useOwnerReferences": ("use_owner_references", bool),
     "selector": ("selector", None), "deletedWith": ("deleted_with", None), "deletedAt": ("deleted_at", parse_time),
     "encrypted": ("encrypted", bool), "retryRequest": ("retry_request", None),
+    "serverVersion": ("server_version", None),
 }
 #: every attribute that has a default, at it ("config" is optional when read, though not when built)
 _BACKUP_DEFAULTS: dict[str, Any] = {

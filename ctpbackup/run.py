@@ -19,7 +19,7 @@ from ctpbackup import logs
 from ctpbackup.gitsource import Snapshot, read_repository
 from ctpbackup.index import RecordedState
 from ctpbackup.lease import Lease, LeaseHeld
-from ctpbackup.manifests import LoadResult, load_desired_state
+from ctpbackup.manifests import LoadResult, ManifestFile, load_desired_state
 from ctpbackup.model import DesiredState
 from ctpbackup.planner import Plan, PlanOptions, plan
 from ctpbackup.problems import InvalidManifests, UserError
@@ -143,6 +143,69 @@ def _fail_closed(first: LoadResult) -> Iterator[None]:
         if first.errors:
             raise InvalidManifests(first.problems) from None
         raise UserError(str(err)) from None
+
+
+@dataclass(frozen=True)
+class BucketCheck:
+    """Whether a SharedBackupConfig's bucket could be opened and its index read, and when: its
+    phase as Velero shows a BackupStorageLocation's (Available / Unavailable, lastValidationTime)."""
+
+    namespace: str
+    name: str
+    available: bool
+    message: str
+    checked_at: datetime
+
+
+@dataclass
+class Survey:
+    """What `status`, `describe` and `wait` read: the desired state and every bucket that could be
+    read, each bucket's check kept instead of failing the whole command."""
+
+    snapshot: Snapshot
+    desired: DesiredState
+    recorded: RecordedState
+    checks: dict[tuple[str, str], BucketCheck]
+    secrets: SecretSource
+    targets: dict[tuple[str, str], Target]
+
+
+def survey(options: SourceOptions, now: datetime, config_file: str | None = None) -> Survey:
+    """Read Git (or, with `config_file`, only the SharedBackupConfigs of that local YAML file: for
+    the day Git is down) and every config's bucket; a bucket that cannot be read is Unavailable with
+    the reason, the others are still shown."""
+    if config_file:
+        try:
+            content = open(config_file, "rb").read()  # noqa: SIM115 - one small file
+        except OSError as err:
+            raise UserError(f"--config {config_file}: {err.strerror}") from None
+        snapshot = Snapshot(config_file, "", "", "", True, (ManifestFile(os.path.basename(config_file) or "config.yaml",
+                                                                         content),))
+    else:
+        snapshot = read_repository(options.repo, options.ref, options.path, options.worktree)
+    result = load_desired_state(snapshot.files, snapshot.commit)
+    desired = result.require()
+    if config_file and not desired.configs:
+        raise UserError(f"--config {config_file}: no SharedBackupConfig in it")
+    return read_buckets(snapshot, desired, secret_source(options), now)
+
+
+def read_buckets(snapshot: Snapshot, desired: DesiredState, secrets: SecretSource, now: datetime) -> Survey:
+    """Open and read every config's bucket (again, for `wait`: Git is not read twice)."""
+    targets: dict[tuple[str, str], Target] = {}
+    states: list[RecordedState] = []
+    checks: dict[tuple[str, str], BucketCheck] = {}
+    for key, config in sorted(desired.configs.items()):
+        try:
+            opened = open_targets([config], secrets)
+            states.append(load_recorded(opened))
+        except TargetError as err:
+            checks[key] = BucketCheck(*key, False, str(err), now)
+            continue
+        targets.update(opened)
+        checks[key] = BucketCheck(*key, True, "the bucket and its index could be read", now)
+    recorded = RecordedState.union(states) if states else RecordedState()
+    return Survey(snapshot, desired, recorded, checks, secrets, targets)
 
 
 def make_plan(prepared: Prepared, now: datetime, options: PlanOptions) -> Plan:
