@@ -39,6 +39,7 @@ from ctpbackup.model import (
 )
 from ctpbackup.problems import InvalidManifests, Problem, Severity
 from ctpbackup.references import check_references
+from ctpbackup.storage.keys import problems as config_key_problems
 from ctpbackup.yamldocs import Document, YamlError, parse_documents
 
 log = logging.getLogger(__name__)
@@ -161,11 +162,16 @@ def _load_document(path: str, doc: Document, objects: dict, first_seen: dict, re
 
 
 def _object_rules(kind: str, data: dict) -> list[tuple[tuple, str]]:
-    """The CRDs' CEL rules on one object that JSON Schema does not express (the transition rules,
+    """Thanos config keys this job does not honour (ctpbackup.storage.keys), and the CRDs' CEL rules
+    on one object that JSON Schema does not express (the transition rules,
     `oldSelf`, need the index and are the plan's). From spaces.upbound.io_controlplanes.yaml:
     `!has(self.crossplane.autoUpgrade) || self.crossplane.autoUpgrade.channel != "None" ||
     self.crossplane.version != ""`."""
     found: list[tuple[tuple, str]] = []
+    if kind == "SharedBackupConfig":
+        storage = (data.get("spec") or {}).get("objectStorage") or {}
+        for key, message in config_key_problems(str(storage.get("provider", "")), storage.get("config") or {}):
+            found.append((("spec", "objectStorage", "config", key), message))
     if kind == "ControlPlane":
         crossplane = (data.get("spec") or {}).get("crossplane") or {}
         if (crossplane.get("autoUpgrade") or {}).get("channel") == "None" and not crossplane.get("version"):
