@@ -12,6 +12,8 @@ from ctpbackup.model import RETRY_ANNOTATION
 from ctpbackup.planner import Action, ActionType, Plan
 
 FORMAT_VERSION = "1"
+NOT_CHECKED = ("Connection Secrets were not checked (the Secret source holds none of them): a backup or restore "
+               "may still wait for its control plane's")
 MARKDOWN_LIMIT = 60_000  # bytes; GitHub comments stop at 65,536 characters
 
 
@@ -64,6 +66,8 @@ def to_text(plan: Plan) -> str:
         lines.append(f"      {_detail(action)}")
     for refusal in plan.refusals:
         lines.append(f"  ! {refusal}")
+    if not plan.connection_secrets_checked:
+        lines.append(f"  {NOT_CHECKED}")
     for status in plan.shared_backups:
         lines.append(f"  SharedBackup {status.namespace}/{status.name}: {status.phase} "
                      f"({len(status.completed)}/{len(status.selected)} completed, {len(status.failed)} failed, "
@@ -81,6 +85,7 @@ def to_json(plan: Plan) -> str:
         "shard": {"index": plan.shard[0], "count": plan.shard[1]},
         "actions": [_action_json(a) for a in plan.actions],
         "refusals": list(plan.refusals),
+        "connectionSecretsChecked": plan.connection_secrets_checked,
         "sharedBackups": [
             {"namespace": s.namespace, "name": s.name, "phase": s.phase, "selectedControlPlanes": list(s.selected),
              "completed": list(s.completed), "failed": list(s.failed), "allowedFailures": s.allowed_failures}
@@ -121,6 +126,8 @@ def to_markdown(plan: Plan, title: str = "Control-plane backup plan") -> str:
     head = [f"### {title}", "", f"**{headline(plan)}**", "", f"Commit `{plan.commit[:12]}`", ""]
     if deleting:
         head[:0] = [f"## ⚠️ This plan deletes or orphans {deleting} backup{'s' if deleting != 1 else ''}", ""]
+    if not plan.connection_secrets_checked:
+        head += [f"_{NOT_CHECKED}._", ""]
     if plan.refusals:
         head += ["#### ❌ Refused", ""] + [f"- {r}" for r in plan.refusals] + [""]
     errors = [a for a in plan.actions if a.type is ActionType.ERROR]

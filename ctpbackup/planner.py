@@ -147,6 +147,9 @@ class Plan:
     #: why deletions were held back (the mass-delete guard); empty when none were
     refusals: tuple[str, ...] = ()
     shard: tuple[int, int] = (0, 1)
+    #: False when the Secret source holds no connection Secret at all (the pull-request action has
+    #: only bucket credentials): backups and restores were planned without knowing whether they can run
+    connection_secrets_checked: bool = True
     #: (namespace, backup name) of the backups Failed for good beyond what their owner allows
     #: (a SharedBackup's failures.controlPlanes; nothing for the other kinds): `apply` exits 1
     failed_beyond_allowance: tuple[tuple[str, str], ...] = ()
@@ -184,9 +187,12 @@ def selector_text(selector: ControlPlaneSelector) -> str:
     }, sort_keys=True, separators=(",", ":"))
 
 
-def plan(desired: DesiredState, recorded: Recorded, now: datetime, options: PlanOptions = PlanOptions()) -> Plan:
-    """Compute every action needed to make the bucket match Git at `now`."""
-    planner = _Planner(desired, recorded, now, options)
+def plan(desired: DesiredState, recorded: Recorded, now: datetime, options: PlanOptions = PlanOptions(),
+         missing_connection_secrets: Mapping[tuple[str, str], str] | None = None) -> Plan:
+    """Compute every action needed to make the bucket match Git at `now`. `missing_connection_secrets`
+    maps (namespace, control plane) to why its connection Secret cannot be read: its backups and a
+    restore into it are `. wait` with that reason instead (nothing is recorded, no retry is used)."""
+    planner = _Planner(desired, recorded, now, options, missing_connection_secrets or {})
     # in this order: deletions leave alone what the restores take their backups from
     actions = list(planner.backups()) + list(planner.restores()) + list(planner.deletions())
     actions, refusals = _guard_mass_delete(actions, desired, planner.digest.live, options)
@@ -223,7 +229,9 @@ def requested_backups(desired: DesiredState, recorded: Recorded, now: datetime) 
 
 
 class _Planner:
-    def __init__(self, desired: DesiredState, recorded: Recorded, now: datetime, options: PlanOptions):
+    def __init__(self, desired: DesiredState, recorded: Recorded, now: datetime, options: PlanOptions,
+                 missing_secrets: Mapping[tuple[str, str], str] | None = None):
+        self.missing_secrets = missing_secrets or {}
         self.desired = desired
         self.recorded = recorded
         self.now = now
@@ -352,6 +360,9 @@ class _Planner:
 
     def _backup_action(self, type_: ActionType, request: BackupRequest, reason: str,
                        record: BackupRecord | None = None) -> Action:
+        missing = self.missing_secrets.get((request.namespace, request.control_plane))
+        if missing and type_ in (ActionType.BACKUP, ActionType.RETRY):
+            type_, reason = ActionType.WAIT, f"{missing}: the backup waits for it ({reason})"
         return Action(type_, "Backup", request.namespace, request.name, request.control_plane, reason,
                       config=request.options.config, request=request, record=record)
 
@@ -435,6 +446,11 @@ class _Planner:
                 continue
             if backup is None:
                 yield Action(ActionType.WAIT, "ControlPlane", ns, name, name, why_not, restore_source=src)
+                continue
+            missing = self.missing_secrets.get((ns, name))
+            if missing:
+                yield Action(ActionType.WAIT, "ControlPlane", ns, name, name, f"{missing}: the restore waits for it",
+                             restore_source=src)
                 continue
             self.restoring.add(backup.key)
             again = f" (attempt {record.attempts + 1} of {self.options.max_restore_attempts})" if record and record.attempts else ""

@@ -7,6 +7,7 @@ read of the index, so that what it carries out is computed from state no other r
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import socket
@@ -21,7 +22,7 @@ from ctpbackup.index import RecordedState
 from ctpbackup.lease import Lease, LeaseHeld
 from ctpbackup.manifests import LoadResult, ManifestFile, load_desired_state
 from ctpbackup.model import DesiredState
-from ctpbackup.planner import Plan, PlanOptions, plan
+from ctpbackup.planner import ActionType, Plan, PlanOptions, plan
 from ctpbackup.problems import InvalidManifests, UserError
 from ctpbackup.secrets import DirectorySecretSource, KubernetesSecretSource, SecretSource
 from ctpbackup.storage.base import StorageError
@@ -209,7 +210,28 @@ def read_buckets(snapshot: Snapshot, desired: DesiredState, secrets: SecretSourc
 
 
 def make_plan(prepared: Prepared, now: datetime, options: PlanOptions) -> Plan:
-    return plan(prepared.desired, prepared.recorded, now, options)
+    """The plan, knowing which connection Secrets are missing where the Secret source holds any:
+    the control planes a first plan would back up or restore into are checked (one `exists` each),
+    and planned again with the missing ones. A source that holds none of them (the pull-request
+    action's, with bucket credentials only) cannot tell; the plan says they were not checked."""
+    first = plan(prepared.desired, prepared.recorded, now, options)
+    acting = sorted({(a.namespace, a.control_plane) for a in first.actions
+                     if a.type in (ActionType.BACKUP, ActionType.RETRY, ActionType.RESTORE)})
+    if not acting:
+        return first
+    missing: dict[tuple[str, str], str] = {}
+    for key in acting:
+        ref = prepared.desired.control_planes[key].connection_secret
+        if ref is not None and not prepared.secrets.exists(ref.namespace, ref.name):
+            missing[key] = f"connection Secret {ref.namespace}/{ref.name} not found"
+    if not missing:
+        return first
+    if len(missing) == len(acting) and not any(
+            cp.connection_secret is not None and prepared.secrets.exists(cp.connection_secret.namespace,
+                                                                         cp.connection_secret.name)
+            for key, cp in sorted(prepared.desired.control_planes.items()) if key not in missing):
+        return dataclasses.replace(first, connection_secrets_checked=False)
+    return plan(prepared.desired, prepared.recorded, now, options, missing)
 
 
 @contextmanager

@@ -54,13 +54,16 @@ def test_status_describe_and_wait_for_every_kind(story, tmp_path):
     cp = EmulatorServer(establish_delay=0.05).start()
     try:
         seed_crossplane(cp.url, 20, token=cp.token)
-        story.connect("ctp1", cp)  # ctp2 has no connection Secret: its backup fails
+        story.connect("ctp1", cp)
+        broken = story.secrets / "default" / "kubeconfig-ctp2"  # ctp2's Secret is unusable: its backup fails
+        broken.mkdir(parents=True)
+        (broken / "kubeconfig").write_text("not: [a kubeconfig")
         story.repo.write("cps.yaml", CONTROL_PLANE.format(name="ctp1") + "---\n" + CONTROL_PLANE.format(name="ctp2"))
         story.repo.write("kinds.yaml", KINDS)
         story.repo.commit("every kind")
         applied = story.reconcile("apply", "--max-retries", "0", check=False)
         assert applied.returncode == 1  # nightly-ctp2 failed in this run
-        assert "nightly-ctp2: FAILED: ConnectionSecretMissing" in applied.stdout
+        assert "nightly-ctp2: FAILED: InvalidKubeconfig" in applied.stdout
 
         status = status_of()
         (config,) = status["sharedBackupConfigs"]
@@ -73,7 +76,7 @@ def test_status_describe_and_wait_for_every_kind(story, tmp_path):
         assert cps["ctp1"]["status"]["serverVersion"] == "v1.33.0-kubeemu"
         assert cps["ctp1"]["status"]["lastCompletedBackup"]["name"] in ("nightly-ctp1", ) or \
             cps["ctp1"]["status"]["lastCompletedBackup"]["name"].startswith(("daily-ctp1-", "hourly-ctp1-"))
-        assert conditions(cps["ctp2"]) == {"Ready": ("False", "ConnectionSecretMissing")}
+        assert conditions(cps["ctp2"]) == {"Ready": ("False", "InvalidKubeconfig")}
         assert cps["ctp2"]["status"]["lastCompletedBackup"] is None
 
         (shared,) = status["sharedBackups"]
@@ -112,16 +115,17 @@ def test_status_describe_and_wait_for_every_kind(story, tmp_path):
         assert "  Completed=True  BackupsCompleted  1 of 2 control planes completed, 1 failed for good (1 allowed)" \
             in described
         described = story.reconcile("describe", "controlplane", "ctp2").stdout
-        assert "  Ready=False  ConnectionSecretMissing  connection Secret not available: " in described
+        assert ("  Ready=False  InvalidKubeconfig  the 'kubeconfig' key of Secret default/kubeconfig-ctp2 is not a "
+                "usable kubeconfig") in described
 
         table = story.reconcile("status", "--max-retries", "0").stdout
         assert "NAMESPACE   SHAREDBACKUP   PHASE       SELECTED   COMPLETED   FAILED   ALLOWED" in table
         assert "default     nightly        Completed   2          1           1        1" in table
 
         # a bucket that cannot be read is Unavailable, with the reason; the others are still shown
-        broken = CONFIG.format(bucket="no-such-bucket-here", endpoint=story.s3.host_port).replace(
+        broken_config = CONFIG.format(bucket="no-such-bucket-here", endpoint=story.s3.host_port).replace(
             "name: default,", "name: broken,")
-        story.repo.write("broken.yaml", broken)
+        story.repo.write("broken.yaml", broken_config)
         story.repo.commit("a config whose bucket does not exist")
         status = status_of()
         configs = by_name(status["sharedBackupConfigs"])

@@ -533,3 +533,26 @@ def test_retry_annotation_on_a_shared_backup_reaches_its_backups():
                    owner_name="nightly", conditions=UNREACHABLE, selector=shared_selector()) for cp in ("ctp1", "ctp2")]
     result = plan(desired(shared % ("false", 0)), recorded(*records), NOW)
     assert summary(result) == [("retry", "nightly-ctp1"), ("retry", "nightly-ctp2")]
+
+
+# -- connection Secrets known to be missing: wait, record nothing, use no retry ------------------------
+
+@pytest.mark.parametrize("docs, records, missing, expected", [
+    ([BACKUP % ("b1", "ctp1", "Orphan")], [], {"ctp1"}, [("wait", "b1")]),
+    ([BACKUP % ("b1", "ctp1", "Orphan")], [], {"ctp2"}, [("backup", "b1")]),
+    ([BACKUP % ("b1", "ctp1", "Orphan")], [rec("b1", phase=Phase.FAILED, retries=1, conditions=UNREACHABLE)], {"ctp1"},
+     [("wait", "b1")]),
+    ([BACKUP % ("b1", "ctp1", "Orphan")], [rec("b1", phase=Phase.FAILED, retries=3, conditions=UNREACHABLE)], {"ctp1"},
+     [("failed", "b1")]),  # failed for good stays in view
+    ([SHARED % ("false", 0)], [], {"ctp2"}, [("backup", "nightly-ctp1"), ("wait", "nightly-ctp2")]),
+    ([BACKUP % ("b1", "ctp1", "Orphan"), RESTORED % ("Backup", "b1")], [rec("b1")], {"restored"}, [("wait", "restored")]),
+    ([BACKUP % ("b1", "ctp1", "Orphan"), RESTORED % ("Backup", "b1")], [rec("b1")], {"ctp1"}, [("restore", "restored")]),
+], ids=["backup", "other-control-plane", "retry", "failed-for-good", "shared-backup", "restore-target", "restore-source-cp"])
+def test_missing_connection_secret_waits(docs, records, missing, expected):
+    reasons = {("default", cp): f"connection Secret default/kubeconfig-{cp} not found" for cp in missing}
+    result = plan(desired(*docs), recorded(*records), NOW, PlanOptions(), reasons)
+    assert summary(result) == expected
+    for action in result.actions:
+        if action.type is ActionType.WAIT:
+            assert action.reason.startswith(f"connection Secret default/kubeconfig-{action.control_plane} not found: the ")
+    assert not result.has_errors

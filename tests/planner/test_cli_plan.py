@@ -1,5 +1,5 @@
-"""Exit codes of `plan` and `apply` as a user (and CI) sees them: a real process, a real Git
-repository, a real (folder) bucket whose index says a backup failed for good."""
+"""`plan` and `apply` as a user (and CI) sees them: a real process, a real Git repository, a real
+(folder) bucket: exit codes with a backup failed for good, and connection Secrets that are missing."""
 
 from __future__ import annotations
 
@@ -72,7 +72,11 @@ def story(gitops_repo, tmp_path):
     secrets.mkdir()
     index = BucketIndex(FilesystemBucket(bucket), BucketLayout("prod"))
 
-    def setup(docs: str, *records: BackupRecord) -> list[str]:
+    def setup(docs: str, *records: BackupRecord, connected: tuple[str, ...] = ()) -> list[str]:
+        for name in connected:  # the connection Secret Spaces writes: kubeconfig-<name>
+            folder = secrets / "default" / f"kubeconfig-{name}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
         gitops_repo.write("all.yaml", MANIFESTS % bucket + docs)
         gitops_repo.commit()
         for r in records:
@@ -109,3 +113,44 @@ def test_apply_honours_the_shared_backups_failure_allowance(story, allowance, re
     assert result.returncode == returncode, result.stdout + result.stderr
     assert "! failed default/nightly-ctp1: ControlPlaneUnreachable after 4 attempts" in result.stdout
     assert ("failed for good beyond the allowed failures: default/nightly-ctp1" in result.stderr) == bool(returncode)
+
+
+TWO_BACKUPS = BACKUP + BACKUP.replace("name: b1", "name: b2").replace("controlPlane: ctp1", "controlPlane: ctp2")
+RESTORE = """---
+apiVersion: spaces.upbound.io/v1beta1
+kind: ControlPlane
+metadata: {name: restored}
+spec: {restore: {source: {kind: Backup, name: old}}}
+"""
+
+
+def test_a_missing_connection_secret_is_a_wait_with_the_reason(story):
+    args = story(TWO_BACKUPS + RESTORE, record("old", "ctp1", Phase.COMPLETED, owner_kind=OwnerKind.SHARED_BACKUP,
+                                               owner_name="gone"), connected=("ctp1",))
+    result = run("plan", "--detailed-exitcode", *args)
+    assert result.returncode == 2, result.stderr
+    assert "  + backup default/b1 ← ctp1\n" in result.stdout
+    assert ("  . wait default/b2\n      connection Secret default/kubeconfig-ctp2 not found: the backup waits for it "
+            "(Backup in Git, not in the bucket index)\n") in result.stdout
+    assert ("  . wait default/restored\n      connection Secret default/kubeconfig-restored not found: the restore "
+            "waits for it\n") in result.stdout
+    assert "Plan: 1 backup, 0 restores, 0 deletions, 0 errors. (0 retried, 0 orphaned, 2 waiting)" in result.stdout
+    assert "not checked" not in result.stdout
+
+
+def test_a_secret_source_without_connection_secrets_says_so_once(story):
+    args = story(TWO_BACKUPS)  # bucket credentials only, as in the pull-request action
+    result = run("plan", *args)
+    assert result.returncode == 0, result.stderr
+    assert "  + backup default/b1 ← ctp1\n" in result.stdout and "  + backup default/b2 ← ctp2\n" in result.stdout
+    assert result.stdout.count("Connection Secrets were not checked") == 1
+    as_json = run("plan", "-o", "json", *args)
+    assert '"connectionSecretsChecked": false' in as_json.stdout
+    markdown = run("plan", "-o", "markdown", *args).stdout
+    assert markdown.count("Connection Secrets were not checked") == 1
+
+
+def test_all_connection_secrets_present_plans_backups(story):
+    result = run("plan", "-o", "json", *story(TWO_BACKUPS, connected=("ctp1", "ctp2")))
+    assert '"connectionSecretsChecked": true' in result.stdout and '"wait": 0' in result.stdout
+    assert '"backup": 2' in result.stdout
