@@ -387,7 +387,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
             found = report.find(kind, args.namespace, args.name)
         if kind == "Backup":
             record = survey.recorded.backups.get((args.namespace, args.name))
-            met = status.condition_met(record, condition)
+            met = status.condition_met(record, condition, args.max_retries)
         else:
             met = status.status_condition_met(found, condition)
         if met:

@@ -121,8 +121,11 @@ def describe_restore(record: RestoreRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
-def condition_met(record: BackupRecord | RestoreRecord | None, condition: str) -> bool | None:
-    """True when `Type[=Status]` holds, False when it can no longer hold (the record failed), None to keep waiting."""
+def condition_met(record: BackupRecord | RestoreRecord | None, condition: str,
+                  max_retries: int = DEFAULT_MAX_RETRIES) -> bool | None:
+    """True when `Type[=Status]` holds, False when it can no longer hold (a backup Failed for good:
+    its retries used up), None to keep waiting (a Failed backup with retries left is retried by the
+    next apply)."""
     if record is None:
         return None
     ctype, _, wanted = condition.partition("=")
@@ -130,7 +133,7 @@ def condition_met(record: BackupRecord | RestoreRecord | None, condition: str) -
     found = record.condition(ctype)
     if found is not None and found.status == wanted:
         return True
-    if record.phase is Phase.FAILED and isinstance(record, BackupRecord):
+    if record.phase is Phase.FAILED and isinstance(record, BackupRecord) and record.retries >= max_retries:
         return False
     return None
 

@@ -150,3 +150,13 @@ def test_bucket_availability():
     assert status.status_condition_met(config, "Available") is None
     (unchecked,) = report().configs
     assert conditions(unchecked) == {"Available": ("Unknown", "NotChecked")}
+
+
+@pytest.mark.parametrize("phase, retries, met", [
+    (Phase.COMPLETED, 0, True), (Phase.FAILED, 3, False), (Phase.FAILED, 1, None), (Phase.IN_PROGRESS, 0, None),
+])
+def test_waiting_for_a_backup_ends_only_when_it_can_no_longer_complete(phase, retries, met):
+    conditions_ = (Condition("Completed", "True", "BackupCompleted", "", NOW),) if phase is Phase.COMPLETED else (
+        UNREACHABLE,)
+    record = rec("b1", "ctp1", phase, retries=retries, conditions=conditions_)
+    assert status.condition_met(record, "Completed", max_retries=3) is met
