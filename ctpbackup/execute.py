@@ -47,6 +47,7 @@ from ctpbackup.records import (
 )
 from ctpbackup.secrets import SecretSource
 from ctpbackup.shard import IndexCorrupt
+from ctpbackup.sizes import human_size
 from ctpbackup.storage.base import ObjectNotFound, StorageError
 from ctpbackup.targets import Target
 
@@ -224,6 +225,7 @@ class Executor:
                 deletion_policy=request.options.deletion_policy, ttl=request.options.ttl_text,
                 expires_at=created + ttl if ttl else None, excluded_resources=request.options.excluded_resources,
                 use_owner_references=request.use_owner_references, selector=request.selector,
+                retry_request=request.retry_request,
             )
 
         index = target.index
@@ -255,9 +257,10 @@ class Executor:
             return record_mac.sign(dataclasses.replace(
                 old, phase=Phase.COMPLETED, completed_at=finished, size=result.size, sha256=result.sha256,
                 counts=dict(result.counts), archive_format_version=result.format_version, encrypted=result.encrypted,
-                warnings=result.warnings, conditions=set_condition(old.conditions, Condition(
+                warnings=result.warnings, server_version=result.server_version,
+                conditions=set_condition(old.conditions, Condition(
                     "Completed", "True", "BackupCompleted",
-                    f"{sum(result.counts.values())} objects, {result.size} bytes"
+                    f"{sum(result.counts.values())} objects, {human_size(result.size)}"
                     + (f", {len(result.warnings)} warning(s)" if result.warnings else ""), finished)),
             ), target.keyring)
 
@@ -269,7 +272,7 @@ class Executor:
             "event": "backup", "namespace": request.namespace, "backup": request.name,
             "controlPlane": request.control_plane, "phase": "Completed", "objects": sum(result.counts.values()),
             "bytes": result.size, "sha256": result.sha256, "seconds": round((finished - started).total_seconds(), 3)}})
-        return Outcome(action, True, f"{sum(result.counts.values())} objects, {result.size} bytes", size=result.size,
+        return Outcome(action, True, f"{sum(result.counts.values())} objects, {human_size(result.size)}", size=result.size,
                        seconds=(finished - started).total_seconds())
 
     def _backup_failed(self, action: Action, index, reason: str, message: str, retries: int) -> Outcome:

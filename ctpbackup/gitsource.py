@@ -192,6 +192,20 @@ def _git_env() -> dict[str, str]:
     return env
 
 
+def git_reason(err: git.GitCommandError) -> str:
+    """Git's own reason for a failed command: its first `fatal:` / `error:` line (GitPython wraps
+    stderr as `\n  stderr: '...'`, so its last line is a lone quote), else the exit status."""
+    text = str(err.stderr or "").strip()
+    text = text.removeprefix("stderr:").strip().removeprefix("'").removesuffix("'")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        for prefix in ("fatal:", "error:"):
+            if line.startswith(prefix):
+                return line[len(prefix):].strip()
+    meaningful = [line for line in lines if not line.startswith("Cloning into")]
+    return meaningful[0] if meaningful else f"git exited with status {err.status}"
+
+
 def _read_remote(url: str, ref: str | None, sub: str) -> Snapshot:
     tmp = tempfile.mkdtemp(prefix="ctpbackup-git-")
     env = _git_env()
@@ -203,7 +217,7 @@ def _read_remote(url: str, ref: str | None, sub: str) -> Snapshot:
                 kwargs = {"branch": ref} if ref else {}
                 repository = git.Repo.clone_from(url, tmp, depth=1, single_branch=True, no_checkout=True, env=env, **kwargs)
         except git.GitCommandError as err:
-            detail = redact_text((err.stderr or "").strip().splitlines()[-1] if err.stderr else str(err.status), url)
+            detail = redact_text(git_reason(err), url)
             raise UserError(f"cannot clone {redact_url(url)}{f' at {ref}' if ref else ''}: {detail}") from None
         with repository:
             snap = _read_commit(repository, url, "HEAD", sub)

@@ -99,6 +99,17 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
                         (record.owner_kind, record.namespace, record.owner_name) in owners:
                     yield record
 
+    def control_planes(self) -> set[tuple[str, str]]:
+        """(namespace, control plane) of every shard read that holds a backup: the control planes
+        the index knows (a restore cannot be asked for one of them after the fact)."""
+        out: set[tuple[str, str]] = set()
+        for view in self._views:
+            if view.records is not None:  # versions 1 and 2: the control plane is in each record
+                out.update((record.namespace, record.control_plane) for record in view.records)
+            elif view.names:
+                out.add((view.namespace, view.control_plane))
+        return out
+
     def __getitem__(self, key: tuple[str, str]) -> BackupRecord:
         record = self._decoded.get(key)
         if record is None:
@@ -148,6 +159,9 @@ class RecordedState:
 
     def kept_by(self, owners: Set[Owner]) -> Iterable[BackupRecord]:
         return self.backups.kept_by(owners)
+
+    def control_planes(self) -> set[tuple[str, str]]:
+        return self.backups.control_planes()
 
     @classmethod
     def union(cls, states: Iterable[RecordedState]) -> RecordedState:

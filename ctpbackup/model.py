@@ -14,6 +14,11 @@ from typing import Any
 
 GROUP = "spaces.upbound.io"
 DEFAULT_NAMESPACE = "default"
+#: an annotation whose new value asks for a fresh attempt at a backup that failed for good (after
+#: --max-retries), like Flux's `reconcile.fluxcd.io/requestedAt`: any value different from the one
+#: last honoured (a timestamp, say) requests one more attempt. On a Backup, or on the SharedBackup /
+#: BackupSchedule / SharedBackupSchedule that creates the backups.
+RETRY_ANNOTATION = "backup.ctpbackup.io/retryRequestedAt"
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -134,6 +139,8 @@ class BackupOptions:
     ttl: timedelta | None = None
     #: the TTL as written in Git ("168h"), for records and output
     ttl_text: str = ""
+    #: the value of the RETRY_ANNOTATION, "" when absent
+    retry_request: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import sys
 import threading
 import time
 
+from ctpbackup.sizes import human_size
+
 
 class Progress:
     def __init__(self, label: str, *, enabled: bool = False, total: int | None = None, stream=None):
@@ -37,7 +39,7 @@ class Progress:
         if self.total:
             filled = int(30 * min(1.0, self.objects / max(self.total, 1)))
             bar = "[" + "#" * filled + "." * (30 - filled) + "] "
-        self.stream.write(f"\r{self.label}: {bar}{done} objects, {self.bytes / 1e6:.1f} MB, {rate:,.0f} obj/s ")
+        self.stream.write(f"\r{self.label}: {bar}{done} objects, {human_size(self.bytes)}, {rate:,.0f} obj/s ")
         self.stream.flush()
 
     def close(self) -> None:

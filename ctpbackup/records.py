@@ -171,6 +171,11 @@ class BackupRecord:
     #: when the config has an encryption key: `v1:<key id>:<HMAC-SHA256>` over `authenticated_payload`
     #: (ctpbackup.record_mac), so an edited record is refused on restore
     mac: str = ""
+    #: the retry annotation's value (model.RETRY_ANNOTATION) this backup's last attempt answered:
+    #: a different value in Git asks for one more attempt after the retries ran out
+    retry_request: str = ""
+    #: the Kubernetes version the control plane's API reported when this backup was taken ("v1.31.2")
+    server_version: str = ""
     schema_version: int = RECORD_SCHEMA_VERSION
 
     @property
@@ -219,6 +224,8 @@ class BackupRecord:
             "encrypted": self.encrypted,
             "warnings": list(self.warnings),
             "mac": self.mac,
+            "retryRequest": self.retry_request,
+            "serverVersion": self.server_version,
         }
 
     @classmethod
@@ -259,6 +266,7 @@ _BACKUP_READERS: dict[str, tuple[str, Any]] = {
     "excludedResources": ("excluded_resources", tuple), "useOwnerReferences": ("use_owner_references", bool),
     "selector": ("selector", None), "deletedWith": ("deleted_with", None), "deletedAt": ("deleted_at", parse_time),
     "encrypted": ("encrypted", bool), "warnings": ("warnings", tuple), "mac": ("mac", str),
+    "retryRequest": ("retry_request", None), "serverVersion": ("server_version", None),
 }
 #: the serialised fields a record's `mac` covers (not conditions, retries or deletion marks, which
 #: later updates change without the key)

@@ -23,9 +23,9 @@ from ctpbackup.storage.base import (
     StorageError,
     Upload,
 )
+from ctpbackup.storage.keys import SUPPORTED
 
-KNOWN_KEYS = {"bucket", "storage_account", "storage_account_key", "storage_connection_string", "container", "endpoint",
-              "max_retries", "msi_resource", "user_assigned_id", "reader_config", "pipeline_config", "http_config"}
+KNOWN_KEYS = SUPPORTED["Azure"]  # the refused ones are said in ctpbackup.storage.keys
 BLOCK_SIZE = 4 * 1024 * 1024
 
 

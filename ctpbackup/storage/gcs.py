@@ -23,9 +23,9 @@ from ctpbackup.storage.base import (
     StorageError,
     Upload,
 )
+from ctpbackup.storage.keys import SUPPORTED
 
-KNOWN_KEYS = {"bucket", "service_account", "endpoint", "project", "chunk_size_bytes", "max_retries", "http_config",
-              "use_grpc", "grpc_conn_pool_size"}
+KNOWN_KEYS = SUPPORTED["GCP"]  # the refused ones are said in ctpbackup.storage.keys
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 

@@ -28,13 +28,11 @@ from ctpbackup.storage.base import (
     StorageError,
     Upload,
 )
+from ctpbackup.storage.keys import SUPPORTED
 
 PART_SIZE = 8 * 1024 * 1024
 #: Thanos S3 config keys this provider reads (others are refused, so a typo is not silently ignored)
-KNOWN_KEYS = {"bucket", "endpoint", "region", "insecure", "signature_version2", "bucket_lookup_type", "sse_config",
-              "http_config", "part_size", "max_retries", "access_key", "secret_key", "session_token",
-              "list_objects_version", "send_content_md5", "disable_dualstack", "aws_sdk_auth", "put_user_metadata",
-              "trace", "sts_endpoint", "storage_class"}
+KNOWN_KEYS = SUPPORTED["AWS"]  # the refused ones are said in ctpbackup.storage.keys
 
 
 def parse_shared_credentials(text: bytes, profile: str = "default") -> dict[str, str]:
@@ -110,10 +108,10 @@ class _S3Upload(Upload):
         b = self.bucket
         if self._upload_id is None:
             created = b.call("start upload", self.key, b.client.create_multipart_upload, Bucket=b.name, Key=self.key,
-                             ContentType=self.content_type, **b.sse_write)
+                             ContentType=self.content_type, **b.write_args)
             self._upload_id = created["UploadId"]
         number = len(self._parts) + 1
-        sse = {k: v for k, v in b.sse_write.items() if k.startswith("SSECustomer")}
+        sse = {k: v for k, v in b.write_args.items() if k.startswith("SSECustomer")}
         part = b.call("upload part", self.key, b.client.upload_part, Bucket=b.name, Key=self.key,
                       UploadId=self._upload_id, PartNumber=number, Body=data, **sse)
         self._parts.append({"PartNumber": number, "ETag": part["ETag"]})
@@ -123,7 +121,7 @@ class _S3Upload(Upload):
         condition = {"IfNoneMatch": "*"} if self.if_absent else {}
         if self._upload_id is None:
             result = b.call("put", self.key, b.client.put_object, Bucket=b.name, Key=self.key, Body=bytes(self._buffer),
-                            ContentType=self.content_type, **condition, **b.sse_write)
+                            ContentType=self.content_type, **condition, **b.write_args)
         else:
             if self._buffer:
                 self._send_part(bytes(self._buffer))
@@ -178,7 +176,12 @@ class S3Bucket(Bucket):
         session = boto3.session.Session(**creds)  # no keys: the default chain (IRSA, instance role, env)
         self.client = session.client("s3", endpoint_url=endpoint or None, config=boto_config,
                                      verify=not bool(http.get("insecure_skip_verify", False)))
-        self.sse_write, self.sse_read = _sse_arguments(config.get("sse_config"))
+        self.write_args, self.sse_read = _sse_arguments(config.get("sse_config"))
+        # Thanos' storage_class and put_user_metadata: on every object this bucket writes
+        if config.get("storage_class"):
+            self.write_args = {**self.write_args, "StorageClass": str(config["storage_class"])}
+        if config.get("put_user_metadata"):
+            self.write_args = {**self.write_args, "Metadata": {str(k): str(v) for k, v in config["put_user_metadata"].items()}}
         where = f" (endpoint {endpoint})" if endpoint else ""
         self.description = f"s3://{name}{where}"
 
@@ -230,12 +233,12 @@ class S3Bucket(Bucket):
 
     def put_if_absent(self, key: str, data: bytes) -> str:
         result = self.call("create", key, self.client.put_object, Bucket=self.name, Key=key, Body=data, IfNoneMatch="*",
-                           ContentType="application/json", **self.sse_write)
+                           ContentType="application/json", **self.write_args)
         return result.get("ETag", "")
 
     def put_if_match(self, key: str, data: bytes, version: str) -> str:
         result = self.call("replace", key, self.client.put_object, Bucket=self.name, Key=key, Body=data, IfMatch=version,
-                           ContentType="application/json", **self.sse_write)
+                           ContentType="application/json", **self.write_args)
         return result.get("ETag", "")
 
     def list_incomplete_uploads(self, prefix: str) -> Iterator[str]:
