@@ -366,7 +366,7 @@ def cmd_rbac(args: argparse.Namespace) -> int:
     print_problems(result, args.console)
     desired = result.require()
     if args.output == "secrets":
-        uses = [{"namespace": u.namespace, "name": u.name, "keys": list(u.keys), "usedBy": list(u.used_by)}
+        uses = [{"namespace": u.namespace, "name": u.name, "key": u.key, "use": u.use, "usedBy": list(u.used_by)}
                 for u in rbac.secrets_read(desired)]
         print(json.dumps(uses, indent=2))
     elif args.output == "json":

@@ -23,46 +23,43 @@ LABELS = {"app.kubernetes.io/name": "ctpbackup", "app.kubernetes.io/part-of": "c
 
 @dataclass(frozen=True)
 class SecretUse:
-    """One Secret the job reads: where it is, which keys, and the objects that reference it."""
+    """One key of one Secret the job reads: where, what for (`bucket-credentials`, `encryption-key`
+    or `kubeconfig`), and the objects that reference it ("SharedBackupConfig default/default", ...)."""
 
     namespace: str
     name: str
-    keys: tuple[str, ...]
-    used_by: tuple[str, ...]  # "SharedBackupConfig default/default", "ControlPlane default/ctp1", ...
+    key: str
+    use: str
+    used_by: tuple[str, ...]
 
 
 def secrets_read(desired: DesiredState) -> list[SecretUse]:
-    """Every Secret a run may `get`, sorted by (namespace, name): each SharedBackupConfig's
-    credentials Secret (when `credentials.source` is Secret) and encryption-key Secret, and each
-    ControlPlane's connection Secret (key `kubeconfig`; Spaces' default name `kubeconfig-<name>`)."""
-    keys: dict[tuple[str, str], set[str]] = defaultdict(set)
-    users: dict[tuple[str, str], set[str]] = defaultdict(set)
-
-    def use(namespace: str, name: str, key: str, user: str) -> None:
-        keys[(namespace, name)].add(key)
-        users[(namespace, name)].add(user)
-
+    """Every Secret key a run may read, sorted by (namespace, name, key, use): each
+    SharedBackupConfig's credentials (when `credentials.source` is Secret) and encryption key, and
+    each ControlPlane's connection Secret (key `kubeconfig`; Spaces' default name `kubeconfig-<name>`)."""
+    users: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
     for (ns, name), config in desired.configs.items():
         storage = config.object_storage
         who = f"SharedBackupConfig {ns}/{name}"
         if storage.credentials.source == "Secret" and storage.credentials.secret_ref is not None:
-            use(ns, storage.credentials.secret_ref.name, storage.credentials.secret_ref.key, who)
+            ref = storage.credentials.secret_ref
+            users[(ns, ref.name, ref.key, "bucket-credentials")].add(who)
         if storage.encryption_key_ref is not None:
-            use(ns, storage.encryption_key_ref.name, storage.encryption_key_ref.key, who)
+            ref = storage.encryption_key_ref
+            users[(ns, ref.name, ref.key, "encryption-key")].add(who)
     for (ns, name), control_plane in desired.control_planes.items():
-        ref = control_plane.connection_secret
-        if ref is not None:
-            use(ref.namespace, ref.name, "kubeconfig", f"ControlPlane {ns}/{name}")
-    return [SecretUse(ns, name, tuple(sorted(keys[(ns, name)])), tuple(sorted(users[(ns, name)])))
-            for ns, name in sorted(keys)]
+        conn = control_plane.connection_secret
+        if conn is not None:
+            users[(conn.namespace, conn.name, "kubeconfig", "kubeconfig")].add(f"ControlPlane {ns}/{name}")
+    return [SecretUse(*key, tuple(sorted(users[key]))) for key in sorted(users)]
 
 
 def objects(desired: DesiredState, service_account: tuple[str, str] = SERVICE_ACCOUNT) -> list[dict]:
     """One Role (`get` on the named Secrets, nothing else) and one RoleBinding (to the job's
     ServiceAccount) per namespace, as rbac.authorization.k8s.io/v1 objects, sorted by namespace."""
-    by_namespace: dict[str, list[str]] = defaultdict(list)
+    by_namespace: dict[str, set[str]] = defaultdict(set)
     for secret in secrets_read(desired):
-        by_namespace[secret.namespace].append(secret.name)
+        by_namespace[secret.namespace].add(secret.name)
     sa_namespace, sa_name = service_account
     out: list[dict] = []
     for namespace in sorted(by_namespace):

@@ -161,12 +161,12 @@ def test_rbac_command_gives_one_role_per_namespace_holding_secrets(gitops_repo):
     assert not authorizer.allowed(JOB, Request("get", "secrets", "team-a", "s3-a"))
 
     listing = json.loads(reconcile("rbac", "--repo", str(gitops_repo.path), "-o", "secrets").stdout)
-    assert listing[0] == {"namespace": "team-a", "name": "archive-key", "keys": ["k32"],
+    assert listing[0] == {"namespace": "team-a", "name": "archive-key", "key": "k32", "use": "encryption-key",
                           "usedBy": ["SharedBackupConfig team-a/default"]}
-    assert [(u["namespace"], u["name"], u["keys"]) for u in listing[1:]] == [
-        ("team-a", "conn-alpha", ["kubeconfig"]), ("team-a", "kubeconfig-beta", ["kubeconfig"]),
-        ("team-a", "s3-a", ["creds"]), ("team-b", "kubeconfig-gamma", ["kubeconfig"]),
-        ("team-b", "s3-b", ["credentials"])]
+    assert [(u["namespace"], u["name"], u["key"], u["use"]) for u in listing[1:]] == [
+        ("team-a", "conn-alpha", "kubeconfig", "kubeconfig"), ("team-a", "kubeconfig-beta", "kubeconfig", "kubeconfig"),
+        ("team-a", "s3-a", "creds", "bucket-credentials"), ("team-b", "kubeconfig-gamma", "kubeconfig", "kubeconfig"),
+        ("team-b", "s3-b", "credentials", "bucket-credentials")]
 
 
 @pytest.mark.parametrize(("value", "message"), [
