@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from ctpbackup import logs, metrics, plan_output, rbac, run, status
+from ctpbackup import __version__, logs, metrics, plan_output, rbac, run, status
 from ctpbackup.durations import parse_duration
 from ctpbackup.execute import Executor
 from ctpbackup.gitsource import Snapshot, read_repository
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="reconcile.py",
         description="GitOps backups and restores of Kubernetes control planes (Upbound Spaces' backup API).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="load and validate the manifests of a commit; print what was found")

@@ -228,7 +228,8 @@ class Executor:
             try:
                 with tempfile.TemporaryDirectory(prefix="ctpbackup-restore-", dir=self.workdir) as tmp:
                     archive = restore_engine.fetch_verified(target.bucket, source, Path(tmp), target.encryption_key)
-                    result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress)
+                    result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress,
+                                                         label=f"restore {ns}/{name} ← {source.name}")
             except restore_engine.RestoreFailed as err:
                 return self._restore_failed(action, target, err.reason, err.message)
             except Exception as err:  # noqa: BLE001

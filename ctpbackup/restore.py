@@ -266,8 +266,9 @@ class _Restore:
 
 
 def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "skip", progress: bool = False,
-                workers: int = WORKERS, wait_seconds: float = 120.0) -> RestoreResult:
-    """Re-create every object of a verified archive in the control plane behind `api_client`."""
+                workers: int = WORKERS, wait_seconds: float = 120.0, label: str = "restore") -> RestoreResult:
+    """Re-create every object of a verified archive in the control plane behind `api_client`;
+    `label` names it in the progress display."""
     kube = KubeAPI(api_client)
     reader = ArchiveReader(archive_path)
     try:
@@ -275,7 +276,7 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
         uids = reader.uids()
     except ArchiveError as err:
         raise RestoreFailed("ArchiveRejected", str(err)) from None
-    meter = Progress("restore", enabled=progress, total=int(metadata.get("totalObjects", 0)) or None)
+    meter = Progress(label, enabled=progress, total=int(metadata.get("totalObjects", 0)) or None)
     job = _Restore(kube, reader, existing, workers, meter, wait_seconds)
     try:
         job.refresh_types()
@@ -288,8 +289,12 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
             entries, spool = spools.get(index, ([], None))
             if not entries:
                 continue
+            meter.step(f"restoring {tier.name}")
             created = _restore_tier(job, entries, spool, tier.pause)
             wanted = dict(tier.wait_for)
+            waiting = sum(1 for c in created if c[0] in wanted)
+            if waiting:
+                meter.step(f"waiting for {waiting:,} {tier.name} to be {'/'.join(sorted({w for ws in wanted.values() for w in ws}))}")
             late = job.wait_for(created, wanted) if wanted else []
             if late and index == 0:
                 raise RestoreFailed("CRDsNotEstablished",
@@ -314,6 +319,8 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
             except KubeError as err:
                 job.warn(f"{rtype.key} {name}: could not be unpaused: {err.message}")
 
+        if job.to_unpause:
+            meter.step(f"unpausing {len(job.to_unpause):,} resources")
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unpause") as pool:
             list(pool.map(unpause, job.to_unpause))
     finally:
