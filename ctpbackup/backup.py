@@ -188,7 +188,7 @@ def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveIn
         raise BackupFailed(reason, err.message) from None
     export = _Export(crd_wanted={t.key for t in chosen if t.group and t.key != CRD_KEY},
                      crd_all=CRD_KEY not in set(info.excluded_resources), terminating=terminating)
-    meter = Progress(f"backup {info.namespace}/{info.backup}", enabled=progress)
+    meter = Progress(f"backup {info.namespace}/{info.control_plane} → {info.backup}", enabled=progress)
     upload = None
     try:
         upload = bucket.open_upload(key, content_type="application/gzip", if_absent=True)  # never replaces one

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import json
 import logging
 import os
 import sys
@@ -13,13 +14,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-from ctpbackup import logs, metrics, plan_output, run, status
+from ctpbackup import logs, metrics, plan_output, rbac, run, status
 from ctpbackup.connect import ControlPlaneUnreachable, api_client_for
 from ctpbackup.durations import parse_duration
 from ctpbackup.execute import Executor
 from ctpbackup.gitsource import Snapshot, read_repository
+from ctpbackup.index import RecordedState
 from ctpbackup.lease import LeaseLost
 from ctpbackup.manifests import LoadResult, load_desired_state
+from ctpbackup.model import DesiredState
 from ctpbackup.planner import DEFAULT_MAX_RETRIES, NOT_CHANGES, Plan, PlanOptions, requested_backups
 from ctpbackup.problems import InvalidManifests, UserError
 from ctpbackup.records import Condition
@@ -120,7 +123,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     _common(p)
     _secrets(p)
     _planning(p)
-    p.add_argument("-o", "--output", choices=("text", "json", "markdown"), default="text")
+    p.add_argument("-o", "--output", choices=("text", "json", "markdown"), default=None,
+                   help="a document on stdout; default: text on a terminal, JSON events otherwise")
     p.add_argument("--detailed-exitcode", action="store_true", help="exit 0: no changes, 1: error, 2: changes")
     p.set_defaults(run=cmd_plan)
 
@@ -179,6 +183,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     _common(p)
     _secrets(p)
     p.set_defaults(run=cmd_index)
+
+    p = sub.add_parser("rbac", help="print the Roles and RoleBindings the manifests need (get on their Secrets)")
+    _common(p)
+    p.add_argument("--service-account", type=_service_account, default=rbac.SERVICE_ACCOUNT, metavar="NS/NAME",
+                   help="the job's ServiceAccount (default ctpbackup-system/ctpbackup)")
+    p.add_argument("-o", "--output", choices=("yaml", "json", "secrets"), default="yaml",
+                   help="yaml/json: the Role and RoleBinding objects; secrets: a JSON list of the Secrets read")
+    p.set_defaults(run=cmd_rbac)
     return parser
 
 
@@ -186,6 +198,13 @@ def _prog() -> str:
     """`ctpbackup` for the console script, `reconcile.py` for the entry-point file."""
     name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     return name if name in ("ctpbackup", "reconcile.py") else "ctpbackup"
+
+
+def _service_account(text: str) -> tuple[str, str]:
+    namespace, _, name = text.partition("/")
+    if not namespace or not name or "/" in name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAMESPACE/NAME")
+    return namespace, name
 
 
 def _duration(text: str) -> timedelta:
@@ -217,15 +236,16 @@ def describe_source(snapshot: Snapshot) -> str:
     return f"{where} at {snapshot.ref}: commit {snapshot.commit}"
 
 
-def print_problems(result: LoadResult) -> None:
+def print_problems(result: LoadResult, console: logs.Console | None = None) -> None:
+    console = console or logs.Console()
     for problem in sorted(result.problems, key=lambda p: p.sort_key()):
-        print(problem, file=sys.stderr)
+        console.problem(str(problem))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     snapshot, result = load(args)
     print(describe_source(snapshot))
-    print_problems(result)
+    print_problems(result, args.console)
     if result.errors:
         print(f"{len(result.errors)} error(s), {len(result.warnings)} warning(s) in {len(snapshot.files)} file(s): invalid.")
         return EXIT_ERROR
@@ -241,14 +261,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    console: logs.Console = args.console
     prepared = run.prepare(_source(args))
     now = args.now or run.utcnow()
     result = run.make_plan(prepared, now, _plan_options(args))
-    _print_warnings(prepared)
-    _print_plan_warnings(result)
-    if args.output == "text":
-        print(describe_source(prepared.snapshot))
-    print(plan_output.render(result, args.output), end="")
+    _print_warnings(prepared, console)
+    _print_plan_warnings(result, console)
+    if args.output is None:
+        _show_plan(console, prepared, result)
+    else:
+        if args.output == "text":
+            print(describe_source(prepared.snapshot))
+        console.document(plan_output.render(result, args.output))
     if result.has_errors:
         return EXIT_ERROR
     if args.detailed_exitcode and result.has_changes:
@@ -256,56 +280,94 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _show_plan(console: logs.Console, prepared: run.Prepared, result) -> None:
+    """The plan: source line and Terraform-style text on a terminal, one `plan` event otherwise."""
+    # the source line says the commit; the text plan's own first line ("Commit ...") would say it twice
+    _, _, body = plan_output.to_text(result).partition("\n")
+    shard = f", shard {result.shard[0]}/{result.shard[1]}" if result.shard[1] > 1 else ""
+    console.text(describe_source(prepared.snapshot) + shard)
+    console.text(body)
+    if not console.json_stdout:
+        return
+    document = json.loads(plan_output.to_json(result))
+    console.event("plan", plan_output.headline(result), source=describe_source(prepared.snapshot),
+                  **{k: v for k, v in document.items() if k != "actions"})
+    for line, action in zip(plan_output.action_lines(result.actions), document["actions"], strict=True):
+        console.event("planned", line, logging.ERROR if action["action"] == "error" else logging.INFO, **action)
+    for refusal in result.refusals:
+        console.event("refused", f"! {refusal}", logging.ERROR)
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
-    prepared = run.prepare(_source(args), encryption_keys=True)
-    _print_warnings(prepared)
-    print(describe_source(prepared.snapshot))
+    console: logs.Console = args.console
+    started = time.time()
+    shard = args.shard
+    try:
+        prepared = run.prepare(_source(args), encryption_keys=True)
+    except Exception:  # the job ran and could not plan: that is a metric too
+        metrics.export(metrics.build_registry(DesiredState(""), RecordedState(), [],
+                                              metrics.Run(started, time.time(), "error", "", shard), run.utcnow()),
+                       shard, textfile=args.metrics_textfile, pushgateway=args.pushgateway)
+        raise
+    _print_warnings(prepared, console)
     clock = (lambda: args.now) if args.now else run.utcnow
-    with run.leases(prepared.targets, args.lease_wait, clock, args.shard, args.lease_duration):
+    outcomes: list = []
+    with run.leases(prepared.targets, args.lease_wait, clock, shard, args.lease_duration):
         run.refresh(prepared)  # under the lease: what another run did before us is now visible
         result = run.make_plan(prepared, clock(), _plan_options(args))
-        _print_plan_warnings(result)
-        print(plan_output.to_text(result), end="", flush=True)
-        if not any(a.type not in NOT_CHANGES for a in result.actions):
-            return EXIT_ERROR if result.has_errors or _failed_beyond_allowance(result) else EXIT_OK
-        progress = sys.stderr.isatty() if args.progress is None else args.progress
-        executor = Executor(prepared.desired, prepared.targets, prepared.secrets, clock=clock,
-                            concurrency=args.concurrency, existing=args.existing, progress=progress)
-        report = executor.run(result)
-    print()
-    for outcome in report.outcomes:
-        mark = "ok" if outcome.ok else "waiting" if outcome.waiting else "FAILED"
+        _print_plan_warnings(result, console)
+        _show_plan(console, prepared, result)
+        if any(a.type not in NOT_CHANGES for a in result.actions):
+            progress = console.progress_display() if args.progress is None else args.progress
+            executor = Executor(prepared.desired, prepared.targets, prepared.secrets, clock=clock,
+                                concurrency=args.concurrency, existing=args.existing, progress=progress)
+            outcomes = executor.run(result).outcomes
+            run.refresh(prepared)  # the state metrics show what this run recorded
+    if outcomes:
+        console.text()
+    for outcome in outcomes:
+        mark = "ok" if outcome.ok else "waiting" if outcome.waiting else "failed"
         message = outcome.message.removeprefix(f"{mark}: ")  # said once, not "waiting: waiting: ..."
-        print(f"  {outcome.action.sign} {outcome.action.type.value} {outcome.action.namespace}/{outcome.action.name}: "
-              f"{mark}: {message}")
-    metrics.export(report.outcomes, prepared.snapshot.commit, time.time(), textfile=args.metrics_textfile,
-                   pushgateway=args.pushgateway)
-    failed = len(report.failed)
-    print(f"Apply complete: {len(report.outcomes) - failed} done, {failed} failed"
-          + (f", {len(result.refusals)} refused" if result.refusals else "") + ".")
-    log.info("apply finished", extra={"fields": {"event": "apply", "commit": prepared.snapshot.commit,
-                                                 "actions": len(result.actions), "failed": failed,
-                                                 **{f"planned_{k}": v for k, v in result.summary().items()}}})
-    return EXIT_ERROR if failed or result.has_errors or _failed_beyond_allowance(result) else EXIT_OK
+        console.text(f"  {outcome.action.sign} {outcome.action.type.value} {outcome.action.namespace}/"
+                     f"{outcome.action.name}: {mark.upper() if mark == 'failed' else mark}: {message}")
+        console.event("action", message, logging.INFO if mark != "failed" else logging.ERROR,
+                      action=outcome.action.type.value, kind=outcome.action.kind, namespace=outcome.action.namespace,
+                      name=outcome.action.name, controlplane=outcome.action.control_plane, outcome=mark,
+                      bytes=outcome.size, seconds=round(outcome.seconds, 3))
+    failed = sum(1 for o in outcomes if not o.ok and not o.waiting)
+    beyond = _failed_beyond_allowance(result, console)
+    outcome_of_run = "error" if result.has_errors else "failure" if failed or beyond else "success"
+    metrics.export(metrics.build_registry(prepared.desired, prepared.recorded, outcomes,
+                                          metrics.Run(started, time.time(), outcome_of_run,
+                                                      prepared.snapshot.commit, shard), clock()),
+                   shard, textfile=args.metrics_textfile, pushgateway=args.pushgateway)
+    if outcomes:
+        console.text(f"Apply complete: {len(outcomes) - failed} done, {failed} failed"
+                     + (f", {len(result.refusals)} refused" if result.refusals else "") + ".")
+    console.event("apply", f"apply {outcome_of_run}: {len(outcomes) - failed} done, {failed} failed",
+                  commit=prepared.snapshot.commit, result=outcome_of_run, actions=len(result.actions),
+                  done=len(outcomes) - failed, failed=failed, refused=len(result.refusals),
+                  seconds=round(time.time() - started, 3), **{f"planned_{k}": v for k, v in result.summary().items()})
+    return EXIT_ERROR if failed or result.has_errors or beyond else EXIT_OK
 
 
-def _failed_beyond_allowance(result: Plan) -> bool:
+def _failed_beyond_allowance(result: Plan, console: logs.Console) -> bool:
     """Backups Failed for good beyond their SharedBackup's failures.controlPlanes allowance make
     `apply` exit 1 (while `plan` keeps its exit code: a broken control plane blocks no pull request)."""
     if result.failed_beyond_allowance:
         names = ", ".join(f"{ns}/{name}" for ns, name in result.failed_beyond_allowance)
-        print(f"error: failed for good beyond the allowed failures: {names}", file=sys.stderr)
+        console.problem(f"error: failed for good beyond the allowed failures: {names}", logging.ERROR)
     return bool(result.failed_beyond_allowance)
 
 
-def _print_plan_warnings(result) -> None:
+def _print_plan_warnings(result: Plan, console: logs.Console) -> None:
     for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        console.problem(f"warning: {warning}")
 
 
-def _print_warnings(prepared: run.Prepared) -> None:
+def _print_warnings(prepared: run.Prepared, console: logs.Console) -> None:
     for problem in prepared.load.warnings:
-        print(problem, file=sys.stderr)
+        console.problem(str(problem))
 
 
 def _survey(args: argparse.Namespace, now: datetime,
@@ -426,27 +488,48 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rbac(args: argparse.Namespace) -> int:
+    snapshot, result = load(args)
+    print_problems(result, args.console)
+    desired = result.require()
+    if args.output == "secrets":
+        uses = [{"namespace": u.namespace, "name": u.name, "key": u.key, "use": u.use, "usedBy": list(u.used_by)}
+                for u in rbac.secrets_read(desired)]
+        print(json.dumps(uses, indent=2))
+    elif args.output == "json":
+        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac.objects(desired, args.service_account)},
+                         indent=2))
+    else:
+        print(rbac.to_yaml(rbac.objects(desired, args.service_account),
+                           f"# RBAC for {describe_source(snapshot)}\n# generated by `reconcile.py rbac`\n"), end="")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logs.configure(args.log_format, args.verbose)
+    # JSON events on stdout and stderr off a terminal: the job's commands (plan and apply); the
+    # others are for people, and say their problems in text unless JSON is asked for
+    fmt = args.log_format if args.command in ("plan", "apply") or args.log_format != "auto" else "text"
+    args.console = console = logs.Console(fmt)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
     except InvalidManifests as err:
         for problem in err.problems:
-            print(problem, file=sys.stderr)
-        print(f"error: {err}; nothing was done", file=sys.stderr)
+            console.problem(str(problem), logging.ERROR)
+        console.problem(f"error: {err}; nothing was done", logging.ERROR)
         return EXIT_ERROR
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        console.problem(f"error: {err}", logging.ERROR)
         return EXIT_ERROR
     except IndexCorrupt as err:  # a damaged record, decoded only when a plan or status needs it
-        print(f"error: {err}", file=sys.stderr)
+        console.problem(f"error: {err}", logging.ERROR)
         return EXIT_ERROR
     except LeaseLost as err:  # another run took the lease over: stop at once, write nothing more
-        print(f"error: {err}", file=sys.stderr)
+        console.problem(f"error: {err}", logging.ERROR)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        console.problem("interrupted", logging.ERROR)
         return 130

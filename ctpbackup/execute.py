@@ -337,7 +337,8 @@ class Executor:
                     source = dataclasses.replace(source, archive_key=target.layout.archive_key(
                         source.namespace, source.control_plane, source.name))
                     archive = restore_engine.fetch_verified(target.bucket, source, Path(tmp), keys)
-                    result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress)
+                    result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress,
+                                                         label=f"restore {ns}/{name} ← {source.name}")
             except (restore_engine.RestoreFailed, record_mac.RecordRefused) as err:
                 return self._restore_failed(action, target, err.reason, err.message)
             except Exception as err:  # noqa: BLE001

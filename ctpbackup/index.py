@@ -87,6 +87,10 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
             self._digest = RecordedDigest.of(self.values())
         return self._digest
 
+    def shard_views(self) -> list[ShardView]:
+        """The shards read, in order: headers parsed, records decoded only on demand (metrics)."""
+        return list(self._views)
+
     def kept_by(self, owners: Set[Owner]) -> Iterator[BackupRecord]:
         """Live backups kept by reference (useOwnerReferencesInBackup) by one of `owners`: decodes
         the shards whose digest says they hold some, and only those."""

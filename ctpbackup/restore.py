@@ -496,8 +496,9 @@ class _Restore:
 
 
 def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "skip", progress: bool = False,
-                workers: int = WORKERS, wait_seconds: float = 120.0) -> RestoreResult:
-    """Re-create every object of a verified archive in the control plane behind `api_client`.
+                workers: int = WORKERS, wait_seconds: float = 120.0, label: str = "restore") -> RestoreResult:
+    """Re-create every object of a verified archive in the control plane behind `api_client`;
+    `label` names it in the progress display.
 
     Raises RestoreFailed when the restore cannot go on (archive refused, control plane unreachable,
     CRDs not Established, a whole tier refused). Objects that fail one by one are counted and named
@@ -509,7 +510,7 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
         uids = reader.uids()
     except ArchiveError as err:
         raise RestoreFailed("ArchiveRejected", str(err)) from None
-    meter = Progress("restore", enabled=progress, total=int(metadata.get("totalObjects", 0)) or None)
+    meter = Progress(label, enabled=progress, total=int(metadata.get("totalObjects", 0)) or None)
     workdir = Path(tempfile.mkdtemp(prefix="ctpbackup-tiers-", dir=archive_path.parent))
     try:
         spools, crd_types = _split_by_tier(reader, uids, workdir)
@@ -522,8 +523,13 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
         for index, tier in enumerate(TIERS):
             entries, spool = spools.get(index, ([], None))
             if entries:
+                meter.step(f"restoring {tier.name}")
                 created = _restore_tier(job, entries, spool, tier.pause)
                 wanted = dict(tier.wait_for)
+                waiting = sum(1 for c in created if c[0] in wanted)
+                if waiting:
+                    meter.step(f"waiting for {waiting:,} {tier.name} to be "
+                               f"{'/'.join(sorted({w for ws in wanted.values() for w in ws}))}")
                 late = job.wait_for(created, wanted) if wanted else []
                 if late and index == 0:
                     raise RestoreFailed("CRDsNotEstablished",
@@ -542,6 +548,8 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
                 job.refresh_types()
             job.add_later_owners(final=False)
         job.add_later_owners(final=True)
+        if job.to_unpause:
+            meter.step(f"unpausing {len(job.to_unpause):,} resources")
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unpause") as pool:
             still_paused = sum(1 for ok in pool.map(job.unpause, job.to_unpause) if not ok)
     finally:
