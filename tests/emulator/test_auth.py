@@ -19,7 +19,7 @@ from kubeemu.fixtures import crd
 
 READ_ONLY = "read-only-token-for-tests"
 UNAUTHORIZED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Unauthorized",
-                "reason": "Unauthorized", "details": {}, "code": 401}
+                "reason": "Unauthorized", "code": 401}
 WIDGETS = crd("example.org", "widgets", "Widget", "Namespaced", "v1")
 
 
