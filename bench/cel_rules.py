@@ -31,8 +31,8 @@ def _files(gitdir: str, prefix: str) -> list[str]:
 
 
 def _show(gitdir: str, path: str) -> dict:
-    return yaml.safe_load(subprocess.run(["git", "-C", gitdir, "show", f"HEAD:{path}"], capture_output=True, text=True,
-                                         check=True).stdout)
+    text = subprocess.run(["git", "-C", gitdir, "show", f"HEAD:{path}"], capture_output=True, text=True, check=True).stdout
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
 
 
 def _rules(schema: object, out: list) -> None:
