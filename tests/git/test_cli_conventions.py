@@ -86,11 +86,12 @@ def test_host_kubeconfig_problems_are_one_line(gitops_repo, tmp_path, content, e
 
 
 @pytest.mark.parametrize("config, with_secret, expected", [
-    ("{endpoint: 'http://127.0.0.1:1', no_such_key: 1}", True,
-     "error: SharedBackupConfig default/default: unknown S3 config key(s) no_such_key; valid keys: "),
+    ("{endpoint: 'http://127.0.0.1:1', sse_config: {type: SSE-C, encryption_key: /nonexistent/key}}", True,
+     "error: SharedBackupConfig default/default: sse_config.encryption_key: cannot read the key file "
+     "'/nonexistent/key'\n"),
     ("{endpoint: 'http://127.0.0.1:1'}", False,
      "error: SharedBackupConfig default/default: credentials: Secret default/bucket-creds not found"),
-], ids=["bad-key", "no-credentials"])
+], ids=["bad-sse-key-file", "no-credentials"])
 def test_bucket_errors_name_the_config_once(gitops_repo, tmp_path, config, with_secret, expected):
     gitops_repo.copy_examples()
     text = (ROOT / "examples/config/sharedbackupconfig.yaml").read_text()
