@@ -34,6 +34,7 @@ from ctpbackup import restore as restore_engine
 from ctpbackup.connect import INSECURE_KUBECONFIG, ControlPlaneUnreachable, api_client_for
 from ctpbackup.index import RecordExists
 from ctpbackup.layout import BucketLayout
+from ctpbackup.lease import LeaseLost
 from ctpbackup.model import DesiredState
 from ctpbackup.planner import DEFAULT_MAX_RESTORE_ATTEMPTS, Action, ActionType, Plan
 from ctpbackup.records import (
@@ -337,10 +338,14 @@ class Executor:
                     source = dataclasses.replace(source, archive_key=target.layout.archive_key(
                         source.namespace, source.control_plane, source.name))
                     archive = restore_engine.fetch_verified(target.bucket, source, Path(tmp), keys)
+                    if target.index.fence is not None:
+                        target.index.fence()  # a run that lost its lease writes nothing to the target either
                     result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress,
                                                          label=f"restore {ns}/{name} ← {source.name}")
             except (restore_engine.RestoreFailed, record_mac.RecordRefused) as err:
                 return self._restore_failed(action, target, err.reason, err.message)
+            except LeaseLost:
+                raise
             except Exception as err:  # noqa: BLE001
                 log.exception("restore of %s/%s failed unexpectedly", ns, name)
                 return self._restore_failed(action, target, "InternalError", f"{type(err).__name__}: {err}")

@@ -12,7 +12,7 @@ import pytest
 
 from ctpbackup.index import BucketIndex
 from ctpbackup.layout import BucketLayout
-from ctpbackup.records import Phase
+from ctpbackup.records import OwnerKind, Phase
 from kubeemu import EmulatorServer
 from kubeemu.fixtures import seed_crossplane
 from tests.fixtures.story import BACKUP, CONTROL_PLANE, RESTORED
@@ -176,3 +176,64 @@ def test_a_restore_refuses_an_archive_that_names_another_backup(story, source):
         assert target.store.rv == rv, "nothing may be written to the target"
     finally:
         target.stop()
+
+
+# -- item 12: a time without a zone in a shard is one line, never a traceback --------------------------
+
+def _zoneless_line(header: dict, lines: list[dict]) -> None:
+    lines[0]["startedAt"] = "2026-11-25T10:00:00"
+
+
+def _zoneless_expiry(header: dict, lines: list[dict]) -> None:
+    header["digest"]["expiresAt"] = ["2026-11-25T10:00:00"]
+    header["digest"]["expiring"] = [0]
+
+
+def _zoneless_slot(header: dict, lines: list[dict]) -> None:
+    header["digest"]["lastSlots"] = [["SharedBackupSchedule", "hourly", "ctp1", "2026-11-25T10:00:00"]]
+
+
+def _zoneless_restore(header: dict, lines: list[dict]) -> None:
+    header["restore"] = {"namespace": "default", "controlPlane": "ctp1", "source": {"kind": "Backup", "name": "b1"},
+                         "phase": "Completed", "finishedAt": "2026-11-25T10:00:00"}
+
+
+@pytest.mark.parametrize("damage", [_zoneless_line, _zoneless_slot, _zoneless_restore], ids=["record", "slot", "restore"])
+def test_a_time_without_a_zone_in_a_shard_is_one_line_for_status(story, damage):
+    from datetime import UTC, datetime
+
+    from ctpbackup.records import BackupRecord
+
+    when = datetime(2026, 11, 25, tzinfo=UTC)
+    BucketIndex(story.bucket, LAYOUT).update_backup("default", "ctp1", "b1", lambda _: BackupRecord(
+        "default", "b1", "ctp1", "default", Phase.COMPLETED, started_at=when, size=3, sha256="ab" * 32))
+    key = LAYOUT.index_key("default", "ctp1")
+    header, *lines = [json.loads(line) for line in story.bucket.read(key)[0].splitlines()]
+    damage(header, lines)
+    story.bucket.put(key, b"".join(json.dumps(doc).encode() + b"\n" for doc in [header, *lines]))
+    story.repo.commit("the config only")
+    for command in (("status",), ("plan",)):
+        result = story.reconcile(*command, check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        (line,) = [text for text in result.stderr.splitlines() if text.startswith("error:")]
+        assert "prod/cluster1/default/ctp1/index.json: unreadable" in line and "index rebuild" in line, line
+
+
+def test_a_time_without_a_zone_in_a_shards_expiry_list_only_makes_a_candidate_the_record_clears(story):
+    """The digest's expiry times only pick candidates; the planner reads each candidate's record,
+    whose time has a zone: nothing is deleted, nothing fails."""
+    from datetime import UTC, datetime
+
+    from ctpbackup.records import BackupRecord
+
+    when = datetime(2026, 11, 25, tzinfo=UTC)
+    BucketIndex(story.bucket, LAYOUT).update_backup("default", "ctp1", "b1", lambda _: BackupRecord(
+        "default", "b1", "ctp1", "default", Phase.COMPLETED, started_at=when, size=3, sha256="ab" * 32,
+        owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly"))
+    key = LAYOUT.index_key("default", "ctp1")
+    header, *lines = [json.loads(line) for line in story.bucket.read(key)[0].splitlines()]
+    _zoneless_expiry(header, lines)
+    story.bucket.put(key, b"".join(json.dumps(doc).encode() + b"\n" for doc in [header, *lines]))
+    story.repo.commit("the config only")
+    assert story.backup("b1")["phase"] == "Completed"
+    assert "No changes" in story.reconcile("plan").stdout

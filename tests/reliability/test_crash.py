@@ -175,6 +175,17 @@ def test_sigkill_at_each_multipart_part_boundary_loses_nothing(story, s3_fault_p
         cp.stop()
 
 
+def _seed_large(cp, count: int) -> None:
+    """`count` Secrets of 256 KB of base64'd random bytes: about 200 KB each once gzipped."""
+    for i in range(count):
+        data = base64.b64encode(os.urandom(192 * 1024)).decode()
+        request = urllib.request.Request(
+            cp.url + "/api/v1/namespaces/default/secrets", method="POST",
+            data=json.dumps({"metadata": {"name": f"blob-{i}"}, "data": {"blob": data}}).encode(),
+            headers={"Authorization": f"Bearer {cp.token}", "Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 - loopback
+
+
 def _apply_command(story, *extra: str) -> list[str]:
     return [sys.executable, str(ROOT / "reconcile.py"), "apply", "--repo", str(story.repo.path), "--secrets-dir",
             str(story.secrets), "--log-format", "json", *extra]
@@ -247,10 +258,14 @@ def test_two_shards_at_once_never_abort_each_others_uploads(story):
     names = [f"ctp{i}" for i in range(40)]
     per_shard = {s: [n for n in names if shard_of("default", n, 2) == s][:2] for s in (0, 1)}
     cps = {}
+    # S3's smallest part size and archives of two parts or more: each run has open multipart uploads
+    # while the other sweeps
+    story.repo.write("config/sharedbackupconfig.yaml", MULTIPART_CONFIG.format(
+        bucket=story.bucket.name, endpoint=story.s3.host_port))
     try:
         for name in per_shard[0] + per_shard[1]:
             cps[name] = EmulatorProcess().start()
-            seed_crossplane(cps[name].url, 120, token=cps[name].token)
+            _seed_large(cps[name], 32)
             story.connect(name, cps[name])
             story.repo.write(f"{name}.yaml", CONTROL_PLANE.format(name=name))
         story.repo.write("b.yaml", "---\n".join(BACKUP.format(name=f"first-{n}", control_plane=n) for n in cps))
