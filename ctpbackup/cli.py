@@ -341,10 +341,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
                                           metrics.Run(started, time.time(), outcome_of_run,
                                                       prepared.snapshot.commit, shard), clock()),
                    shard, textfile=args.metrics_textfile, pushgateway=args.pushgateway)
+    summary = (f"Apply complete: {len(outcomes) - failed} done, {failed} failed"
+               + (f", {len(result.refusals)} refused" if result.refusals else "") + ".")
     if outcomes:
-        console.text(f"Apply complete: {len(outcomes) - failed} done, {failed} failed"
-                     + (f", {len(result.refusals)} refused" if result.refusals else "") + ".")
-    console.event("apply", f"apply {outcome_of_run}: {len(outcomes) - failed} done, {failed} failed",
+        console.text(summary)
+    console.event("apply", summary if outcomes else "Nothing to apply.",
                   commit=prepared.snapshot.commit, result=outcome_of_run, actions=len(result.actions),
                   done=len(outcomes) - failed, failed=failed, refused=len(result.refusals),
                   seconds=round(time.time() - started, 3), **{f"planned_{k}": v for k, v in result.summary().items()})

@@ -65,7 +65,7 @@ def test_plan_and_apply_off_a_terminal_write_only_json_lines(story):
         actions = sorted((e["name"], e["outcome"], e["level"]) for e in out if e["event"] == "action")
         assert actions == [("b-ctp1", "ok", "info"), ("b-ctp2", "ok", "info")]
         assert all(e["bytes"] > 0 for e in out if e["event"] == "action")
-        assert out[-1]["message"] == "apply success: 2 done, 0 failed"
+        assert out[-1]["message"] == "Apply complete: 2 done, 0 failed."
         assert (out[-1]["result"], out[-1]["done"], out[-1]["failed"], out[-1]["commit"]) == ("success", 2, 0, commit)
         events(applied.stderr)
 
@@ -73,6 +73,7 @@ def test_plan_and_apply_off_a_terminal_write_only_json_lines(story):
         out = events(again.stdout)
         assert [e["event"] for e in out] == ["plan", "apply"]
         assert out[0]["message"].startswith("No changes.") and out[1]["result"] == "success"
+        assert out[1]["message"] == "Nothing to apply."
     finally:
         source.stop()
 
