@@ -35,7 +35,7 @@ class SecretUse:
 
 def secrets_read(desired: DesiredState) -> list[SecretUse]:
     """Every Secret key a run may read, sorted by (namespace, name, key, use): each
-    SharedBackupConfig's credentials (when `credentials.source` is Secret) and encryption key, and
+    SharedBackupConfig's credentials (when `credentials.source` is Secret) and encryption keys, and
     each ControlPlane's connection Secret (key `kubeconfig`; Spaces' default name `kubeconfig-<name>`)."""
     users: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
     for (ns, name), config in desired.configs.items():
@@ -44,8 +44,7 @@ def secrets_read(desired: DesiredState) -> list[SecretUse]:
         if storage.credentials.source == "Secret" and storage.credentials.secret_ref is not None:
             ref = storage.credentials.secret_ref
             users[(ns, ref.name, ref.key, "bucket-credentials")].add(who)
-        if storage.encryption_key_ref is not None:
-            ref = storage.encryption_key_ref
+        for ref in storage.encryption_key_refs:  # every key decrypts, so every key is read
             users[(ns, ref.name, ref.key, "encryption-key")].add(who)
     for (ns, name), control_plane in desired.control_planes.items():
         conn = control_plane.connection_secret

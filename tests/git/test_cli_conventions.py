@@ -78,7 +78,7 @@ def test_host_kubeconfig_problems_are_one_line(gitops_repo, tmp_path, content, e
     path = tmp_path / "host.kubeconfig"
     if content is not None:
         path.write_text(content)
-    result = run("plan", "--repo", str(gitops_repo.path), "--host-kubeconfig", str(path))
+    result = run("plan", "--log-format", "text", "--repo", str(gitops_repo.path), "--host-kubeconfig", str(path))
     assert result.returncode == 1
     assert result.stderr.startswith(expected.format(path=path))
     assert result.stderr.count("\n") == 1, result.stderr
@@ -103,7 +103,7 @@ def test_bucket_errors_name_the_config_once(gitops_repo, tmp_path, config, with_
         creds = tmp_path / "secrets/default/bucket-creds/creds"
         creds.parent.mkdir(parents=True)
         creds.write_text("[default]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = example\n")
-    result = run("plan", "--repo", str(gitops_repo.path), "--secrets-dir", str(tmp_path / "secrets"))
+    result = run("plan", "--log-format", "text", "--repo", str(gitops_repo.path), "--secrets-dir", str(tmp_path / "secrets"))
     assert result.returncode == 1
     assert result.stderr.startswith(expected), result.stderr
     assert result.stderr.count("SharedBackupConfig default/default") == 1

@@ -132,7 +132,7 @@ def test_state_metrics_come_from_the_index_headers():
     assert cp("ctpbackup_backup_last_phase", "ctp2", phase="Completed") == 1
     assert cp("ctpbackup_backup_last_phase", "ctp3", phase="InProgress") == 1
     assert {p: cp("ctpbackup_backups", "ctp1", phase=p) for p in metrics.PHASES} == {
-        "Pending": 0, "InProgress": 0, "Completed": 2, "Failed": 1, "Deleted": 1}
+        "Pending": 0, "InProgress": 0, "Completed": 2, "PartiallyFailed": 0, "Failed": 1, "Deleted": 1}
     assert cp("ctpbackup_restore_phase", "ctp4", phase="Failed") == 1
     assert cp("ctpbackup_restore_phase", "ctp4", phase="Completed") == 0
     # schedules: ctp1 by the hourly SharedBackupSchedule, ctp2 by both (the more frequent wins), ctp3 by none
@@ -232,7 +232,7 @@ def test_every_apply_writes_metrics_a_noop_too(story, pushgateway, tmp_path):
     textfile and push, and the no-op run still carries the last success from the index."""
     source = EmulatorServer(establish_delay=0.05).start()
     try:
-        seed_crossplane(source.url, 20, token=source.token)
+        seed_crossplane(source.url, 20, token=source.token, ca=source.ca_data)
         story.connect("ctp1", source)
         story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
         story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="ctp1"))

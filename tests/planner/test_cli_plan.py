@@ -56,8 +56,10 @@ UNREACHABLE = (Condition("Completed", "False", "ControlPlaneUnreachable", "conne
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "reconcile.py"), *args], capture_output=True, text=True,
-                          timeout=120)
+    """The CLI with human text (off a terminal plan would write JSON events; those are tests/ops')."""
+    command, *rest = args
+    return subprocess.run([sys.executable, str(ROOT / "reconcile.py"), command, "--log-format", "text", *rest],
+                          capture_output=True, text=True, timeout=120)
 
 
 def record(name: str, cp: str, phase: Phase, **kw) -> BackupRecord:

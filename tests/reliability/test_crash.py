@@ -183,7 +183,7 @@ def _seed_large(cp, count: int) -> None:
             cp.url + "/api/v1/namespaces/default/secrets", method="POST",
             data=json.dumps({"metadata": {"name": f"blob-{i}"}, "data": {"blob": data}}).encode(),
             headers={"Authorization": f"Bearer {cp.token}", "Content-Type": "application/json"})
-        urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 - loopback
+        urllib.request.urlopen(request, timeout=30, context=cp.ssl_context()).close()  # noqa: S310 - loopback
 
 
 def _apply_command(story, *extra: str) -> list[str]:
@@ -213,7 +213,7 @@ def test_a_run_frozen_past_its_lease_stops_when_it_wakes_and_writes_nothing(stor
     stays Completed with the size and sha256 of the archive in the bucket (issue 17, item 2)."""
     cp = EmulatorProcess().start()
     try:
-        seed_crossplane(cp.url, 200, token=cp.token)
+        seed_crossplane(cp.url, 200, token=cp.token, ca=cp.ca_data)
         story.connect("ctp1", cp)
         story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
         story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="ctp1"))

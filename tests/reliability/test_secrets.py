@@ -180,7 +180,8 @@ def test_nasty_secrets_leak_through_no_output(story, s3_server, tmp_path, monkey
                            "data": {"password": base64.b64encode(DATA_NASTY.encode()).decode()}}).encode()
         urllib.request.urlopen(urllib.request.Request(  # noqa: S310 - loopback emulator
             source.url + "/api/v1/namespaces/default/secrets", data=body, method="POST",
-            headers={"Authorization": f"Bearer {TOKEN_NASTY}", "Content-Type": "application/json"}), timeout=10)
+            headers={"Authorization": f"Bearer {TOKEN_NASTY}", "Content-Type": "application/json"}), timeout=10,
+            context=source.ssl_context())
         story.connect("ctp1", source)
         story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
         story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="ctp1"))
