@@ -576,6 +576,8 @@ def test_7_user_fields_of_objects_the_control_plane_makes_are_merged(story):
         assert record["counts"]["serviceaccounts"]["merged"] == 2
         assert record["counts"]["namespaces"]["merged"] == 1
         assert "3 merged into objects the control plane made" in record["conditions"][-1]["message"]
+        described = story.reconcile("describe", "restore", "dst").stdout
+        assert f"  {'serviceaccounts':<60} 0 / 3 / 2 / 0\n" in described  # restored / skipped / merged / failed
         assert dst.get("/api/v1/namespaces/team-a/serviceaccounts/default")["imagePullSecrets"] == [{"name": "regcred"}]
         default_sa = dst.get("/api/v1/namespaces/default/serviceaccounts/default")
         assert default_sa["metadata"]["labels"] == {"audited": "yes"} and default_sa["automountServiceAccountToken"] is False
