@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import urllib3
+
+from kubeemu import crossplane as real
 
 PLATFORM = "aws.platformref.upbound.io"
 MANAGED = [  # (group, plural, kind)
@@ -60,10 +63,13 @@ class Seeded:
 
 
 class _Client:
-    def __init__(self, url: str, token: str | None, workers: int):
+    """JSON over the emulator's HTTPS, trusting `ca` (PEM) only, with the bearer `token`."""
+
+    def __init__(self, url: str, token: str | None, workers: int, ca: bytes | None = None):
         self.url = url
         self.http = urllib3.PoolManager(maxsize=workers, retries=urllib3.Retry(total=5, backoff_factor=0.1,
-                                                                               status_forcelist=(429, 500, 503)))
+                                                                               status_forcelist=(429, 500, 503)),
+                                        ca_cert_data=ca.decode() if ca else None)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
@@ -98,10 +104,22 @@ def _path(group: str, version: str, plural: str, namespace: str | None = None) -
 
 
 def seed_crossplane(url: str, size: int = 200, *, token: str | None = None, workers: int = 8,
-                    extra_types: int = 0) -> Seeded:
+                    extra_types: int = 0, real_install: bool = False, ca: bytes | None = None) -> Seeded:
     """Create about `size` objects of Crossplane-shaped state; `extra_types` adds that many more
-    custom resource types (for benchmarks that want ~30 types), objects spread over all of them."""
-    client = _Client(url, token, workers)
+    custom resource types (for benchmarks that want ~30 types), objects spread over all of them.
+
+    `real_install` (off by default: the product cannot restore all of it yet) adds what a running
+    Crossplane 2 install with provider-upjet-aws holds beside that: provider CRDs owned by their
+    ProviderRevision (controller) and Provider; XR and claim CRDs controller-owned by their XRD; the
+    XRD CRD served at v1 (storage) and v2 (preferred) with v2's CEL rules refusing `claimNames` and
+    `connectionSecretKeys`, a v2 XRD of namespaced XRs beside the v1 XRDs with claims; a
+    multi-version provider CRD (v1beta1 served, v1beta2 stored, conversion Webhook); namespaced
+    managed resources (`*.aws.m.upbound.io`) beside cluster-scoped ones; a ProviderConfigUsage
+    controller-owned by each managed resource; `crossplane:` ClusterRoles owned by the revision and
+    the XRDs; XR connection Secrets in `crossplane-system` owned by their XR.
+
+    `ca`: the emulator's CA certificate (PEM) to trust for its HTTPS."""
+    client = _Client(url, token, workers, ca)
     seeded = Seeded()
     pool = ThreadPoolExecutor(max_workers=workers)
 
@@ -117,6 +135,11 @@ def seed_crossplane(url: str, size: int = 200, *, token: str | None = None, work
 
     # CRDs: Crossplane's, the provider's, the platform's XRDs (composites and claims), and fillers
     crds = [crd(g, p, k, s, v) for g, p, k, s, v in PACKAGE_CRDS]
+    if real_install:
+        xrd_crd = real.xrd_crd()
+        crds = [c for c in crds if c["metadata"]["name"] != xrd_crd["metadata"]["name"]] + [xrd_crd]
+        crds += [real.instance_crd(), *real.namespaced_crds(), real.usage_crd(), real.namespaced_usage_crd(),
+                 crd(PLATFORM, "xdatabases", "XDatabase", "Namespaced", "v1alpha1", ["composite"])]
     crds += [crd(g, p, k, "Cluster", "v1beta1", ["crossplane", "managed", "aws"]) for g, p, k in MANAGED]
     crds += [crd(PLATFORM, "xclusters", "XCluster", "Cluster", "v1alpha1", ["composite"]),
              crd(PLATFORM, "clusters", "Cluster", "Namespaced", "v1alpha1", ["claim"]),
@@ -165,15 +188,18 @@ def seed_crossplane(url: str, size: int = 200, *, token: str | None = None, work
         create("apiextensions.crossplane.io", "v1", "compositeresourcedefinitions",
                {"metadata": {"name": f"{plural}.{PLATFORM}"},
                 "spec": {"group": PLATFORM, "names": {"kind": kind, "plural": plural},
-                         "claimNames": {"kind": kind[1:], "plural": claim_plural}, "versions": [{"name": "v1alpha1"}]}},
+                         "claimNames": {"kind": kind[1:], "plural": claim_plural}, "versions": [{"name": "v1alpha1", "served": True, "referenceable": True}]}},
                status={"conditions": [{"type": "Established", "status": "True", "reason": "WatchingCompositeResource",
                                        "lastTransitionTime": "2026-11-20T10:00:00Z"}]})
         create("apiextensions.crossplane.io", "v1", "compositions", {"metadata": {"name": f"{plural}-aws"},
                "spec": {"compositeTypeRef": {"apiVersion": f"{PLATFORM}/v1alpha1", "kind": kind}, "mode": "Pipeline"}})
 
+    if real_install:
+        _install_like_crossplane(client, create, crds, provider, revision)
+
     # claims -> composites -> managed resources, plus connection Secrets and ConfigMaps
     base = seeded.total
-    per_unit = 1 + 1 + 4 + 1 + 1 + (1 if extra_types else 0)
+    per_unit = 1 + 1 + 4 + 1 + 1 + (1 if extra_types else 0) + (10 if real_install else 0)
     units = max(1, (size - base) // per_unit)
 
     def unit(i: int) -> None:
@@ -202,13 +228,17 @@ def seed_crossplane(url: str, size: int = 200, *, token: str | None = None, work
             if i == 0 and j == 0:
                 annotations["crossplane.io/paused"] = "true"
                 seeded.paused.append(f"{plural}.{group}/{name}-{plural}-{j}")
-            create(group, "v1beta1", plural, {"metadata": {"name": f"{name}-{plural}-{j}", "annotations": annotations,
-                   "ownerReferences": [_owner(xr, controller=True)], "finalizers": ["finalizer.managedresource.crossplane.io"]},
-                   "spec": {"forProvider": {"region": "eu-west-2", "tags": {"app": name}},
-                            "providerConfigRef": {"name": "default"}, "deletionPolicy": "Delete"}},
-                   status={"conditions": READY, "atProvider": {"arn": f"arn:aws:{plural}:eu-west-2:123456789012:{name}-{j}",
-                                                               "id": f"{name}-{plural}-{j}-ext"}})
-        create("", "v1", "secrets", {"metadata": {"name": f"{name}-conn", "ownerReferences": [_owner(claim)]},
+            mr = create(group, "v1beta1", plural, {"metadata": {"name": f"{name}-{plural}-{j}", "annotations": annotations,
+                        "ownerReferences": [_owner(xr, controller=True)], "finalizers": ["finalizer.managedresource.crossplane.io"]},
+                        "spec": {"forProvider": {"region": "eu-west-2", "tags": {"app": name}},
+                                 "providerConfigRef": {"name": "default"}, "deletionPolicy": "Delete"}},
+                        status={"conditions": READY, "atProvider": {"arn": f"arn:aws:{plural}:eu-west-2:123456789012:{name}-{j}",
+                                                                    "id": f"{name}-{plural}-{j}-ext"}})
+            if real_install:
+                create("aws.upbound.io", "v1beta1", "providerconfigusages", real.usage(mr, _owner(mr, controller=True)))
+        if real_install:
+            _unit_like_crossplane(create, name, ns, xr)
+        create("", "v1", "secrets", {"metadata": {"name": f"{name}-conn", "ownerReferences": [_owner(claim, controller=real_install)]},
                "type": "connection.crossplane.io/v1alpha1",
                "data": {"endpoint": "aHR0cHM6Ly9la3MuZXhhbXBsZQ==", "kubeconfig": "c2VjcmV0LWt1YmVjb25maWc="}}, ns)
         create("", "v1", "configmaps", {"metadata": {"name": f"{name}-settings"}, "data": {"tier": str(i % 3)}}, ns)
@@ -221,6 +251,77 @@ def seed_crossplane(url: str, size: int = 200, *, token: str | None = None, work
     finally:
         pool.shutdown()
     return seeded
+
+
+def _install_like_crossplane(client: _Client, create, crds: list[dict], provider: dict, revision: dict) -> None:
+    """What the package manager and the RBAC manager add to a running install (see seed_crossplane)."""
+    create("", "v1", "namespaces", {"metadata": {"name": "crossplane-system"}}, status=None)
+    # provider CRDs: controller-owned by the active revision, owned by the Provider
+    owners = [_owner(revision, controller=True), _owner(provider)]
+    provider_groups = {g for g, _, _ in MANAGED} | {"aws.upbound.io", "ec2.aws.upbound.io", "aws.m.upbound.io"} | {
+        g for g, _, _ in real.NAMESPACED_MANAGED}
+    for body in crds:
+        if body["spec"]["group"] in provider_groups:
+            _own(client, "customresourcedefinitions", body["metadata"]["name"], owners)
+    # a v2 XRD of namespaced XRs (no claims) beside the v1 XRDs with claims; XR/claim CRDs owned by their XRD
+    create("apiextensions.crossplane.io", "v2", "compositeresourcedefinitions",
+           {"metadata": {"name": f"xdatabases.{PLATFORM}"},
+            "spec": {"group": PLATFORM, "scope": "Namespaced", "names": {"kind": "XDatabase", "plural": "xdatabases"},
+                     "versions": [{"name": "v1alpha1", "served": True, "referenceable": True, "schema": {
+                         "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}},
+           status={"conditions": [{"type": "Established", "status": "True", "reason": "WatchingCompositeResource",
+                                   "lastTransitionTime": "2026-11-20T10:00:00Z"}]})
+    xrds = {x["metadata"]["name"]: x for x in client.call(
+        "GET", "/apis/apiextensions.crossplane.io/v1/compositeresourcedefinitions")["items"]}
+    for xrd_name, generated in ((f"xclusters.{PLATFORM}", ("xclusters", "clusters")),
+                                (f"xnetworks.{PLATFORM}", ("xnetworks", "networks")),
+                                (f"xdatabases.{PLATFORM}", ("xdatabases",))):
+        for plural in generated:
+            _own(client, "customresourcedefinitions", f"{plural}.{PLATFORM}", [_owner(xrds[xrd_name], controller=True)])
+        create("rbac.authorization.k8s.io", "v1", "clusterroles", {"metadata": {
+            "name": f"crossplane:composite:{xrd_name}:aggregate-to-edit",
+            "labels": {"rbac.crossplane.io/aggregate-to-edit": "true"},
+            "ownerReferences": [_owner(xrds[xrd_name], controller=True)]},
+            "rules": [{"apiGroups": [PLATFORM], "resources": list(generated), "verbs": ["*"]}]})
+    for body in real.aggregate_cluster_roles():
+        create("rbac.authorization.k8s.io", "v1", "clusterroles", body)
+    create("rbac.authorization.k8s.io", "v1", "clusterroles", {"metadata": {
+        "name": f"crossplane:provider:{revision['metadata']['name']}:system",
+        "ownerReferences": [_owner(revision, controller=True)]},
+        "rules": [{"apiGroups": sorted(provider_groups), "resources": ["*"], "verbs": ["*"]}]})
+    for team in ("team-a", "team-b", "team-c", "team-d"):
+        create("aws.m.upbound.io", "v1beta1", "providerconfigs", {"metadata": {"name": "default"}, "spec": {
+            "credentials": {"source": "Secret", "secretRef": {"name": "aws-creds", "key": "creds"}}}}, team)
+
+
+def _unit_like_crossplane(create, name: str, ns: str, xr: dict) -> None:
+    """Per claim, what a running install adds: the XR's connection Secret, a namespaced XR with a
+    namespaced managed resource, a multi-version managed resource, and their ProviderConfigUsages."""
+    create("", "v1", "secrets", {"metadata": {"name": xr["metadata"]["uid"], "ownerReferences": [_owner(xr, controller=True)]},
+           "type": "connection.crossplane.io/v1alpha1", "data": {"endpoint": "aHR0cHM6Ly9la3MuZXhhbXBsZQ=="}},
+           "crossplane-system")
+    xdb = create(PLATFORM, "v1alpha1", "xdatabases", {"metadata": {"name": f"{name}-db"},
+                 "spec": {"crossplane": {"compositionRef": {"name": "xdatabases-aws"}}, "parameters": {"size": "small"}}},
+                 ns, status={"conditions": READY})
+    bucket = create("s3.aws.m.upbound.io", "v1beta1", "buckets", {"metadata": {
+        "name": f"{name}-db-backups", "annotations": {"crossplane.io/external-name": f"{name}-db-backups-ext",
+                                                      "crossplane.io/composition-resource-name": "backups"},
+        "ownerReferences": [_owner(xdb, controller=True)], "finalizers": ["finalizer.managedresource.crossplane.io"]},
+        "spec": {"forProvider": {"region": "eu-west-2"}, "providerConfigRef": {"kind": "ProviderConfig", "name": "default"}}},
+        ns, status={"conditions": READY, "atProvider": {"arn": f"arn:aws:s3:::{name}-db-backups-ext",
+                                                        "id": f"{name}-db-backups-ext"}})
+    create("aws.m.upbound.io", "v1beta1", "providerconfigusages", real.usage(bucket, _owner(bucket, controller=True)), ns)
+    instance = create("ec2.aws.upbound.io", "v1beta1", "instances", {"metadata": {
+        "name": f"{name}-bastion", "annotations": {"crossplane.io/external-name": f"i-{zlib.crc32(name.encode()):08x}"},
+        "ownerReferences": [_owner(xr, controller=True)], "finalizers": ["finalizer.managedresource.crossplane.io"]},
+        "spec": {"forProvider": {"region": "eu-west-2", "cpuCoreCount": 2}, "providerConfigRef": {"name": "default"}}},
+        status={"conditions": READY, "atProvider": {"id": f"{name}-bastion"}})
+    create("aws.upbound.io", "v1beta1", "providerconfigusages", real.usage(instance, _owner(instance, controller=True)))
+
+
+def _own(client: _Client, plural: str, name: str, owners: list[dict]) -> None:
+    client.call("PATCH", f"/apis/apiextensions.k8s.io/v1/{plural}/{name}", {"metadata": {"ownerReferences": owners}},
+                "application/merge-patch+json")
 
 
 def _owner(obj: dict, controller: bool = False) -> dict:

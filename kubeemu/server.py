@@ -1,7 +1,12 @@
-"""The Kubernetes REST API over HTTP/1.1 on 127.0.0.1, served from a `Store`.
+"""The Kubernetes REST API over HTTPS (HTTP/1.1) on 127.0.0.1, served from a `Store`.
 
-Threaded standard-library server: one thread per connection, keep-alive, chunked watch streams.
-Admin endpoints under `/_emulator/` (faults, pause, stats) are for tests only.
+Threaded standard-library server: one thread per connection (its TLS handshake made there, not in
+the accept loop), keep-alive, chunked request bodies and chunked watch streams. Every request is
+authenticated as kube-apiserver does it with `--anonymous-auth=false`: a bearer token or a client
+certificate signed by the instance's CA, else 401. An optional read-only token (or client
+certificate of the read-only user) may only get, list and watch: other verbs get 403 with the
+message kube-apiserver's authorization filter writes. Admin endpoints under `/_emulator/` (faults,
+pause, stats) are for tests only and need the full-access credentials.
 """
 
 from __future__ import annotations
@@ -9,7 +14,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import socket
+import ssl
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,8 +26,11 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import yaml
 
-from kubeemu import protobuf
+from kubeemu import admission, protobuf
+from kubeemu.auth import READ_VERBS, RequestAttributes, User, authenticate
+from kubeemu.certs import CertificateAuthority
 from kubeemu.faults import Fault, Faults
+from kubeemu.resources import SUBRESOURCE_KINDS, SUBRESOURCE_VERBS
 from kubeemu.selectors import SelectorError, field_selector, label_selector
 from kubeemu.store import ApiError, Resource, Store
 
@@ -35,6 +46,12 @@ PATCH_TYPES = {
     "application/apply-patch+yaml": "apply",
     "application/apply-patch+json": "apply",
 }
+#: kube-apiserver's answer to a request without valid credentials (its authentication filter's)
+UNAUTHORIZED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Unauthorized",
+                "reason": "Unauthorized", "code": 401}
+#: kube-apiserver's default --max-request-body-bytes: an unread body up to this size is drained so the
+#: keep-alive connection stays usable; a larger one closes the connection after the answer
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
 
 
 class _Server(ThreadingHTTPServer):
@@ -42,25 +59,76 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address, handler, api: ApiServer):
+    def __init__(self, address, handler, api: ApiServer, context: ssl.SSLContext | None):
         self.api = api
+        self.context = context
         super().__init__(address, handler)
+
+    def finish_request(self, request, client_address) -> None:
+        """TLS handshake in the connection's own thread: a slow or failed one holds up nobody else."""
+        if self.context is None:  # plain HTTP: the benchmark's baseline only
+            return super().finish_request(request, client_address)
+        request.settimeout(10)
+        try:
+            connection = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as err:  # a client that does not trust the CA, or a cert not signed by it
+            log.debug("TLS handshake with %s failed: %s", client_address, err)
+            return
+        try:
+            connection.settimeout(None)
+            self.RequestHandlerClass(connection, client_address, self)
+        finally:
+            with contextlib.suppress(OSError):
+                connection.close()
 
 
 class ApiServer:
-    """The emulated control plane: a store, a token, faults, and the HTTP server serving them."""
+    """The emulated control plane: a store, its credentials, faults, and the HTTPS server serving them.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str = "kubeemu-token", establish_delay: float = 0.15):
+    `token` authenticates as the full-access user (`kubeemu-admin`, group `system:masters`);
+    `read_only_token`, if given, as `kubeemu-viewer`, who may only get, list and watch. Client
+    certificates signed by `authority` authenticate as their subject's CN (user) and O (groups).
+    `plain_http` serves without TLS (credentials still required): only bench/emulator.py uses it,
+    to measure what TLS costs in the same run.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str = "kubeemu-token", establish_delay: float = 0.15,
+                 *, read_only_token: str | None = None, authority: CertificateAuthority | None = None,
+                 plain_http: bool = False):
         self.store = Store(establish_delay=establish_delay)
         self.token = token
+        self.read_only_token = read_only_token
+        self.authority = authority or CertificateAuthority()
         self.faults = Faults()
-        self.httpd = _Server((host, port), _Handler, self)
+        self.httpd = _Server((host, port), _Handler, self, None if plain_http else self._tls_context())
         self.host, self.port = self.httpd.server_address[:2]
         self._thread: threading.Thread | None = None
 
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_alpn_protocols(["http/1.1"])
+        serving = self.authority.serving()
+        with tempfile.TemporaryDirectory(prefix="kubeemu-tls-") as folder:  # the ssl module loads keys from files only
+            cert, key = os.path.join(folder, "tls.crt"), os.path.join(folder, "tls.key")
+            with open(cert, "wb") as file:
+                file.write(serving.cert_pem)
+            with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as file:
+                file.write(serving.key_pem)
+            context.load_cert_chain(cert, key)
+        # a client certificate is asked for, not required (token clients send none); one that is sent
+        # must be signed by this CA, or the handshake fails
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(cadata=self.authority.cert_pem.decode())
+        return context
+
+    def authenticate(self, authorization: str | None, peer_certificate: dict | None) -> User | None:
+        """The user of a request, or None (401): see `kubeemu.auth.authenticate`."""
+        return authenticate(authorization, peer_certificate, self.token, self.read_only_token)
+
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'http' if self.httpd.context is None else 'https'}://{self.host}:{self.port}"
 
     def serve_in_thread(self) -> None:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
@@ -90,9 +158,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ------------------------------------------------------------------------------------
 
-    def _send(self, code: int, body: object, content_type: str = "application/json") -> None:
+    def _send(self, code: int, body: object, content_type: str = "application/json",
+              warnings: list[str] | None = None) -> None:
         data = body if isinstance(body, bytes) else _encode(body)
         self.send_response(code)
+        for warning in warnings or ():
+            self.send_header("Warning", '299 - "' + warning.replace("\\", "\\\\").replace('"', '\\"') + '"')
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -104,11 +175,52 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         """The request's body, read once (a fault reads it before the route does: reading again
-        would wait for bytes the client never sends)."""
+        would wait for bytes the client never sends). `Transfer-Encoding: chunked` bodies (as
+        `kubectl create --raw -f` sends them) are decoded; otherwise Content-Length bytes are read."""
         if self._request_body is None:
-            length = int(self.headers.get("Content-Length") or 0)
-            self._request_body = self.rfile.read(length) if length else b""
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                self._request_body = self._read_chunked()
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                self._request_body = self.rfile.read(length) if length > 0 else b""
         return self._request_body
+
+    def _read_chunked(self) -> bytes:
+        """RFC 9112 section 7.1: `size[;ext]CRLF data CRLF` ... `0CRLF [trailers] CRLF`."""
+        chunks: list[bytes] = []
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise ApiError(400, "BadRequest", "malformed chunked request body") from None
+            if size == 0:
+                break
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(8)  # the CRLF after the chunk's data
+        while self.rfile.readline(8192).strip():  # trailer fields, up to the empty line
+            pass
+        return b"".join(chunks)
+
+    def _has_body(self) -> bool:
+        return "chunked" in (self.headers.get("Transfer-Encoding") or "").lower() \
+            or int(self.headers.get("Content-Length") or 0) > 0
+
+    def _discard_unread_body(self) -> None:
+        """A body the route never read (401, 404, 405, 415 answered first) would be parsed as the next
+        request on this keep-alive connection: read and drop it, as Go's net/http does after a
+        handler; a body beyond the request size limit (or one that cannot be read) closes the
+        connection instead."""
+        try:
+            if self._request_body is not None or self.close_connection or not self._has_body():
+                return
+            if int(self.headers.get("Content-Length") or 0) > MAX_REQUEST_BODY_BYTES:
+                self.close_connection = True
+                return
+            self._body()
+        except (ApiError, OSError, ValueError):
+            self.close_connection = True
 
     def _json_body(self, raw: bytes) -> object:
         if (self.headers.get("Content-Type") or "").startswith("application/vnd.kubernetes.protobuf"):
@@ -123,21 +235,35 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self._request_body: bytes | None = None
+        try:
+            self._authenticated(method)
+        finally:
+            self._discard_unread_body()
+
+    def _authenticated(self, method: str) -> None:
+        """Authentication first (401), then the admin endpoints, faults, authorization (403) and routing,
+        in the order of kube-apiserver's filter chain (authentication precedes priority and fairness)."""
         api = self.server.api
         url = urlsplit(self.path)
         path, query = url.path.rstrip("/") or "/", {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if path.startswith("/_emulator/"):
-            return self._admin(method, path, self._body())
+        try:
+            peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+            user = api.authenticate(self.headers.get("Authorization"), peer)
+            if user is None:  # apierrors.NewUnauthorized("Unauthorized"): a Status without details
+                return self._send(401, UNAUTHORIZED)
+            if path.startswith("/_emulator/"):
+                if user.read_only:
+                    raise ApiError(403, "Forbidden", f'forbidden: User "{user.name}" cannot {method.lower()} path "{path}"')
+                return self._admin(method, path, self._body())
+        except ApiError as err:
+            return self._error(err)
         fault = api.faults.next_for(method, path)
         if fault is not None and self._inject(fault):
             return
-        presented = self.headers.get("Authorization")
-        # kubectl never sends a token over plain HTTP: no token is served like the old insecure port;
-        # a wrong token is refused
-        if presented is not None and presented != f"Bearer {api.token}":
-            self._body()
-            return self._send(401, ApiError(401, "Unauthorized", "Unauthorized").status())
         try:
+            attributes = RequestAttributes.of(method, path, query)
+            if user.read_only and attributes.verb not in READ_VERBS:
+                raise attributes.forbidden(user)
             self._route(method, path, query)
         except ApiError as err:
             self._error(err)
@@ -223,6 +349,10 @@ class _Handler(BaseHTTPRequestHandler):
                                     "paths": {}, "definitions": {}})
         if path.startswith("/openapi"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if path in ("/api", "/apis"):
+            aggregated = _aggregated_version(self.headers.get("Accept") or "")
+            if aggregated:
+                return self._send(200, self._aggregated(path == "/api", aggregated), AGGREGATED_TYPE.format(aggregated))
         if path == "/api":
             return self._send(200, {"kind": "APIVersions", "versions": ["v1"],
                                     "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
@@ -246,21 +376,30 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else ""
-        if sub and (sub != "status" or not res.has_status):
+        if sub and sub not in res.subresources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if sub == "finalize" and method != "PUT":  # its only verb is update
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         manager = query.get("fieldManager") or (self.headers.get("User-Agent") or "unknown").split("/")[0]
+        validation, warned = query.get("fieldValidation") or "Warn", []  # the real server's default since 1.27
         if name is None:
             if method == "GET":
                 return self._list(res, namespace, query)
             if method == "POST":
                 obj = self._json_body(self._body())
-                return self._send(201, store.create(res, namespace, obj, manager))
+                admission.check_body(res, obj)
+                created = store.create(res, namespace, obj, manager, field_validation=validation, warnings=warned)
+                return self._send(201, created, warnings=warned)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
         if method == "GET":
-            return self._send(200, store.get(res, namespace, name))
+            return self._send(200, store.get_scale(res, namespace, name) if sub == "scale" else store.get(res, namespace, name))
         if method == "PUT":
             obj = self._json_body(self._body())
-            return self._send(200, store.update(res, namespace, name, obj, manager, sub))
+            if sub == "scale":
+                return self._send(200, store.update_scale(res, namespace, name, obj, manager))
+            admission.check_body(res, obj)
+            updated = store.update(res, namespace, name, obj, manager, sub, field_validation=validation, warnings=warned)
+            return self._send(200, updated, warnings=warned)
         if method == "PATCH":
             kind = PATCH_TYPES.get((self.headers.get("Content-Type") or "").split(";")[0].strip())
             if kind is None:
@@ -272,7 +411,10 @@ class _Handler(BaseHTTPRequestHandler):
             except (ValueError, yaml.YAMLError):
                 raise ApiError(400, "BadRequest", "the patch could not be decoded") from None
             force = query.get("force") in ("true", "1")
-            return self._send(200, store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub, force))
+            admission.check_body(res, patch)
+            patched = store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub, force,
+                                  field_validation=validation, warnings=warned)
+            return self._send(200, patched, warnings=warned)
         if method == "DELETE":
             raw = self._body()
             options = self._json_body(raw) if raw else {}
@@ -281,14 +423,15 @@ class _Handler(BaseHTTPRequestHandler):
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
 
     def _groups(self) -> dict:
+        """The unaggregated APIGroupList: versions highest priority first, the first preferred."""
         store = self.server.api.store
         groups = []
         for group, versions in store.discovery().items():
             if not group:
                 continue
-            preferred = store.preferred_version(group)
+            preferred = next(iter(versions))
             groups.append({"name": group,
-                           "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in sorted(versions)],
+                           "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
                            "preferredVersion": {"groupVersion": f"{group}/{preferred}", "version": preferred}})
         return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
@@ -299,17 +442,36 @@ class _Handler(BaseHTTPRequestHandler):
         out = []
         for res in resources:
             entry = {"name": res.plural, "singularName": res.singular, "namespaced": res.namespaced, "kind": res.kind,
-                     "verbs": list(res.verbs), "storageVersionHash": res.plural[:8]}
+                     "verbs": list(res.verbs)}
+            if "list" in res.verbs:
+                entry["storageVersionHash"] = res.storage_version_hash
             if res.short_names:
                 entry["shortNames"] = list(res.short_names)
             if res.categories:
                 entry["categories"] = list(res.categories)
             out.append(entry)
-            if res.has_status:
-                out.append({"name": f"{res.plural}/status", "singularName": "", "namespaced": res.namespaced,
-                            "kind": res.kind, "verbs": ["get", "patch", "update"]})
+            for sub in res.subresources:
+                entry = {"name": f"{res.plural}/{sub}", "singularName": "", "namespaced": res.namespaced,
+                         "kind": res.kind, "verbs": ["update"] if sub == "finalize" else list(SUBRESOURCE_VERBS)}
+                if sub in SUBRESOURCE_KINDS:
+                    entry["group"], entry["version"], entry["kind"] = SUBRESOURCE_KINDS[sub]
+                out.append(entry)
         return {"kind": "APIResourceList", "apiVersion": "v1",
                 "groupVersion": f"{group}/{version}" if group else version, "resources": out}
+
+    def _aggregated(self, core: bool, version: str) -> dict:
+        """Aggregated discovery (apidiscovery.k8s.io v2 / v2beta1 APIGroupDiscoveryList): /api holds
+        the core group, /apis every other; versions highest priority first (the first preferred)."""
+        items = []
+        for group, versions in self.server.api.store.discovery().items():
+            if (group == "") != core:
+                continue
+            metadata = {"creationTimestamp": None} if core else {"creationTimestamp": None, "name": group}
+            items.append({"metadata": metadata, "versions": [
+                {"version": v, "resources": [_aggregated_resource(r) for r in resources], "freshness": "Current"}
+                for v, resources in versions.items()]})
+        return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}", "metadata": {},
+                "items": items}
 
     def _list(self, res: Resource, namespace: str | None, query: dict[str, str]) -> None:
         store = self.server.api.store
@@ -388,6 +550,43 @@ class _Handler(BaseHTTPRequestHandler):
     def _end_chunks(self) -> None:
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+
+AGGREGATED_TYPE = "application/json;g=apidiscovery.k8s.io;v={};as=APIGroupDiscoveryList"
+
+
+def _aggregated_version(accept: str) -> str:
+    """The aggregated discovery version ('v2', 'v2beta1') the Accept header asks for first, or ''
+    for the unaggregated documents. kubectl and client-go send
+    `application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,...,application/json`;
+    protobuf forms are skipped (the emulator answers JSON only)."""
+    for media in accept.split(","):
+        kind, *params = [p.strip() for p in media.split(";")]
+        values = dict(p.split("=", 1) for p in params if "=" in p)
+        if kind in ("application/json", "*/*") and not values.get("g"):
+            return ""
+        if kind == "application/json" and values.get("g") == "apidiscovery.k8s.io" \
+                and values.get("as") == "APIGroupDiscoveryList" and values.get("v") in ("v2", "v2beta1"):
+            return values["v"]
+    return ""
+
+
+def _aggregated_resource(res: Resource) -> dict:
+    entry: dict = {"resource": res.plural, "responseKind": {"group": "", "version": "", "kind": res.kind},
+                   "scope": "Namespaced" if res.namespaced else "Cluster", "singularResource": res.singular,
+                   "verbs": list(res.verbs)}
+    if res.short_names:
+        entry["shortNames"] = list(res.short_names)
+    if res.categories:
+        entry["categories"] = list(res.categories)
+    subs = []
+    for sub in res.subresources:
+        group, version, kind = SUBRESOURCE_KINDS.get(sub, ("", "", res.kind))
+        subs.append({"subresource": sub, "responseKind": {"group": group, "version": version, "kind": kind},
+                     "verbs": ["update"] if sub == "finalize" else list(SUBRESOURCE_VERBS)})
+    if subs:
+        entry["subresources"] = subs
+    return entry
 
 
 def _encode(body: object) -> bytes:

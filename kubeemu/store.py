@@ -12,7 +12,6 @@ import bisect
 import contextlib
 import copy
 import json
-import re
 import secrets
 import threading
 import time
@@ -22,14 +21,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kubeemu import patches
-from kubeemu.resources import BUILTINS, INITIAL_NAMESPACES, Resource, from_crd
+from kubeemu import admission, bootstrap, patches
+from kubeemu.resources import (
+    BUILTINS,
+    INITIAL_NAMESPACES,
+    Resource,
+    by_priority,
+    from_crd,
+    storage_version_of,
+)
 from kubeemu.selectors import Predicate
+from kubeemu.services import Refused, ServiceAllocator
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_KEY = ("", "namespaces")
+SVC_KEY = ("", "services")
+#: pkg/controller/certificates/rootcacertpublisher/publisher.go
+ROOT_CA_DESCRIPTION = ("Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints "
+                       "such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across "
+                       "distributions of Kubernetes clusters.")
 SNAPSHOT_TTL = 300.0
 MAX_SNAPSHOTS = 256
 EVENT_HISTORY = 200_000
@@ -48,6 +58,20 @@ class ApiError(Exception):
     def status(self) -> dict:
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message,
                 "reason": self.reason, "details": self.details, "code": self.code}
+
+
+def invalid(res: Resource, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
+    """422 Invalid as apimachinery's `errors.NewInvalid` answers it: causes are (field, value as Go
+    prints it, detail); the message is `Kind "name" is invalid: field: Invalid value: v: detail`."""
+    texts = [f"{field}: Invalid value: {value}: {detail}" for field, value, detail in causes]
+    message = f'{res.kind}{"." + res.group if res.group else ""} "{name}" is invalid: '
+    message += texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    details = {"name": name, "kind": res.kind,
+               "causes": [{"reason": "FieldValueInvalid", "message": f"Invalid value: {value}: {detail}", "field": field}
+                          for field, value, detail in causes]}
+    if res.group:
+        details["group"] = res.group
+    return ApiError(422, "Invalid", message, details)
 
 
 def not_found(res: Resource, name: str) -> ApiError:
@@ -95,7 +119,9 @@ def _key(namespace: str | None, name: str) -> str:
 
 
 class Store:
-    def __init__(self, establish_delay: float = 0.15, gc_delay: float = 0.05):
+    def __init__(self, establish_delay: float = 0.15, gc_delay: float = 0.05, root_ca: str = ""):
+        #: the PEM bundle every namespace's `kube-root-ca.crt` ConfigMap carries (the server's CA)
+        self.root_ca = root_ca or "-----BEGIN CERTIFICATE-----\nEMULATED\n-----END CERTIFICATE-----\n"
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.rv = 0
@@ -107,10 +133,41 @@ class Store:
         self.events: deque[Event] = deque(maxlen=EVENT_HISTORY)
         self.snapshots: OrderedDict[str, tuple[float, list[dict], int]] = OrderedDict()
         self.closed = False
+        self.services = ServiceAllocator()
+        self.admission = admission.Admission()
         for res in BUILTINS:
             self._serve(res)
         for name in INITIAL_NAMESPACES:
             self.create(self.resource("", "v1", "namespaces"), None, {"metadata": {"name": name}}, "kube-apiserver")
+        self._bootstrap()
+
+    def _bootstrap(self) -> None:
+        """What kube-apiserver's bootstrap controllers create in a new control plane (see `bootstrap`)."""
+        def put(group: str, plural: str, body: dict, namespace: str | None = None, status: dict | None = None) -> None:
+            res = self.resource(group, "v1", plural)
+            made = self.create(res, namespace, body, "kube-apiserver")
+            if status is not None:
+                self.update(res, namespace, made["metadata"]["name"], {"status": status}, "kube-apiserver",
+                            subresource="status", require_rv=False)
+
+        for body in bootstrap.cluster_roles():
+            put(bootstrap.RBAC, "clusterroles", body)
+        for body in bootstrap.cluster_role_bindings():
+            put(bootstrap.RBAC, "clusterrolebindings", body)
+        for namespace, body in bootstrap.roles():
+            put(bootstrap.RBAC, "roles", body, namespace)
+        for namespace, body in bootstrap.role_bindings():
+            put(bootstrap.RBAC, "rolebindings", body, namespace)
+        for body in bootstrap.priority_classes():
+            put("scheduling.k8s.io", "priorityclasses", body)
+        for body in bootstrap.priority_level_configurations():
+            put("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations", body)
+        for body in bootstrap.flow_schemas():
+            put("flowcontrol.apiserver.k8s.io", "flowschemas", body)
+        group_versions = sorted({(r.group, r.version) for r in BUILTINS}, key=lambda gv: (gv[0], gv[1]))
+        for body in bootstrap.api_services(group_versions):
+            put("apiregistration.k8s.io", "apiservices", body, status=body.pop("status"))
+        put("", "services", bootstrap.kubernetes_service(self.services.first_ip()), "default")
 
     # -- resources ---------------------------------------------------------------------------------
 
@@ -122,19 +179,90 @@ class Store:
         return self.served.get((group, version, plural))
 
     def discovery(self) -> dict[str, dict[str, list[Resource]]]:
+        """group -> version -> resources (by plural); groups by name, versions highest priority first
+        (`resources.version_priority`), as discovery lists them."""
         with self.lock:
             groups: dict[str, dict[str, list[Resource]]] = {}
             for (group, version, _), res in sorted(self.served.items()):
                 groups.setdefault(group, {}).setdefault(version, []).append(res)
-            return groups
+            return {g: {v: versions[v] for v in by_priority(versions)} for g, versions in groups.items()}
 
     def preferred_version(self, group: str) -> str:
+        """The group's highest-priority served version ('' when the group is not served)."""
         with self.lock:
             versions = [v for (g, v, _) in self.served if g == group]
-            for res in self.served.values():
-                if res.group == group:
-                    return _preferred(versions, res)
-        return versions[0] if versions else ""
+        return by_priority(versions)[0] if versions else ""
+
+    def crd_of(self, group: str, plural: str) -> dict | None:
+        """The stored CustomResourceDefinition serving `plural.group`, or None (a built-in)."""
+        with self.lock:
+            return self.tables[CRD_KEY].objects.get(_key(None, f"{plural}.{group}"))
+
+    def crd_version_schema(self, group: str, plural: str, version: str) -> dict | None:
+        """The `openAPIV3Schema` of one version of a CRD (the version a write came through, e.g.
+        `res.version` of the Resource passed to create/update/patch), or None when the resource is
+        not a custom resource or that version has no schema. Returned as stored: do not mutate."""
+        crd = self.crd_of(group, plural)
+        for entry in ((crd or {}).get("spec") or {}).get("versions") or ():
+            if entry.get("name") == version:
+                return (entry.get("schema") or {}).get("openAPIV3Schema")
+        return None
+
+    # -- the scale subresource (autoscaling/v1 Scale) ----------------------------------------------
+
+    def _scale_paths(self, res: Resource) -> tuple[list[str], list[str], list[str] | None]:
+        """(spec replicas, status replicas, label selector) paths: the CRD version's `subresources.scale`,
+        or spec.replicas/status.replicas/spec.selector for the built-ins."""
+        crd = self.crd_of(res.group, res.plural)
+        if crd is None:
+            return ["spec", "replicas"], ["status", "replicas"], ["spec", "selector"]
+        scale = next((v.get("subresources") or {} for v in crd["spec"].get("versions") or ()
+                      if v.get("name") == res.version), {}).get("scale") or {}
+        split = lambda path: [p for p in (path or "").split(".") if p]  # noqa: E731
+        return (split(scale.get("specReplicasPath")), split(scale.get("statusReplicasPath")),
+                split(scale.get("labelSelectorPath")) or None)
+
+    def get_scale(self, res: Resource, namespace: str | None, name: str) -> dict:
+        """GET .../scale: the object's replicas as an autoscaling/v1 Scale."""
+        with self.lock:
+            obj = self.get(res, namespace, name)
+            spec_path, status_path, selector_path = self._scale_paths(res)
+            selector = _at(obj, selector_path) if selector_path else None
+            if isinstance(selector, dict):  # a LabelSelector (apps) or a plain map (ReplicationController)
+                labels = selector.get("matchLabels", selector if "matchExpressions" not in selector else {})
+                selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if isinstance(v, str))
+            meta = obj["metadata"]
+            status = {"replicas": _at(obj, status_path) or 0}
+            if selector:
+                status["selector"] = selector
+            return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                    "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                                 if k in meta},
+                    "spec": {"replicas": _at(obj, spec_path) if _at(obj, spec_path) is not None else 1},
+                    "status": status}
+
+    def update_scale(self, res: Resource, namespace: str | None, name: str, scale: dict, manager: str) -> dict:
+        """PUT .../scale: `spec.replicas` written into the object (a resourceVersion, when sent, must match)."""
+        with self.lock:
+            current = self.get(res, namespace, name)
+            replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                raise invalid(_SCALE, name, [("spec.replicas", json.dumps(replicas),
+                                              "must be greater than or equal to 0")])
+            body = copy.deepcopy(current)
+            _set_at(body, self._scale_paths(res)[0], replicas)
+            body["metadata"]["resourceVersion"] = (scale.get("metadata") or {}).get("resourceVersion") or \
+                current["metadata"]["resourceVersion"]
+            self.update(res, namespace, name, body, manager, require_rv=False)
+            return self.get_scale(res, namespace, name)
+
+    def _unique(self) -> list[Resource]:
+        """One served Resource per resource key (its storage version's when served)."""
+        chosen: dict[tuple[str, str], Resource] = {}
+        for res in self.served.values():
+            if res.key not in chosen or res.version == res.storage_version:
+                chosen[res.key] = res
+        return list(chosen.values())
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -205,7 +333,8 @@ class Store:
             raise ApiError(403, "Forbidden", f'unable to create new content in namespace {namespace} because it is being terminated')
         return namespace
 
-    def create(self, res: Resource, namespace: str | None, body: dict, manager: str, operation: str = "Update") -> dict:
+    def create(self, res: Resource, namespace: str | None, body: dict, manager: str, operation: str = "Update",
+               field_validation: str = "Warn", warnings: list[str] | None = None) -> dict:
         with self.lock:
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the body of the request was not a JSON object")
@@ -223,15 +352,7 @@ class Store:
                 else:
                     raise ApiError(422, "Invalid", f"{res.kind} \"\" is invalid: metadata.name: Required value: name or generateName is required",
                                    {"kind": res.kind, "causes": [{"field": "metadata.name", "reason": "FieldValueRequired"}]})
-            name = meta["name"]
-            pattern = DNS_LABEL if res.label_names else DNS_SUBDOMAIN
-            path_segment = res.group == "rbac.authorization.k8s.io"  # RBAC names are path segments (ValidatePathSegmentName)
-            if path_segment and isinstance(name, str) and name not in (".", "..") and "/" not in name and "%" not in name:
-                pass
-            elif not isinstance(name, str) or len(name) > (63 if res.label_names else 253) or not pattern.match(name):
-                raise ApiError(422, "Invalid", f'{res.kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": '
-                                               "a lowercase RFC 1123 name must consist of lower case alphanumeric characters, '-' or '.'",
-                               {"name": str(name), "kind": res.kind})
+            name = str(meta["name"])
             table = self.tables[res.key]
             key = _key(namespace, name)
             if key in table.objects:
@@ -241,7 +362,7 @@ class Store:
                 meta["namespace"] = namespace
             else:
                 meta.pop("namespace", None)
-            obj["apiVersion"], obj["kind"] = res.api_version, res.kind
+            obj["apiVersion"], obj["kind"] = res.storage_api_version, res.kind
             for owned in ("uid", "creationTimestamp", "deletionTimestamp", "generation", "selfLink", "managedFields"):
                 meta.pop(owned, None)
             meta["uid"] = str(uuid.uuid4())
@@ -250,12 +371,23 @@ class Store:
             meta["managedFields"] = [_managed(manager, operation, res)]
             if res.has_status:
                 obj.pop("status", None)
+            obj = self.admission.admit(self, res, obj, None, "", field_validation, warnings)
+            meta = obj["metadata"]
             if res.key == NS_KEY:
                 obj["spec"] = {"finalizers": ["kubernetes"]}
                 obj["status"] = {"phase": "Active"}
+                # the NamespaceDefaultLabelName feature (GA since 1.22) labels every namespace with its name
+                meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
             if res.key == CRD_KEY:
                 self._check_crd(obj)
-                obj["status"] = {"conditions": [], "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": []}
+                # as the CRD strategy's PrepareForCreate: the storage version is recorded at once
+                stored = [storage_version_of(obj)] if storage_version_of(obj) else []
+                obj["status"] = {"conditions": [], "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": stored}
+            if res.key == SVC_KEY:
+                try:
+                    self.services.allocate(obj)
+                except Refused as err:
+                    raise invalid(res, name, [(err.field, err.value, err.detail)]) from None
             meta["resourceVersion"] = str(self._next_rv())
             table.put(key, obj)
             self.uids[meta["uid"]] = (res.key, key)
@@ -271,13 +403,13 @@ class Store:
         cm = self.resource("", "v1", "configmaps")
         sa = self.resource("", "v1", "serviceaccounts")
         self.create(cm, namespace, {"metadata": {"name": "kube-root-ca.crt", "annotations": {
-            "kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver"}},
-            "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nEMULATED\n-----END CERTIFICATE-----\n"}},
+            "kubernetes.io/description": ROOT_CA_DESCRIPTION}}, "data": {"ca.crt": self.root_ca}},
             "kube-controller-manager")
         self.create(sa, namespace, {"metadata": {"name": "default"}}, "kube-controller-manager")
 
     def update(self, res: Resource, namespace: str | None, name: str, body: dict, manager: str,
-               subresource: str = "", require_rv: bool = True, operation: str = "Update") -> dict:
+               subresource: str = "", require_rv: bool = True, operation: str = "Update",
+               field_validation: str = "Warn", warnings: list[str] | None = None) -> dict:
         with self.lock:
             table = self.tables[res.key]
             key = _key(namespace if res.namespaced else None, name)
@@ -302,6 +434,13 @@ class Store:
                 new["status"] = copy.deepcopy(body.get("status"))
                 if new["status"] is None:
                     new.pop("status")
+            elif subresource == "finalize":  # namespaces/finalize: only spec.finalizers changes
+                new = copy.deepcopy(current)
+                new.setdefault("spec", {})["finalizers"] = copy.deepcopy((body.get("spec") or {}).get("finalizers") or [])
+            elif subresource == "approval":  # certificatesigningrequests/approval: only status.conditions changes
+                new = copy.deepcopy(current)
+                conditions = copy.deepcopy((body.get("status") or {}).get("conditions") or [])
+                new.setdefault("status", {})["conditions"] = conditions
             else:
                 new = copy.deepcopy(body)
                 if res.has_status:
@@ -319,11 +458,23 @@ class Store:
                 meta["generation"] = current["metadata"].get("generation", 1)
                 if _spec_of(new) != _spec_of(current):
                     meta["generation"] += 1
-            new["apiVersion"], new["kind"] = res.api_version, res.kind
+            new["apiVersion"], new["kind"] = res.storage_api_version, res.kind
             meta = new["metadata"]
             meta["managedFields"] = _record_manager(current["metadata"].get("managedFields") or [], manager, operation, res, subresource)
+            new = self.admission.admit(self, res, new, current, subresource, field_validation, warnings)
+            meta = new["metadata"]
             if res.key == CRD_KEY and subresource == "":
                 self._check_crd(new)
+                _record_storage_version(new)
+            if res.key == NS_KEY and isinstance(meta.setdefault("labels", {}), dict):
+                meta["labels"]["kubernetes.io/metadata.name"] = name
+            if res.key == NS_KEY and subresource == "status":
+                _check_namespace_phase(res, name, new)
+            if res.key == SVC_KEY and subresource == "":
+                try:
+                    self.services.reallocate(current, new)
+                except Refused as err:
+                    raise invalid(res, name, [(err.field, err.value, err.detail)]) from None
             meta["resourceVersion"] = str(self._next_rv())
             if meta.get("deletionTimestamp") and not meta.get("finalizers"):
                 self._remove(res, key, new)
@@ -335,7 +486,17 @@ class Store:
             return _as_version(new, res)
 
     def patch(self, res: Resource, namespace: str | None, name: str, kind: str, patch: object, manager: str,
-              subresource: str = "", force: bool = False) -> dict:
+              subresource: str = "", force: bool = False, field_validation: str = "Warn",
+              warnings: list[str] | None = None) -> dict:
+        if subresource == "scale":
+            with self.lock:
+                current = self.get_scale(res, namespace, name)
+                try:
+                    new = patches.json_patch(current, patch) if kind == "json" else patches.merge_patch(current, patch)
+                except (patches.PatchError, ValueError, TypeError) as err:
+                    raise ApiError(422, "Invalid", f"the patch could not be applied: {err}") from None
+                new.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
+                return self.update_scale(res, namespace, name, new, manager)
         with self.lock:
             key = _key(namespace if res.namespaced else None, name)
             current = self.tables[res.key].objects.get(key)
@@ -348,7 +509,8 @@ class Store:
                         raise not_found(res, name)
                     body = copy.deepcopy(patch)
                     body.setdefault("metadata", {})["name"] = name
-                    return self.create(res, namespace, body, manager, operation="Apply")
+                    return self.create(res, namespace, body, manager, operation="Apply",
+                                       field_validation=field_validation, warnings=warnings)
             if current is None:
                 raise not_found(res, name)
             try:
@@ -366,7 +528,8 @@ class Store:
             if not sent_rv:
                 new.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
             return self.update(res, namespace, name, new, manager, subresource, require_rv=False,
-                               operation="Apply" if kind == "apply" else "Update")
+                               operation="Apply" if kind == "apply" else "Update",
+                               field_validation=field_validation, warnings=warnings)
 
     def delete(self, res: Resource, namespace: str | None, name: str, propagation: str = "Background") -> dict:
         with self.lock:
@@ -395,6 +558,8 @@ class Store:
     def _remove(self, res: Resource, key: str, last: dict, orphan: bool = False) -> None:
         table = self.tables[res.key]
         table.remove(key)
+        if res.key == SVC_KEY:
+            self.services.release(last)
         uid = last["metadata"].get("uid", "")
         self.uids.pop(uid, None)
         last["metadata"]["resourceVersion"] = str(self._next_rv())
@@ -426,8 +591,8 @@ class Store:
             if self.closed:
                 return
             remaining = 0
-            for (group, _version, plural), res in list(self.served.items()):
-                if not res.namespaced or res.version != _first_version(self.served, group, plural):
+            for res in self._unique():
+                if not res.namespaced:
                     continue
                 for obj in list(self.tables[res.key].ordered(f"{namespace}/")):
                     with contextlib.suppress(ApiError):
@@ -449,9 +614,7 @@ class Store:
         with self.lock:
             if self.closed:
                 return
-            for (group, _version, plural), res in list(self.served.items()):
-                if res.version != _first_version(self.served, group, plural):
-                    continue
+            for res in self._unique():
                 table = self.tables[res.key]
                 for obj in list(table.objects.values()):
                     refs = obj["metadata"].get("ownerReferences") or []
@@ -508,7 +671,7 @@ class Store:
                     {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
                      "message": "the initial names have been accepted", "lastTransitionTime": stamp},
                 ],
-                "storedVersions": [v["name"] for v in spec["versions"] if v.get("storage")],
+                "storedVersions": _stored_versions(current),
             }
             body = copy.deepcopy(current)
             body["status"] = status
@@ -542,19 +705,52 @@ class Store:
             self.changed.notify_all()
 
 
-def _preferred(versions: list[str], res: Resource) -> str:
-    def rank(v: str) -> tuple:
-        m = re.match(r"^v(\d+)(?:(alpha|beta)(\d+))?$", v)
-        if not m:
-            return (0, 0, 0)
-        major, stage, minor = m.groups()
-        return (int(major), {"alpha": 0, "beta": 1, None: 2}[stage], int(minor or 0))
-
-    return max(versions, key=rank)
+_SCALE = Resource("autoscaling", "v1", "scales", "scale", "Scale", True)
 
 
-def _first_version(served: dict, group: str, plural: str) -> str:
-    return sorted(v for (g, v, p) in served if g == group and p == plural)[0]
+def _at(obj: dict, path: list[str]) -> object:
+    for part in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _set_at(obj: dict, path: list[str], value: object) -> None:
+    for part in path[:-1]:
+        if not isinstance(obj.get(part), dict):
+            obj[part] = {}
+        obj = obj[part]
+    obj[path[-1]] = value
+
+
+def _stored_versions(crd: dict) -> list[str]:
+    """`status.storedVersions` with the current storage version added (kept in order, no repeats)."""
+    stored = list((crd.get("status") or {}).get("storedVersions") or [])
+    storage = storage_version_of(crd)
+    if storage and storage not in stored:
+        stored.append(storage)
+    return stored
+
+
+def _record_storage_version(crd: dict) -> None:
+    """As the CRD strategy's PrepareForUpdate: a new storage version joins `status.storedVersions`."""
+    status = crd.setdefault("status", {})
+    if isinstance(status, dict):
+        status["storedVersions"] = _stored_versions(crd)
+
+
+def _check_namespace_phase(res: Resource, name: str, ns: dict) -> None:
+    """ValidateNamespaceStatusUpdate (pkg/apis/core/validation): `status.phase` follows
+    `deletionTimestamp`; an empty phase defaults to Active."""
+    status = ns.setdefault("status", {}) if isinstance(ns.get("status", {}), dict) else {}
+    phase = status.get("phase") or "Active"
+    status["phase"] = phase
+    if not ns["metadata"].get("deletionTimestamp") and phase != "Active":
+        raise invalid(res, name, [("status.Phase", json.dumps(phase), "may only be 'Active' if `deletionTimestamp` is empty")])
+    if ns["metadata"].get("deletionTimestamp") and phase != "Terminating":
+        raise invalid(res, name, [("status.Phase", json.dumps(phase),
+                                   "may only be 'Terminating' if `deletionTimestamp` is not empty")])
 
 
 def _as_version(obj: dict, res: Resource) -> dict:
