@@ -115,8 +115,8 @@ def describe_restore(record: RestoreRecord) -> str:
         "Conditions:",
     ]
     lines += [f"  {c.type}={c.status}  {c.reason}  {c.message}" for c in record.conditions] or ["  <none>"]
-    lines.append("Objects (restored / skipped / failed):")
-    lines += [f"  {k:<60} {v.get('restored', 0)} / {v.get('skipped', 0)} / {v.get('failed', 0)}"
+    lines.append("Objects (restored / skipped / merged / failed):")
+    lines += [f"  {k:<60} {v.get('restored', 0)} / {v.get('skipped', 0)} / {v.get('merged', 0)} / {v.get('failed', 0)}"
               for k, v in sorted(record.counts.items())] or ["  <none>"]
     if record.warnings:
         lines.append("Warnings:")

@@ -492,11 +492,24 @@ def test_5_allocated_service_fields_are_left_to_the_target_and_4_server_status_i
         services(src)
         status_without_subresource(src)
         back_up(story, source)
+        # the target already uses the source's allocations: restoring them would be refused
+        dst.create("/api/v1/namespaces/default/services", {"metadata": {"name": "squatter"}, "spec": {
+            "type": "NodePort", "clusterIP": "10.96.14.7",
+            "ports": [{"name": "a", "port": 1, "nodePort": 31443}, {"name": "b", "port": 2, "nodePort": 30443}]}})
         completed(story, restore(story, target))
-        for name, (_, expected, _) in SERVICES.items():
-            svc = dst.get(f"/api/v1/namespaces/team-a/services/{name}")
-            assert svc["spec"] == expected, name
-            assert "status" not in svc  # the source's loadBalancer is the source's
+        got = {name: dst.get(f"/api/v1/namespaces/team-a/services/{name}") for name in SERVICES}
+        for svc in got.values():
+            assert not (svc.get("status") or {}).get("loadBalancer", {}).get("ingress")  # the source's is the source's
+        web = got["web"]["spec"]
+        assert web["clusterIP"] not in ("10.96.14.7", "", None) and web["clusterIPs"] == [web["clusterIP"]]
+        assert (got["headless"]["spec"]["clusterIP"], got["headless"]["spec"]["clusterIPs"]) == ("None", ["None"])
+        explicit, allocated = got["nodeports"]["spec"]["ports"]
+        assert explicit["nodePort"] == 30080  # the user set it (last-applied configuration): kept
+        assert allocated["nodePort"] != 31443 and 30000 <= allocated["nodePort"] <= 32767
+        assert got["nodeports"]["spec"]["clusterIP"] != "10.96.3.3"
+        lb = got["lb"]["spec"]
+        assert lb["ports"][0]["nodePort"] != 30443 and lb.get("healthCheckNodePort") != 32000
+        assert lb["externalTrafficPolicy"] == "Local"
         # 4: a CRD without a status subresource keeps its status in the create body
         assert dst.get("/apis/example.org/v1/namespaces/team-a/settings/tier")["status"] == {"observed": 3, "phase": "Synced"}
         assert dst.get("/api/v1/namespaces/team-a")["status"] == {"phase": "Active"}  # the target's own
@@ -576,6 +589,8 @@ def test_7_user_fields_of_objects_the_control_plane_makes_are_merged(story):
         assert record["counts"]["serviceaccounts"]["merged"] == 2
         assert record["counts"]["namespaces"]["merged"] == 1
         assert "3 merged into objects the control plane made" in record["conditions"][-1]["message"]
+        described = story.reconcile("describe", "restore", "dst").stdout
+        assert f"  {'serviceaccounts':<60} 0 / 3 / 2 / 0\n" in described  # restored / skipped / merged / failed
         assert dst.get("/api/v1/namespaces/team-a/serviceaccounts/default")["imagePullSecrets"] == [{"name": "regcred"}]
         default_sa = dst.get("/api/v1/namespaces/default/serviceaccounts/default")
         assert default_sa["metadata"]["labels"] == {"audited": "yes"} and default_sa["automountServiceAccountToken"] is False
