@@ -171,6 +171,10 @@ class Store:
         for body in bootstrap.api_services(group_versions):
             put("apiregistration.k8s.io", "apiservices", body, status=body.pop("status"))
         put("", "services", bootstrap.kubernetes_service(self.services.first_ip()), "default")
+        endpoints, endpoint_slice = bootstrap.kubernetes_endpoints()
+        put("", "endpoints", endpoints, "default")
+        put("discovery.k8s.io", "endpointslices", endpoint_slice, "default")
+        put("coordination.k8s.io", "leases", bootstrap.apiserver_lease(uuid.uuid4().hex[:26]), "kube-system")
 
     # -- resources ---------------------------------------------------------------------------------
 

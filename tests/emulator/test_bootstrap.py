@@ -170,3 +170,14 @@ def test_namespace_finalize_and_csr_approval_subresources(control_plane):
                         approved)
     assert code == 200 and got["status"]["conditions"][0]["type"] == "Approved"
     assert got["spec"]["usages"] == ["client auth"]  # the spec is not the approval's to change
+
+
+def test_kubernetes_endpoints_slice_and_apiserver_lease(control_plane):
+    _, _, endpoints = call(control_plane, "GET", "/api/v1/namespaces/default/endpoints/kubernetes")
+    assert endpoints["subsets"] == [{"addresses": [{"ip": "127.0.0.1"}],
+                                     "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]
+    _, _, slice_ = call(control_plane, "GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes")
+    assert (slice_["addressType"], slice_["metadata"]["labels"]) == ("IPv4", {"kubernetes.io/service-name": "kubernetes"})
+    (lease,) = call(control_plane, "GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases")[2]["items"]
+    assert lease["metadata"]["name"].startswith("apiserver-")
+    assert lease["metadata"]["labels"]["apiserver.kubernetes.io/identity"] == "kube-apiserver"

@@ -251,3 +251,14 @@ def test_kubectl_scale(control_plane, tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "deployment.apps/api scaled"
     assert call(control_plane, "GET", "/apis/apps/v1/namespaces/default/deployments/api")[2]["spec"]["replicas"] == 4
+
+
+@pytest.mark.parametrize(("group", "versions"), [("apps", ["v1"]), ("autoscaling", ["v2", "v1"]),
+                                                  ("rbac.authorization.k8s.io", ["v1"])])
+def test_api_group_document(control_plane, group, versions):
+    code, _, doc = call(control_plane, "GET", f"/apis/{group}")
+    assert (code, doc["kind"], doc["name"]) == (200, "APIGroup", group)
+    assert [v["version"] for v in doc["versions"]] == versions
+    assert doc["preferredVersion"] == {"groupVersion": f"{group}/{versions[0]}", "version": versions[0]}
+    code, _, status = call(control_plane, "GET", "/apis/nothing.example.org")
+    assert (code, status["reason"]) == (404, "NotFound")
