@@ -13,8 +13,9 @@ RUN pip install --no-cache-dir --no-compile -r requirements-runtime.lock
 
 COPY pyproject.toml reconcile.py ./
 COPY ctpbackup/ ctpbackup/
+COPY kubevalidation/ kubevalidation/
 COPY schemas/ schemas/
-RUN python -m compileall -q ctpbackup reconcile.py
+RUN python -m compileall -q ctpbackup kubevalidation reconcile.py
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

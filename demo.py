@@ -61,7 +61,7 @@ def secret_in(control_plane: EmulatorServer, name: str) -> dict | None:
     request = urllib.request.Request(f"{control_plane.url}/api/v1/namespaces/default/secrets/{name}",
                                      headers={"Authorization": f"Bearer {control_plane.token}"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback emulator
+        with urllib.request.urlopen(request, timeout=10, context=control_plane.ssl_context()) as response:  # noqa: S310 - loopback emulator
             return json.loads(response.read())
     except urllib.error.HTTPError:
         return None
@@ -75,7 +75,7 @@ def main() -> int:
         say("Starting emulated control planes ctp1, ctp2 and my-awesome-ctp (Crossplane-shaped state)")
         for name, size in (("ctp1", 150), ("ctp2", 150), ("my-awesome-ctp", 400)):
             planes[name] = EmulatorServer(establish_delay=0.05).start()
-            seeded = seed_crossplane(planes[name].url, size, token=planes[name].token)
+            seeded = seed_crossplane(planes[name].url, size, token=planes[name].token, ca=planes[name].ca_data)
             connect(work, name, planes[name])
             print(f"  {name}: {planes[name].url}, {seeded.total} objects")
 

@@ -33,7 +33,7 @@ def ours(cp, bucket: FilesystemBucket) -> tuple[float, int]:
 
 
 def raw_lists(cp, types) -> tuple[float, int]:
-    http = urllib3.PoolManager(maxsize=8)
+    http = urllib3.PoolManager(maxsize=8, ca_cert_data=cp.ca_data.decode())
     headers = {"Authorization": f"Bearer {cp.token}", "Accept": "application/json"}
     started, total = time.perf_counter(), 0
     for group, version, plural in types:

@@ -25,7 +25,7 @@ def api_client(kubeconfig_text: str) -> client.ApiClient:
 
 def seed_types(cp, objects: int, types: int = 30, workers: int = 8) -> list[tuple[str, str, str]]:
     """`objects` custom objects spread evenly over `types` namespaced CRDs; returns (group, version, plural)."""
-    http = _Client(cp.url, cp.token, workers)
+    http = _Client(cp.url, cp.token, workers, cp.ca_data)
     defs = [("bench.example.org", f"thing{i:02d}s", f"Thing{i:02d}") for i in range(types)]
     for group, plural, kind in defs:
         http.call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd(group, plural, kind, "Namespaced", "v1"))

@@ -6,6 +6,10 @@
     metadata.json    format version, control plane, server version, times, Git commit, counts, exclusions
 
 Core resources have no group: `resources/secrets/namespaces/default/x.json` (Velero's layout).
+Names are written by one rule, shared by the writer and the reader (`encode_name`): letters, digits
+and `-._:@+~=` as they are, every other byte of the name's UTF-8 as `%XX` (`%` itself is in no
+Kubernetes name). So every name Kubernetes accepts can be stored, RBAC's path-segment names too
+(`oidc:platform+sre`, unicode); a name no Kubernetes object can have fails the backup.
 Server-owned metadata is stripped from each object; everything a restore needs is kept (status,
 labels, annotations, finalizers, ownerReferences with the owner's old uid).
 
@@ -27,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import unquote_to_bytes
 
 from ctpbackup import jsoncodec
 from ctpbackup.encryption import EncryptingWriter
@@ -46,9 +51,9 @@ MAX_MEMBERS = 5_000_000
 MAX_RATIO = 200  # uncompressed / compressed: beyond this, a decompression bomb
 
 _SEGMENT = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
-# object names: DNS subdomains for most, path segments for RBAC and APIServices (`v1.`, `oidc:platform+sre`);
-# printable ASCII without '/', '\\' or '%' (kube-apiserver's ValidatePathSegmentName)
-_NAME = r"(?:(?![/\\%])[ -~])+"
+#: kept as they are in a member name; any other byte of the name's UTF-8 is written %XX
+NAME_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._:@+~=")
+_NAME = r"(?:[-A-Za-z0-9._:@+~=]|%[0-9A-F]{2})+"
 _MEMBER = re.compile(
     rf"^(?:{re.escape(METADATA)}|{re.escape(UIDS)}|resources/(?P<resource>{_SEGMENT})/"
     rf"(?:cluster|namespaces/(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?))/(?P<name>{_NAME})\.json)$"
@@ -59,22 +64,47 @@ class ArchiveError(Exception):
     """The archive is unreadable, unsafe or of an unknown format: nothing may be restored from it."""
 
 
+def encode_name(name: str) -> str:
+    """An object's name as its archive member spells it. Every name Kubernetes accepts can be
+    encoded: DNS subdomains and labels, and the path segments RBAC and a few other types allow
+    (kube-apiserver's ValidatePathSegmentName: anything but "", ".", "..", "/" and "%"). Raises
+    ArchiveError for a name no Kubernetes object can have."""
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "%" in name:
+        raise ArchiveError(f"object name {name!r} is not a name Kubernetes accepts (it cannot be stored)")
+    if all(c in NAME_SAFE for c in name):
+        return name
+    try:
+        data = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ArchiveError(f"object name {name!r} is not valid UTF-8 (it cannot be stored)") from None
+    return "".join(chr(b) if chr(b) in NAME_SAFE else f"%{b:02X}" for b in data)
+
+
+def decode_name(encoded: str) -> str:
+    """The inverse of encode_name; raises ArchiveError unless `encoded` is what encode_name writes."""
+    try:
+        name = unquote_to_bytes(encoded).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ArchiveError(f"{encoded!r}: not an encoded object name") from None
+    if encode_name(name) != encoded:
+        raise ArchiveError(f"{encoded!r}: not the archive's spelling of a name")
+    return name
+
+
 def object_path(resource_key: str, namespace: str | None, name: str) -> str:
+    """The member path of an object; raises ArchiveError for a name that cannot be stored."""
     if namespace:
-        return f"resources/{resource_key}/namespaces/{namespace}/{name}.json"
-    return f"resources/{resource_key}/cluster/{name}.json"
+        return f"resources/{resource_key}/namespaces/{namespace}/{encode_name(name)}.json"
+    return f"resources/{resource_key}/cluster/{encode_name(name)}.json"
 
 
 def clean_object(obj: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The object as stored (server-owned metadata removed) and its old uid."""
+    """The object as stored (server-owned metadata removed) and its old uid. Annotations are kept
+    byte for byte, the last-applied configuration too (a restore reads explicit nodePorts from it)."""
     meta = dict(obj.get("metadata") or {})
     uid = meta.get("uid", "")
     for key in SERVER_FIELDS:
         meta.pop(key, None)
-    annotations = meta.get("annotations")
-    if annotations and "kubectl.kubernetes.io/last-applied-configuration" in annotations:
-        meta["annotations"] = {k: v for k, v in annotations.items()
-                               if k != "kubectl.kubernetes.io/last-applied-configuration"}
     cleaned = dict(obj)
     cleaned["metadata"] = meta
     return cleaned, uid
@@ -282,7 +312,8 @@ def check_member(info: tarfile.TarInfo) -> Member:
         raise ArchiveError(f"{name!r}: not a path of the archive format")
     if info.size > MAX_MEMBER_BYTES:
         raise ArchiveError(f"{name!r}: {info.size} bytes is larger than any Kubernetes object")
-    return Member(name, match.group("resource") or "", match.group("namespace") or "", match.group("name") or "", info.size)
+    return Member(name, match.group("resource") or "", match.group("namespace") or "",
+                  decode_name(match.group("name")) if match.group("name") else "", info.size)
 
 
 def _read(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:

@@ -7,6 +7,8 @@ control plane. The upload is committed only when the archive is whole; any failu
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import logging
 import queue
 import tempfile
@@ -23,6 +25,7 @@ from ctpbackup import archive, jsoncodec
 from ctpbackup.encryption import backup_context
 from ctpbackup.kubeapi import KubeAPI, KubeError, ResourceType
 from ctpbackup.progress import Progress
+from ctpbackup.restore_order import made_by_control_plane
 from ctpbackup.storage.base import Bucket, StorageError
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ SKIPPED_TYPES = {
 }
 CRD_KEY = "customresourcedefinitions.apiextensions.k8s.io"
 PACKAGE_GROUP = "pkg.crossplane.io"
+MAX_LISTED = 100  # names of objects left out one by one, per resource, in metadata.json
+_NAMESPACES = ResourceType("", "v1", "namespaces", "Namespace", False, ("list",))
 
 
 class BackupFailed(Exception):
@@ -73,6 +78,8 @@ class BackupResult:
     server_version: str
     excluded: dict[str, dict[str, object]] = field(default_factory=dict)
     encrypted: bool = False
+    #: what the backup found questionable but did anyway (an excludedResources entry matching nothing)
+    warnings: tuple[str, ...] = ()
 
 
 def select_types(types: Iterable[ResourceType], excluded_resources: Iterable[str]) -> tuple[list[ResourceType], dict[str, str]]:
@@ -93,13 +100,60 @@ def select_types(types: Iterable[ResourceType], excluded_resources: Iterable[str
     return chosen, left_out
 
 
-def skip_reason(rtype: ResourceType, obj: dict, crd_wanted: set[str], crd_all: bool) -> str:
+def exclusion_warnings(types: Iterable[ResourceType], excluded_resources: Iterable[str]) -> list[str]:
+    """One warning per excludedResources entry that matches no served resource (an entry is a
+    `resource.group` key, as `kubectl api-resources` names them: `secrets`, `buckets.s3.aws.upbound.io`),
+    naming the nearest served one."""
+    served = sorted({t.key for t in types})
+    warnings = []
+    for entry in excluded_resources:
+        if entry in served:
+            continue
+        near = difflib.get_close_matches(entry, served, n=1, cutoff=0.5)
+        plural = [k for k in served if k.split(".", 1)[0] in (entry + "s", entry + "es", entry.split(".", 1)[0] + "s")]
+        nearest = (plural or near or [""])[0]
+        warnings.append(f"excludedResources entry {entry!r} matches no resource the control plane serves"
+                        + (f"; did you mean {nearest!r}?" if nearest else ".") + " Nothing was excluded for it.")
+    return warnings
+
+
+def storage_versions(kube: KubeAPI, types: list[ResourceType], chosen: list[ResourceType],
+                     page_size: int = PAGE_SIZE) -> tuple[list[ResourceType], dict[str, dict[str, str]]]:
+    """Custom resources are read at their CRD's storage version when it is served (what new writes
+    are stored as: objects still at an older `status.storedVersions` entry are converted by the
+    server on read), else at the preferred version discovery found; built-ins at the preferred
+    version. Returns the types to list and, per resource key, {"apiVersion", "chosen": "storage" |
+    "preferred"} for metadata.json (a restore writes each object back through that version)."""
+    crd_type = next((t for t in types if t.key == CRD_KEY), None)
+    storage: dict[str, str] = {}
+    if crd_type is not None:
+        for page in kube.list_pages(crd_type, page_size):
+            for obj in page:
+                spec = obj.get("spec") or {}
+                key = f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}"
+                stored = [v.get("name") for v in spec.get("versions") or () if v.get("storage") and v.get("served")]
+                if stored:
+                    storage[key] = stored[0]
+    out, versions = [], {}
+    for rtype in chosen:
+        if rtype.key in storage and storage[rtype.key] != rtype.version:
+            rtype = dataclasses.replace(rtype, version=storage[rtype.key])
+        out.append(rtype)
+        versions[rtype.key] = {"apiVersion": rtype.api_version, "chosen": "storage" if rtype.key in storage else "preferred"}
+    return out, dict(sorted(versions.items()))
+
+
+def skip_reason(rtype: ResourceType, obj: dict, crd_wanted: set[str], crd_all: bool,
+                terminating: frozenset[str] = frozenset()) -> str:
     """Why one object is not exported, or ''."""
     meta = obj.get("metadata") or {}
-    if rtype.key == "configmaps" and meta.get("name") == "kube-root-ca.crt":
-        return "kube-root-ca.crt ConfigMaps are recreated in every namespace"
-    if rtype.key == "secrets" and obj.get("type") == "kubernetes.io/service-account-token":
-        return "service-account token Secrets are issued by the cluster"
+    if meta.get("deletionTimestamp"):
+        return "being deleted"
+    if rtype.namespaced and meta.get("namespace") in terminating:
+        return "being deleted (its namespace is terminating)"
+    made = made_by_control_plane(rtype.key, meta.get("namespace") or "", meta.get("name") or "")
+    if made is not None and not made.fields:
+        return f"made by every control plane itself ({made.objects})"
     if rtype.key == CRD_KEY:
         spec = obj.get("spec") or {}
         served = f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}"
@@ -124,8 +178,16 @@ def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveIn
         reason = "ControlPlaneUnreachable" if err.status in (0, 502, 503, 504) else "DiscoveryFailed"
         raise BackupFailed(reason, f"control plane {info.namespace}/{info.control_plane}: {err.message}") from None
     chosen, left_out = select_types(types, info.excluded_resources)
+    warnings = exclusion_warnings(types, info.excluded_resources)
+    try:
+        chosen, versions = storage_versions(kube, types, chosen, page_size)
+        terminating = frozenset(ns["metadata"]["name"] for page in kube.list_pages(_NAMESPACES, page_size)
+                                for ns in page if (ns.get("metadata") or {}).get("deletionTimestamp"))
+    except KubeError as err:
+        reason = "ControlPlaneUnreachable" if err.status in (0, 502, 503, 504) else "ListFailed"
+        raise BackupFailed(reason, err.message) from None
     export = _Export(crd_wanted={t.key for t in chosen if t.group and t.key != CRD_KEY},
-                     crd_all=CRD_KEY not in set(info.excluded_resources))
+                     crd_all=CRD_KEY not in set(info.excluded_resources), terminating=terminating)
     meter = Progress(f"backup {info.namespace}/{info.backup}", enabled=progress)
     upload = None
     try:
@@ -152,6 +214,8 @@ def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveIn
             "totalObjects": sum(export.counts.values()),
             "excluded": excluded,
             "excludedResources": list(info.excluded_resources),
+            "versions": versions,
+            "warnings": warnings,
         })
         written = writer.close()
         upload.commit()
@@ -161,6 +225,8 @@ def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveIn
         raise BackupFailed(reason, err.message) from None
     except StorageError as err:
         raise BackupFailed("BucketWriteFailed", str(err)) from None
+    except archive.ArchiveError as err:  # never a Completed backup that cannot be restored
+        raise BackupFailed("UnstorableObject", str(err)) from None
     finally:
         if upload is not None:
             try:
@@ -169,7 +235,7 @@ def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveIn
                 log.warning("could not abort the upload of %s", key)
         meter.close()
     return BackupResult(key, written.size, written.sha256, dict(export.counts), archive.FORMAT_VERSION,
-                        server_version, excluded, encrypted=encryption_key is not None)
+                        server_version, excluded, encrypted=encryption_key is not None, warnings=tuple(warnings))
 
 
 @dataclass
@@ -178,20 +244,32 @@ class _Export:
 
     crd_wanted: set[str]
     crd_all: bool
+    terminating: frozenset[str] = frozenset()  # namespaces being deleted
     counts: Counter = field(default_factory=Counter)
     skipped: dict[tuple[str, str], int] = field(default_factory=dict)  # (reason, resource) -> objects
+    #: (reason, resource) -> the first names of objects left out one by one (being deleted)
+    names: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def write_page(self, writer: archive.ArchiveWriter, uid_spool, rtype: ResourceType, page: list[dict]) -> None:
         for obj in page:
-            why = skip_reason(rtype, obj, self.crd_wanted, self.crd_all)
+            why = skip_reason(rtype, obj, self.crd_wanted, self.crd_all, self.terminating)
             if why:
                 self.skipped[(why, rtype.key)] = self.skipped.get((why, rtype.key), 0) + 1
+                if why.startswith("being deleted"):
+                    listed = self.names.setdefault((why, rtype.key), [])
+                    if len(listed) < MAX_LISTED:
+                        meta = obj.get("metadata") or {}
+                        listed.append(f"{meta['namespace']}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name")))
                 continue
             cleaned, uid = archive.clean_object(obj)
             cleaned.setdefault("apiVersion", rtype.api_version)
             cleaned.setdefault("kind", rtype.kind)
             meta = cleaned["metadata"]
-            path = archive.object_path(rtype.key, meta.get("namespace") if rtype.namespaced else None, meta["name"])
+            try:
+                path = archive.object_path(rtype.key, meta.get("namespace") if rtype.namespaced else None, meta.get("name"))
+            except archive.ArchiveError as err:
+                where = f"{meta.get('namespace')}/" if meta.get("namespace") else ""
+                raise archive.ArchiveError(f"{rtype.key} {where}{meta.get('name')!r}: {err}") from None
             writer.add_json(path, cleaned)
             if uid:
                 uid_spool.write(jsoncodec.dumps({"path": path, "uid": uid}) + b"\n")
@@ -200,7 +278,15 @@ class _Export:
     def exclusions(self, left_out: dict[str, str]) -> dict[str, dict[str, object]]:
         excluded: dict[str, dict[str, object]] = {k: {"reason": v} for k, v in sorted(left_out.items())}
         for (why, rkey), n in sorted(self.skipped.items()):
-            excluded[f"{rkey} (some objects)"] = {"reason": why, "objects": n}
+            key = f"{rkey} (some objects)" if not why.startswith("being deleted") else f"{rkey} (being deleted)"
+            entry: dict[str, object] = {"reason": why, "objects": n}
+            if (why, rkey) in self.names:
+                entry["names"] = self.names[(why, rkey)]
+            if key in excluded:  # an object being deleted and one in a terminating namespace
+                excluded[key] = {"reason": "being deleted", "objects": int(excluded[key]["objects"]) + n,  # type: ignore[call-overload]
+                                 "names": [*excluded[key].get("names", []), *entry.get("names", [])][:MAX_LISTED]}  # type: ignore[misc]
+            else:
+                excluded[key] = entry
         return excluded
 
 

@@ -23,7 +23,7 @@ from ctpbackup import backup as backup_engine
 from ctpbackup import restore as restore_engine
 from ctpbackup.connect import ControlPlaneUnreachable, api_client_for
 from ctpbackup.model import DesiredState
-from ctpbackup.planner import Action, ActionType, Plan
+from ctpbackup.planner import DEFAULT_MAX_RESTORE_ATTEMPTS, Action, ActionType, Plan
 from ctpbackup.records import BackupRecord, Condition, Phase, RestoreRecord, set_condition
 from ctpbackup.secrets import SecretSource
 from ctpbackup.shard import IndexCorrupt
@@ -75,6 +75,8 @@ class Executor:
     existing: str = "skip"  # restore: "skip" or "update" objects already in the target
     workdir: Path | None = None
     progress: bool = False
+    #: a restore that has not Completed after this many attempts ends (finishedAt) as it stands
+    max_restore_attempts: int = DEFAULT_MAX_RESTORE_ATTEMPTS
 
     def run(self, plan: Plan) -> ApplyReport:
         report = ApplyReport()
@@ -158,9 +160,10 @@ class Executor:
             return dataclasses.replace(
                 old, phase=Phase.COMPLETED, completed_at=finished, size=result.size, sha256=result.sha256,
                 counts=dict(result.counts), archive_format_version=result.format_version, encrypted=result.encrypted,
-                conditions=set_condition(old.conditions, Condition(
+                warnings=result.warnings, conditions=set_condition(old.conditions, Condition(
                     "Completed", "True", "BackupCompleted",
-                    f"{sum(result.counts.values())} objects, {result.size} bytes", finished)),
+                    f"{sum(result.counts.values())} objects, {result.size} bytes"
+                    + (f", {len(result.warnings)} warning(s)" if result.warnings else ""), finished)),
             )
 
         try:
@@ -235,6 +238,8 @@ class Executor:
                 log.exception("restore of %s/%s failed unexpectedly", ns, name)
                 return self._restore_failed(action, target, "InternalError", f"{type(err).__name__}: {err}")
         finished = self.clock()
+        if not result.completed:
+            return self._restore_partially_failed(action, target, result, started, finished)
         target.index.update_restore(ns, name, lambda old: dataclasses.replace(
             old, phase=Phase.COMPLETED, finished_at=finished, counts=result.counts, warnings=result.warnings,
             conditions=set_condition(old.conditions, Condition(
@@ -245,13 +250,36 @@ class Executor:
             "warnings": len(result.warnings), "seconds": round((finished - started).total_seconds(), 3)}})
         return Outcome(action, True, result.summary(), seconds=(finished - started).total_seconds())
 
+    def _restore_partially_failed(self, action: Action, target: Target, result: restore_engine.RestoreResult,
+                                  started: datetime, finished: datetime) -> Outcome:
+        """Some objects failed, or something it paused is still paused: PartiallyFailed (as Velero
+        reports it), exit 1. The next run tries again (existing objects skipped, what it paused
+        unpaused) until Completed; after the last attempt it ends here, with finishedAt."""
+        ns, name = action.namespace, action.name
+        message = f"{result.summary()}; first: {result.first_reasons()}"
+
+        def change(old: RestoreRecord | None) -> RestoreRecord:
+            assert old is not None
+            last = old.attempts >= self.max_restore_attempts
+            return dataclasses.replace(
+                old, phase=Phase.PARTIALLY_FAILED, finished_at=finished if last else None, counts=result.counts,
+                warnings=result.warnings, conditions=set_condition(old.conditions, Condition(
+                    "Restored", "False", "PartiallyFailed", message, finished)))
+
+        target.index.update_restore(ns, name, change)
+        log.warning("restore %s/%s partially failed: %s", ns, name, message, extra={"fields": {
+            "event": "restore", "namespace": ns, "controlPlane": name, "phase": "PartiallyFailed",
+            "restored": result.total("restored"), "skipped": result.total("skipped"), "failed": result.total("failed"),
+            "stillPaused": result.still_paused, "seconds": round((finished - started).total_seconds(), 3)}})
+        return Outcome(action, False, f"PartiallyFailed: {message}", seconds=(finished - started).total_seconds())
+
     def _restore_failed(self, action: Action, target: Target, reason: str, message: str) -> Outcome:
         now = self.clock()
         log.warning("restore %s/%s failed: %s: %s", action.namespace, action.name, reason, message)
         try:
             target.index.update_restore(action.namespace, action.name, lambda old: dataclasses.replace(
-                old, phase=Phase.FAILED, conditions=set_condition(old.conditions, Condition(
-                    "Restored", "False", reason, message, now))))
+                old, phase=Phase.FAILED, finished_at=now if old.attempts >= self.max_restore_attempts else None,
+                conditions=set_condition(old.conditions, Condition("Restored", "False", reason, message, now))))
         except StorageError as err:  # the cause stays in the outcome; the record still says InProgress: retried
             return Outcome(action, False, f"{reason}: {message} (and the index could not be updated: {err})")
         return Outcome(action, False, f"{reason}: {message}")

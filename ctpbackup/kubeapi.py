@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
-from kubernetes.client import ApiClient
+from kubernetes.client import ApiClient, Configuration
 
 from ctpbackup import jsoncodec
 
@@ -67,6 +67,32 @@ class ResourceType:
         return base
 
 
+def carry_bearer_token(configuration: Configuration) -> Configuration:
+    """Make the generated API classes (`CoreV1Api` and the like) send the bearer token.
+
+    They authenticate through `configuration.auth_settings()`, which in kubernetes 36 reads only
+    `api_key['BearerToken']` while the kubeconfig and in-cluster loaders store the token (with its
+    `Bearer ` prefix) under `api_key['authorization']` (kubernetes-client/python#2582): without this
+    every request of theirs is anonymous. The token is copied to `BearerToken` now and after every
+    `refresh_api_key_hook` run (so a rotated service-account token is carried too). Returns the
+    same configuration; applying it twice is harmless."""
+    if getattr(configuration, "_ctpbackup_carries_token", False):
+        return configuration
+    original = configuration.refresh_api_key_hook
+
+    def refresh(config: Configuration) -> None:
+        if original is not None:
+            original(config)
+        token = config.api_key.get("authorization")
+        if token:
+            config.api_key["BearerToken"] = token
+
+    configuration.refresh_api_key_hook = refresh
+    configuration._ctpbackup_carries_token = True
+    refresh(configuration)
+    return configuration
+
+
 class KubeAPI:
     def __init__(self, api_client: ApiClient, *, attempts: int = 6, base_delay: float = 0.2, max_delay: float = 10.0,
                  timeout: float = 60.0):
@@ -79,15 +105,25 @@ class KubeAPI:
     # -- transport ---------------------------------------------------------------------------------
 
     def _headers(self, content_type: str) -> dict[str, str]:
+        """Headers of every request, with the credentials of the client's configuration.
+
+        The kubeconfig and in-cluster loaders keep the bearer token under `api_key['authorization']`
+        (already prefixed `Bearer `); kubernetes 36's `configuration.auth_settings()` only looks
+        under `BearerToken` and returns {} (kubernetes-client/python#2582), so the token is read
+        with `get_api_key_with_prefix('authorization')`, which also runs `refresh_api_key_hook`
+        (rotated in-cluster tokens, exec and OIDC credentials). Whatever `auth_settings()` yields
+        (a client that fixes the regression, a `BearerToken` set by hand) is applied too. Client
+        certificates need no header: they are part of the pool's TLS settings."""
         headers = {"Accept": "application/json", "Content-Type": content_type,
                    "User-Agent": "ctpbackup"}
         configuration = self.client.configuration
-        hook = getattr(configuration, "refresh_api_key_hook", None)
-        if hook is not None:
-            hook(configuration)  # exec/OIDC credentials refresh themselves here
+        token = configuration.get_api_key_with_prefix("authorization")
+        if token:
+            headers["Authorization"] = token
         for setting in configuration.auth_settings().values():
             if setting.get("in") == "header" and setting.get("value"):
-                headers[setting["key"]] = setting["value"]
+                key = "Authorization" if setting["key"].lower() == "authorization" else setting["key"]
+                headers[key] = setting["value"]
         return headers
 
     def request(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,

@@ -19,6 +19,8 @@ class Phase(StrEnum):
     PENDING = "Pending"
     IN_PROGRESS = "InProgress"
     COMPLETED = "Completed"
+    #: a restore in which some objects failed (as Velero reports it): retried, existing objects skipped
+    PARTIALLY_FAILED = "PartiallyFailed"
     FAILED = "Failed"
     DELETED = "Deleted"
 
@@ -135,6 +137,8 @@ class BackupRecord:
     deleted_with: str = ""
     deleted_at: datetime | None = None
     encrypted: bool = False
+    #: what the backup found questionable but did anyway (an excludedResources entry matching nothing)
+    warnings: tuple[str, ...] = ()
     schema_version: int = RECORD_SCHEMA_VERSION
 
     @property
@@ -175,6 +179,7 @@ class BackupRecord:
             "deletedWith": self.deleted_with,
             "deletedAt": format_time(self.deleted_at),
             "encrypted": self.encrypted,
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -214,7 +219,7 @@ _BACKUP_READERS: dict[str, tuple[str, Any]] = {
     "deletionPolicy": ("deletion_policy", None), "ttl": ("ttl", None), "expiresAt": ("expires_at", parse_time),
     "excludedResources": ("excluded_resources", tuple), "useOwnerReferences": ("use_owner_references", bool),
     "selector": ("selector", None), "deletedWith": ("deleted_with", None), "deletedAt": ("deleted_at", parse_time),
-    "encrypted": ("encrypted", bool),
+    "encrypted": ("encrypted", bool), "warnings": ("warnings", tuple),
 }
 #: every attribute that has a default, at it ("config" is optional when read, though not when built)
 _BACKUP_DEFAULTS: dict[str, Any] = {

@@ -9,6 +9,7 @@ created paused and unpaused at the end unless they were paused in the source.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import shutil
@@ -30,7 +31,16 @@ from ctpbackup.encryption import EncryptionError, backup_context, decrypt_stream
 from ctpbackup.kubeapi import KubeAPI, KubeError, ResourceType
 from ctpbackup.progress import Progress
 from ctpbackup.records import BackupRecord
-from ctpbackup.restore_order import PAUSED, TIERS, is_pausable, tier_of
+from ctpbackup.restore_order import (
+    PAUSED,
+    PAUSED_BY_RESTORE,
+    TIERS,
+    clean,
+    is_pausable,
+    made_by_control_plane,
+    merge_user_fields,
+    tier_of,
+)
 from ctpbackup.storage.base import Bucket, ObjectNotFound, StorageError
 
 CRD_KEY = "customresourcedefinitions.apiextensions.k8s.io"
@@ -52,15 +62,36 @@ class RestoreFailed(Exception):
 
 @dataclass
 class RestoreResult:
+    """What one attempt did. counts: resource key -> {"restored", "skipped", "merged", "failed"};
+    failures: the reason of each failed object (first ones); still_paused: objects this restore paused
+    and could not unpause. Completed only when nothing failed and nothing it paused is still paused."""
+
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    failures: tuple[str, ...] = ()
+    still_paused: int = 0
 
     def total(self, what: str) -> int:
         return sum(c.get(what, 0) for c in self.counts.values())
 
+    @property
+    def completed(self) -> bool:
+        return self.total("failed") == 0 and self.still_paused == 0
+
     def summary(self) -> str:
-        text = f"{self.total('restored')} restored, {self.total('skipped')} skipped (already there), {self.total('failed')} failed"
+        text = f"{self.total('restored')} restored, {self.total('skipped')} skipped (already there)"
+        if self.total("merged"):
+            text += f", {self.total('merged')} merged into objects the control plane made"
+        text += f", {self.total('failed')} failed"
+        if self.still_paused:
+            text += f", {self.still_paused} still paused"
         return text + (f", {len(self.warnings)} warning(s)" if self.warnings else "")
+
+    def first_reasons(self, n: int = 3) -> str:
+        reasons = list(self.failures[:n])
+        if self.still_paused and len(reasons) < n:
+            reasons += [w for w in self.warnings if "could not be unpaused" in w][:n - len(reasons)]
+        return "; ".join(reasons)
 
 
 def answers(api_client: ApiClient) -> bool:
@@ -136,89 +167,250 @@ class _Entry:
     owners: tuple[str, ...]  # old uids of its owners
 
 
+@dataclass
+class _Paused:
+    """An object this restore paused, and the annotations to give back when unpausing it."""
+
+    rtype: ResourceType
+    namespace: str
+    name: str
+    archived: dict[str, str] | None  # the archived annotations (None: it had none)
+
+
 class _Restore:
     def __init__(self, kube: KubeAPI, reader: ArchiveReader, existing: str, workers: int, meter: Progress,
-                 wait_seconds: float):
+                 wait_seconds: float, archived_uids: set[str], custom: set[str]):
         self.kube = kube
         self.reader = reader
         self.existing = existing
         self.workers = workers
         self.meter = meter
         self.wait_seconds = wait_seconds
+        self.archived_uids = archived_uids  # old uids of every archived object
+        self.custom = custom  # resource keys defined by a CRD (archived or served)
         self.types: dict[str, ResourceType] = {}
+        self.group_versions: dict[str, list[str]] = {}
+        self.served_versions: dict[tuple[str, str], dict[str, ResourceType]] = {}
         self.new_uid: dict[str, str] = {}
         self.counts: dict[str, dict[str, int]] = defaultdict(lambda: {"restored": 0, "skipped": 0, "failed": 0})
         self.warnings: list[str] = []
-        self.to_unpause: list[tuple[ResourceType, str, str, bool]] = []
+        self.failures: list[str] = []
+        self.to_unpause: list[_Paused] = []
+        #: (type, namespace, name, ownerReferences as archived): owners restored after the object
+        self.later_owners: list[tuple[ResourceType, str | None, str, list[dict]]] = []
         self.lock = Lock()
 
     def warn(self, text: str) -> None:
         with self.lock:
             self.warnings.append(text)
 
+    def fail(self, resource: str, text: str) -> None:
+        with self.lock:
+            self.failures.append(text)
+            self.warnings.append(text)
+        self._count(resource, "failed")
+
     def refresh_types(self) -> None:
         self.types = {t.key: t for t in self.kube.discover()}
+        with self.lock:
+            self.served_versions.clear()
+            self.group_versions = {g["name"]: [v["version"] for v in g.get("versions", [])]
+                                   for g in self.kube.request("GET", "/apis").get("groups", [])}
+            self.group_versions[""] = ["v1"]
+
+    def _served_at(self, group: str, version: str) -> dict[str, ResourceType]:
+        """The resources a group version serves (cached until discovery is refreshed)."""
+        with self.lock:
+            known = self.served_versions.get((group, version))
+        if known is not None:
+            return known
+        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        try:
+            listed = self.kube.request("GET", path).get("resources", [])
+        except KubeError as err:
+            if err.status != 404:
+                raise
+            listed = []
+        status_of = {r["name"].split("/")[0] for r in listed if r["name"].endswith("/status")}
+        found = {r["name"]: ResourceType(group, version, r["name"], r["kind"], bool(r.get("namespaced")),
+                                         tuple(r.get("verbs", ())), r["name"] in status_of)
+                 for r in listed if "/" not in r["name"]}
+        with self.lock:
+            self.served_versions[(group, version)] = found
+        return found
+
+    def type_for(self, resource: str, obj: dict) -> tuple[ResourceType | None, str]:
+        """The type to write `obj` through: the version it was archived at (its apiVersion). None and
+        the reason when the control plane does not serve that version (or the resource at all)."""
+        base = self.types.get(resource)
+        if base is None:
+            return None, f"the control plane does not serve {resource}"
+        api_version = str(obj.get("apiVersion") or base.api_version)
+        group, _, version = api_version.rpartition("/")
+        if version == base.version and group == base.group:
+            return base, ""
+        found = self._served_at(base.group, version).get(base.resource) if group == base.group else None
+        if found is not None:
+            return found, ""
+        served = [v for v in self.group_versions.get(base.group, [base.version])
+                  if base.resource in self._served_at(base.group, v)]
+        return None, (f"archived at {api_version}, which the control plane does not serve; it serves {resource} at "
+                      f"{', '.join(f'{base.group}/{v}' if base.group else v for v in served) or base.api_version}")
 
     # -- one object ------------------------------------------------------------------------------
 
     def restore_object(self, resource: str, obj: dict[str, Any], old_uid: str, pause: bool) -> None:
-        rtype = self.types.get(resource)
         meta = obj.setdefault("metadata", {})
         name, namespace = meta.get("name", "?"), meta.get("namespace")
         ident = f"{resource} {namespace + '/' if namespace else ''}{name}"
+        try:
+            rtype, why_not = self.type_for(resource, obj)
+        except KubeError as err:
+            rtype, why_not = None, f"discovery failed: {err.message}"
         if rtype is None:
-            self._count(resource, "failed")
-            self.warn(f"{ident}: the control plane does not serve {resource}")
+            self.fail(resource, f"{ident}: {why_not}")
             return
-        status = obj.pop("status", None)
-        refs = []
-        for ref in meta.get("ownerReferences") or ():
-            new = self.new_uid.get(ref.get("uid", ""))
-            if new:
-                refs.append({**ref, "uid": new})
-            else:  # a dangling owner would make the garbage collector delete this object
-                self.warn(f"{ident}: owner {ref.get('kind')} {ref.get('name')} not restored; ownerReference dropped")
-        if refs:
-            meta["ownerReferences"] = refs
-        else:
-            meta.pop("ownerReferences", None)
-        was_paused = (meta.get("annotations") or {}).get(PAUSED) == "true"
-        had_annotations = bool(meta.get("annotations"))
-        if pause and not was_paused:
-            meta["annotations"] = {**(meta.get("annotations") or {}), PAUSED: "true"}
+        archived_annotations = dict(meta["annotations"]) if meta.get("annotations") else None
+        custom = resource in self.custom
+        # status: custom resources with /status get it through /status after the create; those without
+        # keep it in the body; built-ins' status is the server's (the clean-up table drops it)
+        status = obj.pop("status", None) if custom and rtype.has_status else None
+        made = made_by_control_plane(resource, namespace or "", name)
+        archived = copy.deepcopy(obj) if made is not None else obj  # kept only where it may be merged
+        clean(resource, obj, custom)
+        self._owner_references(rtype, meta, ident)
+        pausing = pause and (archived_annotations or {}).get(PAUSED) != "true"
+        if pausing:
+            meta["annotations"] = {**(meta.get("annotations") or {}), PAUSED: "true", PAUSED_BY_RESTORE: "true"}
+        updated = False
         try:
             created = self.kube.request("POST", rtype.path(namespace), body=obj)
             outcome = "restored"
         except KubeError as err:
             if err.status != 409:
-                self._count(resource, "failed")
-                self.warn(f"{ident}: {err.message}")
+                self.fail(resource, f"{ident}: {err.message}")
                 return
-            current = self.kube.get(rtype, namespace, name) or {}
-            if self.existing == "update" and current:
+            try:
+                current = self.kube.get(rtype, namespace, name) or {}
+            except KubeError as get_err:
+                self.fail(resource, f"{ident}: exists and cannot be read: {get_err.message}")
+                return
+            if made is not None and current:
+                self._merge(rtype, made, archived, current, ident, old_uid)
+                return
+            current_annotations = (current.get("metadata") or {}).get("annotations") or {}
+            if current and current_annotations.get(PAUSED_BY_RESTORE):
+                created, outcome = current, "restored"  # paused by an interrupted attempt: finish it
+                pausing = True
+            elif self.existing == "update" and current:
                 obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
                 try:
                     created = self.kube.request("PUT", rtype.path(namespace, name), body=obj)
-                    outcome = "restored"
+                    outcome, updated = "restored", True
                 except KubeError as update_err:
-                    self._count(resource, "failed")
-                    self.warn(f"{ident}: exists and could not be updated: {update_err.message}")
+                    self.fail(resource, f"{ident}: exists and could not be updated: {update_err.message}")
                     return
             else:
                 self._remember(old_uid, current)
                 self._count(resource, "skipped")
                 return
         self._remember(old_uid, created)
-        if status is not None and rtype.has_status and resource != CRD_KEY:  # a CRD's status is the server's
-            try:
-                self.kube.request("PATCH", rtype.path(namespace, name, "status"), body={"status": status},
+        replace_status = updated and custom and rtype.has_status  # --existing update: status exactly as archived
+        if (status is not None or replace_status) and not self._write_status(rtype, namespace, name, created, status, ident):
+            self._count(resource, "failed")  # left paused with its marker: the next attempt writes it again
+            return
+        if pausing:
+            with self.lock:
+                self.to_unpause.append(_Paused(rtype, namespace or "", name, archived_annotations))
+        self._count(resource, outcome)
+
+    def _owner_references(self, rtype: ResourceType, meta: dict, ident: str) -> None:
+        """Remap each ownerReference to its owner's new uid; one whose owner is restored later is
+        added once that owner exists; one whose owner is not in the archive is dropped (a dangling
+        owner would make the garbage collector delete the object)."""
+        refs, later = [], False
+        for ref in meta.get("ownerReferences") or ():
+            old = ref.get("uid", "")
+            new = self.new_uid.get(old)
+            if new:
+                refs.append({**ref, "uid": new})
+            elif old in self.archived_uids:
+                later = True
+            else:
+                self.warn(f"{ident}: owner {ref.get('kind')} {ref.get('name')} not in the backup; ownerReference dropped")
+        if later:
+            with self.lock:
+                self.later_owners.append((rtype, meta.get("namespace"), meta.get("name", ""),
+                                          list(meta.get("ownerReferences") or ())))
+        if refs:
+            meta["ownerReferences"] = refs
+        else:
+            meta.pop("ownerReferences", None)
+
+    def add_later_owners(self, final: bool) -> None:
+        """Add the ownerReferences whose owners now exist (all of an object's at once); at the end,
+        drop those whose owner could not be restored, with a warning."""
+        waiting = []
+        for rtype, namespace, name, archived in self.later_owners:
+            if not final and not all(self.new_uid.get(r.get("uid", "")) for r in archived):
+                waiting.append((rtype, namespace, name, archived))
+                continue
+            ident = f"{rtype.key} {namespace + '/' if namespace else ''}{name}"
+            refs = []
+            for ref in archived:
+                new = self.new_uid.get(ref.get("uid", ""))
+                if new:
+                    refs.append({**ref, "uid": new})
+                else:
+                    self.warn(f"{ident}: owner {ref.get('kind')} {ref.get('name')} was not restored; ownerReference dropped")
+            try:  # the target's other references (an object that was already there) are kept
+                current = self.kube.get(rtype, namespace, name) or {}
+                ours = {r["uid"] for r in refs}
+                refs += [r for r in (current.get("metadata") or {}).get("ownerReferences") or () if r.get("uid") not in ours]
+                self.kube.request("PATCH", rtype.path(namespace, name), body={"metadata": {"ownerReferences": refs or None}},
                                   content_type="application/merge-patch+json")
             except KubeError as err:
+                self.fail(rtype.key, f"{ident}: ownerReferences could not be added: {err.message}")
+        self.later_owners = waiting
+
+    def _write_status(self, rtype: ResourceType, namespace: str | None, name: str, current: dict,
+                      status: Any, ident: str) -> bool:
+        """Replace the status exactly (PUT /status, as a controller does), retried on a conflict."""
+        for _ in range(5):
+            body = {**current, "status": status}
+            if status is None:
+                body.pop("status")
+            try:
+                self.kube.request("PUT", rtype.path(namespace, name, "status"), body=body)
+                return True
+            except KubeError as err:
+                if err.status == 409:
+                    current = self.kube.get(rtype, namespace, name) or current
+                    continue
                 self.warn(f"{ident}: status not restored: {err.message}")
-        if pause and not was_paused:
-            with self.lock:
-                self.to_unpause.append((rtype, namespace or "", name, had_annotations))
-        self._count(resource, outcome)
+                with self.lock:
+                    self.failures.append(f"{ident}: status not restored: {err.message}")
+                return False
+        self.warn(f"{ident}: status not restored: the object kept changing")
+        return False
+
+    def _merge(self, rtype: ResourceType, made: Any, archived: dict, current: dict, ident: str, old_uid: str) -> None:
+        """An object the control plane made itself: the archived user fields go into the target's."""
+        self._remember(old_uid, current)
+        patch = merge_user_fields(made, archived, current)
+        if not patch:
+            self._count(rtype.key, "skipped")
+            return
+        try:
+            self.kube.request("PATCH", rtype.path(current["metadata"].get("namespace"), current["metadata"]["name"]),
+                              body=patch, content_type="application/merge-patch+json")
+        except KubeError as err:
+            self.fail(rtype.key, f"{ident}: the backed-up fields could not be merged: {err.message}")
+            return
+        fields = sorted(f"{k}.{n}" if k == "metadata" else k for k, v in patch.items()
+                        for n in (v if k == "metadata" else [None]))
+        log.info("%s: merged %s into the object the control plane made", ident, ", ".join(fields))
+        self._count(rtype.key, "merged")
 
     def _remember(self, old_uid: str, current: dict) -> None:
         uid = (current.get("metadata") or {}).get("uid")
@@ -228,8 +420,30 @@ class _Restore:
 
     def _count(self, resource: str, what: str) -> None:
         with self.lock:
-            self.counts[resource][what] += 1
+            counts = self.counts[resource]
+            counts[what] = counts.get(what, 0) + 1
         self.meter.update(objects=1)
+
+    # -- unpause ---------------------------------------------------------------------------------
+
+    def unpause(self, item: _Paused) -> bool:
+        """Give back exactly the archived annotations for crossplane.io/paused and drop the marker.
+        False (with a warning) when it could not: the object stays paused with its marker, and the
+        next attempt of this restore unpauses it."""
+        rtype, namespace, name = item.rtype, item.namespace or None, item.name
+        archived = item.archived or {}
+        patch = {PAUSED: archived.get(PAUSED), PAUSED_BY_RESTORE: None}
+        try:
+            done = self.kube.request("PATCH", rtype.path(namespace, name), body={"metadata": {"annotations": patch}},
+                                     content_type="application/merge-patch+json")
+            if item.archived is None and not (done.get("metadata") or {}).get("annotations"):
+                self.kube.request("PATCH", rtype.path(namespace, name), body={"metadata": {"annotations": None}},
+                                  content_type="application/merge-patch+json")
+            return True
+        except KubeError as err:
+            self.warn(f"{rtype.key} {namespace + '/' if namespace else ''}{name}: could not be unpaused "
+                      f"(left paused; the next attempt retries): {err.message}")
+            return False
 
     # -- waits -----------------------------------------------------------------------------------
 
@@ -267,7 +481,11 @@ class _Restore:
 
 def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "skip", progress: bool = False,
                 workers: int = WORKERS, wait_seconds: float = 120.0) -> RestoreResult:
-    """Re-create every object of a verified archive in the control plane behind `api_client`."""
+    """Re-create every object of a verified archive in the control plane behind `api_client`.
+
+    Raises RestoreFailed when the restore cannot go on (archive refused, control plane unreachable,
+    CRDs not Established, a whole tier refused). Objects that fail one by one are counted and named
+    in the result (the attempt is then PartiallyFailed, and a rerun retries them)."""
     kube = KubeAPI(api_client)
     reader = ArchiveReader(archive_path)
     try:
@@ -276,71 +494,85 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
     except ArchiveError as err:
         raise RestoreFailed("ArchiveRejected", str(err)) from None
     meter = Progress("restore", enabled=progress, total=int(metadata.get("totalObjects", 0)) or None)
-    job = _Restore(kube, reader, existing, workers, meter, wait_seconds)
-    try:
-        job.refresh_types()
-    except KubeError as err:
-        raise RestoreFailed("ControlPlaneUnreachable", err.message) from None
     workdir = Path(tempfile.mkdtemp(prefix="ctpbackup-tiers-", dir=archive_path.parent))
     try:
-        spools = _split_by_tier(reader, uids, workdir)
+        spools, crd_types = _split_by_tier(reader, uids, workdir)
+        custom = {key for es, _ in spools.values() for key in {e.resource for e in es} if is_custom(key, crd_types)}
+        job = _Restore(kube, reader, existing, workers, meter, wait_seconds, set(uids.values()), custom)
+        try:
+            job.refresh_types()
+        except KubeError as err:
+            raise RestoreFailed("ControlPlaneUnreachable", err.message) from None
         for index, tier in enumerate(TIERS):
             entries, spool = spools.get(index, ([], None))
-            if not entries:
-                continue
-            created = _restore_tier(job, entries, spool, tier.pause)
-            wanted = dict(tier.wait_for)
-            late = job.wait_for(created, wanted) if wanted else []
-            if late and index == 0:
-                raise RestoreFailed("CRDsNotEstablished",
-                                    f"{len(late)} CRD(s) not Established within {wait_seconds:.0f}s: {', '.join(late[:5])}")
-            for name in late:
-                job.warn(f"{name}: not {'/'.join(wanted[name.split()[0]])} within {wait_seconds:.0f}s")
-            if index == 0:
-                needed = {e.resource for i, (es, _) in spools.items() if i > 0 for e in es}
-                for key in sorted(job.wait_served(needed)):
+            if entries:
+                created = _restore_tier(job, entries, spool, tier.pause)
+                wanted = dict(tier.wait_for)
+                late = job.wait_for(created, wanted) if wanted else []
+                if late and index == 0:
+                    raise RestoreFailed("CRDsNotEstablished",
+                                        f"{len(late)} CRD(s) not Established within {wait_seconds:.0f}s: {', '.join(late[:5])}")
+                for name in late:
+                    job.warn(f"{name}: not {'/'.join(wanted[name.split()[0]])} within {wait_seconds:.0f}s")
+                failed = sum(job.counts[r]["failed"] for r in {e.resource for e in entries})
+                if failed and failed == len(entries):
+                    raise RestoreFailed("TierFailed", f"no object of tier '{tier.name}' could be restored: "
+                                                      f"{job.failures[0] if job.failures else 'see warnings'}")
+            later = {e.resource for i, (es, _) in spools.items() if i > index for e in es}
+            if index == 0 and entries:  # the archived CRDs' resources: wait until served
+                for key in sorted(job.wait_served(later & crd_types)):
                     job.warn(f"{key}: not served by the control plane after its CRD was restored")
-            failed = sum(job.counts[r]["failed"] for r in {e.resource for e in entries})
-            if failed and failed == len(entries):
-                raise RestoreFailed("TierFailed", f"no object of tier '{tier.name}' could be restored: "
-                                                  f"{job.warnings[-1] if job.warnings else 'see warnings'}")
-        def unpause(item: tuple[ResourceType, str, str, bool]) -> None:
-            rtype, namespace, name, had_annotations = item
-            # back to exactly the source's annotations: none at all if it had none
-            annotations = {PAUSED: None} if had_annotations else None
-            try:
-                kube.request("PATCH", rtype.path(namespace or None, name), body={"metadata": {"annotations": annotations}},
-                             content_type="application/merge-patch+json")
-            except KubeError as err:
-                job.warn(f"{rtype.key} {name}: could not be unpaused: {err.message}")
-
+            elif entries and later - set(job.types):  # a tier may bring new types (a provider, an XRD)
+                job.refresh_types()
+            job.add_later_owners(final=False)
+        job.add_later_owners(final=True)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unpause") as pool:
-            list(pool.map(unpause, job.to_unpause))
+            still_paused = sum(1 for ok in pool.map(job.unpause, job.to_unpause) if not ok)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         meter.close()
     warnings = job.warnings
     if len(warnings) > MAX_WARNINGS:
         warnings = warnings[:MAX_WARNINGS] + [f"... and {len(warnings) - MAX_WARNINGS} more"]
-    return RestoreResult({k: dict(v) for k, v in sorted(job.counts.items())}, tuple(warnings))
+    return RestoreResult({k: dict(v) for k, v in sorted(job.counts.items())}, tuple(warnings),
+                         tuple(job.failures[:MAX_WARNINGS]), still_paused)
 
 
-def _split_by_tier(reader: ArchiveReader, uids: dict[str, str], workdir: Path) -> dict[int, tuple[list[_Entry], Path]]:
+#: API groups of Kubernetes' built-in types (besides every group ending in .k8s.io)
+BUILTIN_GROUPS = frozenset({"", "apps", "batch", "policy", "autoscaling", "extensions"})
+
+
+def is_custom(resource_key: str, crd_types: set[str]) -> bool:
+    """Whether a type is a custom resource (its status is then the user's data, restored), rather
+    than a built-in (whose status is the server's and its controllers')."""
+    if resource_key in crd_types:
+        return True
+    group = resource_key.split(".", 1)[1] if "." in resource_key else ""
+    return not (group in BUILTIN_GROUPS or group.endswith(".k8s.io"))
+
+
+def _split_by_tier(reader: ArchiveReader, uids: dict[str, str],
+                   workdir: Path) -> tuple[dict[int, tuple[list[_Entry], Path]], set[str]]:
     """One pass over the archive: each object's JSON goes to its tier's spool file; only a small
-    entry (offset, owners) stays in memory. An object waits for the tier of its latest owner."""
+    entry (offset, owners) stays in memory. An object waits for the tier of its latest owner, except
+    CRDs, which always come first (the references to their owners are added once those exist).
+    Also returns the resource keys the archived CRDs define."""
     files: dict[int, Any] = {}
     entries: dict[int, list[_Entry]] = defaultdict(list)
-    resource_of_uid = {uid: path.split("/")[1] for path, uid in uids.items()}
+    tier_of_uid = {uid: tier_of(path.split("/")[1]) for path, uid in uids.items()}
+    crd_types: set[str] = set()
     try:
         for member, obj in reader.objects():
-            owners_tiers = [tier_of(resource_of_uid[r.get("uid", "")])
-                            for r in (obj.get("metadata") or {}).get("ownerReferences") or ()
-                            if r.get("uid", "") in resource_of_uid]
-            index = max([tier_of(member.resource), *owners_tiers])
+            owners = tuple(r.get("uid", "") for r in (obj.get("metadata") or {}).get("ownerReferences") or ())
+            index = tier_of(member.resource, obj)
+            if member.resource == CRD_KEY:
+                spec = obj.get("spec") or {}
+                crd_types.add(f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}")
+            else:
+                index = max([index, *(tier_of_uid[o] for o in owners if o in tier_of_uid)])
             if index not in files:
                 files[index] = (workdir / f"tier-{index}.jsonl").open("w+b")
             spool = files[index]
-            owners = tuple(r.get("uid", "") for r in (obj.get("metadata") or {}).get("ownerReferences") or ())
             entries[index].append(_Entry(spool.tell(), member.resource, uids.get(member.path, ""), owners))
             spool.write(jsoncodec.dumps(obj) + b"\n")
     except ArchiveError as err:
@@ -348,7 +580,7 @@ def _split_by_tier(reader: ArchiveReader, uids: dict[str, str], workdir: Path) -
     finally:
         for spool in files.values():
             spool.close()
-    return {i: (entries[i], workdir / f"tier-{i}.jsonl") for i in entries}
+    return {i: (entries[i], workdir / f"tier-{i}.jsonl") for i in entries}, crd_types
 
 
 def _generations(entries: list[_Entry]) -> Iterator[list[_Entry]]:

@@ -99,12 +99,18 @@ class DirectorySecretSource(SecretSource):
 
 
 class KubernetesSecretSource(SecretSource):
-    """Secrets read from the host cluster through the kubernetes client (needs `get` on them)."""
+    """Secrets read from the host cluster through the kubernetes client (needs `get` on them).
+
+    The bearer token of the in-cluster config or kubeconfig is carried into the generated client's
+    auth settings (`kubeapi.carry_bearer_token`): kubernetes 36 would otherwise send none."""
 
     def __init__(self, api_client) -> None:
         super().__init__()
         from kubernetes import client
 
+        from ctpbackup.kubeapi import carry_bearer_token
+
+        carry_bearer_token(api_client.configuration)
         self.api = client.CoreV1Api(api_client)
 
     @classmethod

@@ -87,6 +87,9 @@ def describe_backup(record: BackupRecord) -> str:
               for c in record.conditions] or ["  <none>"]
     lines.append("Objects:")
     lines += [f"  {resource:<60} {count}" for resource, count in sorted(record.counts.items())] or ["  <none>"]
+    if record.warnings:
+        lines.append("Warnings:")
+        lines += [f"  {w}" for w in record.warnings]
     return "\n".join(lines) + "\n"
 
 

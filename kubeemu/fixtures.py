@@ -63,10 +63,13 @@ class Seeded:
 
 
 class _Client:
-    def __init__(self, url: str, token: str | None, workers: int):
+    """JSON over the emulator's HTTPS, trusting `ca` (PEM) only, with the bearer `token`."""
+
+    def __init__(self, url: str, token: str | None, workers: int, ca: bytes | None = None):
         self.url = url
         self.http = urllib3.PoolManager(maxsize=workers, retries=urllib3.Retry(total=5, backoff_factor=0.1,
-                                                                               status_forcelist=(429, 500, 503)))
+                                                                               status_forcelist=(429, 500, 503)),
+                                        ca_cert_data=ca.decode() if ca else None)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
@@ -101,7 +104,7 @@ def _path(group: str, version: str, plural: str, namespace: str | None = None) -
 
 
 def seed_crossplane(url: str, size: int = 200, *, token: str | None = None, workers: int = 8,
-                    extra_types: int = 0, real_install: bool = False) -> Seeded:
+                    extra_types: int = 0, real_install: bool = False, ca: bytes | None = None) -> Seeded:
     """Create about `size` objects of Crossplane-shaped state; `extra_types` adds that many more
     custom resource types (for benchmarks that want ~30 types), objects spread over all of them.
 
@@ -113,8 +116,10 @@ def seed_crossplane(url: str, size: int = 200, *, token: str | None = None, work
     multi-version provider CRD (v1beta1 served, v1beta2 stored, conversion Webhook); namespaced
     managed resources (`*.aws.m.upbound.io`) beside cluster-scoped ones; a ProviderConfigUsage
     controller-owned by each managed resource; `crossplane:` ClusterRoles owned by the revision and
-    the XRDs; XR connection Secrets in `crossplane-system` owned by their XR."""
-    client = _Client(url, token, workers)
+    the XRDs; XR connection Secrets in `crossplane-system` owned by their XR.
+
+    `ca`: the emulator's CA certificate (PEM) to trust for its HTTPS."""
+    client = _Client(url, token, workers, ca)
     seeded = Seeded()
     pool = ThreadPoolExecutor(max_workers=workers)
 
@@ -183,7 +188,7 @@ def seed_crossplane(url: str, size: int = 200, *, token: str | None = None, work
         create("apiextensions.crossplane.io", "v1", "compositeresourcedefinitions",
                {"metadata": {"name": f"{plural}.{PLATFORM}"},
                 "spec": {"group": PLATFORM, "names": {"kind": kind, "plural": plural},
-                         "claimNames": {"kind": kind[1:], "plural": claim_plural}, "versions": [{"name": "v1alpha1"}]}},
+                         "claimNames": {"kind": kind[1:], "plural": claim_plural}, "versions": [{"name": "v1alpha1", "served": True, "referenceable": True}]}},
                status={"conditions": [{"type": "Established", "status": "True", "reason": "WatchingCompositeResource",
                                        "lastTransitionTime": "2026-11-20T10:00:00Z"}]})
         create("apiextensions.crossplane.io", "v1", "compositions", {"metadata": {"name": f"{plural}-aws"},

@@ -1,7 +1,12 @@
-"""The Kubernetes REST API over HTTP/1.1 on 127.0.0.1, served from a `Store`.
+"""The Kubernetes REST API over HTTPS (HTTP/1.1) on 127.0.0.1, served from a `Store`.
 
-Threaded standard-library server: one thread per connection, keep-alive, chunked watch streams.
-Admin endpoints under `/_emulator/` (faults, pause, stats) are for tests only.
+Threaded standard-library server: one thread per connection (its TLS handshake made there, not in
+the accept loop), keep-alive, chunked request bodies and chunked watch streams. Every request is
+authenticated as kube-apiserver does it with `--anonymous-auth=false`: a bearer token or a client
+certificate signed by the instance's CA, else 401. An optional read-only token (or client
+certificate of the read-only user) may only get, list and watch: other verbs get 403 with the
+message kube-apiserver's authorization filter writes. Admin endpoints under `/_emulator/` (faults,
+pause, stats) are for tests only and need the full-access credentials.
 """
 
 from __future__ import annotations
@@ -9,7 +14,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import socket
+import ssl
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +26,9 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import yaml
 
-from kubeemu import protobuf
+from kubeemu import admission, protobuf
+from kubeemu.auth import READ_VERBS, RequestAttributes, User, authenticate
+from kubeemu.certs import CertificateAuthority
 from kubeemu.faults import Fault, Faults
 from kubeemu.resources import SUBRESOURCE_KINDS, SUBRESOURCE_VERBS
 from kubeemu.selectors import SelectorError, field_selector, label_selector
@@ -36,6 +46,9 @@ PATCH_TYPES = {
     "application/apply-patch+yaml": "apply",
     "application/apply-patch+json": "apply",
 }
+#: kube-apiserver's default --max-request-body-bytes: an unread body up to this size is drained so the
+#: keep-alive connection stays usable; a larger one closes the connection after the answer
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
 
 
 class _Server(ThreadingHTTPServer):
@@ -43,25 +56,76 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address, handler, api: ApiServer):
+    def __init__(self, address, handler, api: ApiServer, context: ssl.SSLContext | None):
         self.api = api
+        self.context = context
         super().__init__(address, handler)
+
+    def finish_request(self, request, client_address) -> None:
+        """TLS handshake in the connection's own thread: a slow or failed one holds up nobody else."""
+        if self.context is None:  # plain HTTP: the benchmark's baseline only
+            return super().finish_request(request, client_address)
+        request.settimeout(10)
+        try:
+            connection = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as err:  # a client that does not trust the CA, or a cert not signed by it
+            log.debug("TLS handshake with %s failed: %s", client_address, err)
+            return
+        try:
+            connection.settimeout(None)
+            self.RequestHandlerClass(connection, client_address, self)
+        finally:
+            with contextlib.suppress(OSError):
+                connection.close()
 
 
 class ApiServer:
-    """The emulated control plane: a store, a token, faults, and the HTTP server serving them."""
+    """The emulated control plane: a store, its credentials, faults, and the HTTPS server serving them.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str = "kubeemu-token", establish_delay: float = 0.15):
+    `token` authenticates as the full-access user (`kubeemu-admin`, group `system:masters`);
+    `read_only_token`, if given, as `kubeemu-viewer`, who may only get, list and watch. Client
+    certificates signed by `authority` authenticate as their subject's CN (user) and O (groups).
+    `plain_http` serves without TLS (credentials still required): only bench/emulator.py uses it,
+    to measure what TLS costs in the same run.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str = "kubeemu-token", establish_delay: float = 0.15,
+                 *, read_only_token: str | None = None, authority: CertificateAuthority | None = None,
+                 plain_http: bool = False):
         self.store = Store(establish_delay=establish_delay)
         self.token = token
+        self.read_only_token = read_only_token
+        self.authority = authority or CertificateAuthority()
         self.faults = Faults()
-        self.httpd = _Server((host, port), _Handler, self)
+        self.httpd = _Server((host, port), _Handler, self, None if plain_http else self._tls_context())
         self.host, self.port = self.httpd.server_address[:2]
         self._thread: threading.Thread | None = None
 
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_alpn_protocols(["http/1.1"])
+        serving = self.authority.serving()
+        with tempfile.TemporaryDirectory(prefix="kubeemu-tls-") as folder:  # the ssl module loads keys from files only
+            cert, key = os.path.join(folder, "tls.crt"), os.path.join(folder, "tls.key")
+            with open(cert, "wb") as file:
+                file.write(serving.cert_pem)
+            with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as file:
+                file.write(serving.key_pem)
+            context.load_cert_chain(cert, key)
+        # a client certificate is asked for, not required (token clients send none); one that is sent
+        # must be signed by this CA, or the handshake fails
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(cadata=self.authority.cert_pem.decode())
+        return context
+
+    def authenticate(self, authorization: str | None, peer_certificate: dict | None) -> User | None:
+        """The user of a request, or None (401): see `kubeemu.auth.authenticate`."""
+        return authenticate(authorization, peer_certificate, self.token, self.read_only_token)
+
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'http' if self.httpd.context is None else 'https'}://{self.host}:{self.port}"
 
     def serve_in_thread(self) -> None:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
@@ -91,9 +155,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ------------------------------------------------------------------------------------
 
-    def _send(self, code: int, body: object, content_type: str = "application/json") -> None:
+    def _send(self, code: int, body: object, content_type: str = "application/json",
+              warnings: list[str] | None = None) -> None:
         data = body if isinstance(body, bytes) else _encode(body)
         self.send_response(code)
+        for warning in warnings or ():
+            self.send_header("Warning", '299 - "' + warning.replace("\\", "\\\\").replace('"', '\\"') + '"')
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -105,11 +172,52 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         """The request's body, read once (a fault reads it before the route does: reading again
-        would wait for bytes the client never sends)."""
+        would wait for bytes the client never sends). `Transfer-Encoding: chunked` bodies (as
+        `kubectl create --raw -f` sends them) are decoded; otherwise Content-Length bytes are read."""
         if self._request_body is None:
-            length = int(self.headers.get("Content-Length") or 0)
-            self._request_body = self.rfile.read(length) if length else b""
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                self._request_body = self._read_chunked()
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                self._request_body = self.rfile.read(length) if length > 0 else b""
         return self._request_body
+
+    def _read_chunked(self) -> bytes:
+        """RFC 9112 section 7.1: `size[;ext]CRLF data CRLF` ... `0CRLF [trailers] CRLF`."""
+        chunks: list[bytes] = []
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise ApiError(400, "BadRequest", "malformed chunked request body") from None
+            if size == 0:
+                break
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(8)  # the CRLF after the chunk's data
+        while self.rfile.readline(8192).strip():  # trailer fields, up to the empty line
+            pass
+        return b"".join(chunks)
+
+    def _has_body(self) -> bool:
+        return "chunked" in (self.headers.get("Transfer-Encoding") or "").lower() \
+            or int(self.headers.get("Content-Length") or 0) > 0
+
+    def _discard_unread_body(self) -> None:
+        """A body the route never read (401, 404, 405, 415 answered first) would be parsed as the next
+        request on this keep-alive connection: read and drop it, as Go's net/http does after a
+        handler; a body beyond the request size limit (or one that cannot be read) closes the
+        connection instead."""
+        try:
+            if self._request_body is not None or self.close_connection or not self._has_body():
+                return
+            if int(self.headers.get("Content-Length") or 0) > MAX_REQUEST_BODY_BYTES:
+                self.close_connection = True
+                return
+            self._body()
+        except (ApiError, OSError, ValueError):
+            self.close_connection = True
 
     def _json_body(self, raw: bytes) -> object:
         if (self.headers.get("Content-Type") or "").startswith("application/vnd.kubernetes.protobuf"):
@@ -124,21 +232,35 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self._request_body: bytes | None = None
+        try:
+            self._authenticated(method)
+        finally:
+            self._discard_unread_body()
+
+    def _authenticated(self, method: str) -> None:
+        """Authentication first (401), then the admin endpoints, faults, authorization (403) and routing,
+        in the order of kube-apiserver's filter chain (authentication precedes priority and fairness)."""
         api = self.server.api
         url = urlsplit(self.path)
         path, query = url.path.rstrip("/") or "/", {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if path.startswith("/_emulator/"):
-            return self._admin(method, path, self._body())
+        try:
+            peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+            user = api.authenticate(self.headers.get("Authorization"), peer)
+            if user is None:
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            if path.startswith("/_emulator/"):
+                if user.read_only:
+                    raise ApiError(403, "Forbidden", f'forbidden: User "{user.name}" cannot {method.lower()} path "{path}"')
+                return self._admin(method, path, self._body())
+        except ApiError as err:
+            return self._error(err)
         fault = api.faults.next_for(method, path)
         if fault is not None and self._inject(fault):
             return
-        presented = self.headers.get("Authorization")
-        # kubectl never sends a token over plain HTTP: no token is served like the old insecure port;
-        # a wrong token is refused
-        if presented is not None and presented != f"Bearer {api.token}":
-            self._body()
-            return self._send(401, ApiError(401, "Unauthorized", "Unauthorized").status())
         try:
+            attributes = RequestAttributes.of(method, path, query)
+            if user.read_only and attributes.verb not in READ_VERBS:
+                raise attributes.forbidden(user)
             self._route(method, path, query)
         except ApiError as err:
             self._error(err)
@@ -258,12 +380,15 @@ class _Handler(BaseHTTPRequestHandler):
         if sub == "finalize" and method != "PUT":  # its only verb is update
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         manager = query.get("fieldManager") or (self.headers.get("User-Agent") or "unknown").split("/")[0]
+        validation, warned = query.get("fieldValidation") or "Warn", []  # the real server's default since 1.27
         if name is None:
             if method == "GET":
                 return self._list(res, namespace, query)
             if method == "POST":
                 obj = self._json_body(self._body())
-                return self._send(201, store.create(res, namespace, obj, manager))
+                admission.check_body(res, obj)
+                created = store.create(res, namespace, obj, manager, field_validation=validation, warnings=warned)
+                return self._send(201, created, warnings=warned)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
         if method == "GET":
             return self._send(200, store.get_scale(res, namespace, name) if sub == "scale" else store.get(res, namespace, name))
@@ -271,7 +396,9 @@ class _Handler(BaseHTTPRequestHandler):
             obj = self._json_body(self._body())
             if sub == "scale":
                 return self._send(200, store.update_scale(res, namespace, name, obj, manager))
-            return self._send(200, store.update(res, namespace, name, obj, manager, sub))
+            admission.check_body(res, obj)
+            updated = store.update(res, namespace, name, obj, manager, sub, field_validation=validation, warnings=warned)
+            return self._send(200, updated, warnings=warned)
         if method == "PATCH":
             kind = PATCH_TYPES.get((self.headers.get("Content-Type") or "").split(";")[0].strip())
             if kind is None:
@@ -283,7 +410,10 @@ class _Handler(BaseHTTPRequestHandler):
             except (ValueError, yaml.YAMLError):
                 raise ApiError(400, "BadRequest", "the patch could not be decoded") from None
             force = query.get("force") in ("true", "1")
-            return self._send(200, store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub, force))
+            admission.check_body(res, patch)
+            patched = store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub, force,
+                                  field_validation=validation, warnings=warned)
+            return self._send(200, patched, warnings=warned)
         if method == "DELETE":
             raw = self._body()
             options = self._json_body(raw) if raw else {}

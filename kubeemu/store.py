@@ -12,7 +12,6 @@ import bisect
 import contextlib
 import copy
 import json
-import re
 import secrets
 import threading
 import time
@@ -22,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kubeemu import bootstrap, patches
+from kubeemu import admission, bootstrap, patches
 from kubeemu.resources import (
     BUILTINS,
     INITIAL_NAMESPACES,
@@ -34,9 +33,6 @@ from kubeemu.resources import (
 from kubeemu.selectors import Predicate
 from kubeemu.services import Refused, ServiceAllocator
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-PATH_SEGMENT = re.compile(r"^(?!\.\.?$)[^/%]+$")
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_KEY = ("", "namespaces")
 SVC_KEY = ("", "services")
@@ -138,6 +134,7 @@ class Store:
         self.snapshots: OrderedDict[str, tuple[float, list[dict], int]] = OrderedDict()
         self.closed = False
         self.services = ServiceAllocator()
+        self.admission = admission.Admission()
         for res in BUILTINS:
             self._serve(res)
         for name in INITIAL_NAMESPACES:
@@ -340,7 +337,8 @@ class Store:
             raise ApiError(403, "Forbidden", f'unable to create new content in namespace {namespace} because it is being terminated')
         return namespace
 
-    def create(self, res: Resource, namespace: str | None, body: dict, manager: str, operation: str = "Update") -> dict:
+    def create(self, res: Resource, namespace: str | None, body: dict, manager: str, operation: str = "Update",
+               field_validation: str = "Warn", warnings: list[str] | None = None) -> dict:
         with self.lock:
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the body of the request was not a JSON object")
@@ -358,15 +356,7 @@ class Store:
                 else:
                     raise ApiError(422, "Invalid", f"{res.kind} \"\" is invalid: metadata.name: Required value: name or generateName is required",
                                    {"kind": res.kind, "causes": [{"field": "metadata.name", "reason": "FieldValueRequired"}]})
-            name = meta["name"]
-            pattern = DNS_LABEL if res.label_names else DNS_SUBDOMAIN
-            if res.group in ("rbac.authorization.k8s.io", "apiregistration.k8s.io") and isinstance(name, str):
-                # RBAC and APIService names are path segments (ValidatePathSegmentName): `system:controller:x`, `v1.`
-                pattern = PATH_SEGMENT
-            if not isinstance(name, str) or len(name) > (63 if res.label_names else 253) or not pattern.match(name):
-                raise ApiError(422, "Invalid", f'{res.kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": '
-                                               "a lowercase RFC 1123 name must consist of lower case alphanumeric characters, '-' or '.'",
-                               {"name": str(name), "kind": res.kind})
+            name = str(meta["name"])
             table = self.tables[res.key]
             key = _key(namespace, name)
             if key in table.objects:
@@ -385,6 +375,8 @@ class Store:
             meta["managedFields"] = [_managed(manager, operation, res)]
             if res.has_status:
                 obj.pop("status", None)
+            obj = self.admission.admit(self, res, obj, None, "", field_validation, warnings)
+            meta = obj["metadata"]
             if res.key == NS_KEY:
                 obj["spec"] = {"finalizers": ["kubernetes"]}
                 obj["status"] = {"phase": "Active"}
@@ -420,7 +412,8 @@ class Store:
         self.create(sa, namespace, {"metadata": {"name": "default"}}, "kube-controller-manager")
 
     def update(self, res: Resource, namespace: str | None, name: str, body: dict, manager: str,
-               subresource: str = "", require_rv: bool = True, operation: str = "Update") -> dict:
+               subresource: str = "", require_rv: bool = True, operation: str = "Update",
+               field_validation: str = "Warn", warnings: list[str] | None = None) -> dict:
         with self.lock:
             table = self.tables[res.key]
             key = _key(namespace if res.namespaced else None, name)
@@ -472,6 +465,8 @@ class Store:
             new["apiVersion"], new["kind"] = res.storage_api_version, res.kind
             meta = new["metadata"]
             meta["managedFields"] = _record_manager(current["metadata"].get("managedFields") or [], manager, operation, res, subresource)
+            new = self.admission.admit(self, res, new, current, subresource, field_validation, warnings)
+            meta = new["metadata"]
             if res.key == CRD_KEY and subresource == "":
                 self._check_crd(new)
                 _record_storage_version(new)
@@ -495,7 +490,8 @@ class Store:
             return _as_version(new, res)
 
     def patch(self, res: Resource, namespace: str | None, name: str, kind: str, patch: object, manager: str,
-              subresource: str = "", force: bool = False) -> dict:
+              subresource: str = "", force: bool = False, field_validation: str = "Warn",
+              warnings: list[str] | None = None) -> dict:
         if subresource == "scale":
             with self.lock:
                 current = self.get_scale(res, namespace, name)
@@ -517,7 +513,8 @@ class Store:
                         raise not_found(res, name)
                     body = copy.deepcopy(patch)
                     body.setdefault("metadata", {})["name"] = name
-                    return self.create(res, namespace, body, manager, operation="Apply")
+                    return self.create(res, namespace, body, manager, operation="Apply",
+                                       field_validation=field_validation, warnings=warnings)
             if current is None:
                 raise not_found(res, name)
             try:
@@ -535,7 +532,8 @@ class Store:
             if not sent_rv:
                 new.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
             return self.update(res, namespace, name, new, manager, subresource, require_rv=False,
-                               operation="Apply" if kind == "apply" else "Update")
+                               operation="Apply" if kind == "apply" else "Update",
+                               field_validation=field_validation, warnings=warnings)
 
     def delete(self, res: Resource, namespace: str | None, name: str, propagation: str = "Background") -> dict:
         with self.lock:

@@ -18,7 +18,7 @@ ENCRYPTION = "    encryption:\n      secretRef: {name: backup-key}\n"
 
 def get(cp, path: str) -> dict:
     request = urllib.request.Request(cp.url + path, headers={"Authorization": f"Bearer {cp.token}"})
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback emulator
+    with urllib.request.urlopen(request, timeout=30, context=cp.ssl_context()) as response:  # noqa: S310 - loopback emulator
         return json.loads(response.read())
 
 
@@ -45,7 +45,7 @@ def test_encrypted_backup_restores_with_the_key_and_only_with_it(story):
         return result
 
     try:
-        seed_crossplane(source.url, 60, token=source.token)
+        seed_crossplane(source.url, 60, token=source.token, ca=source.ca_data)
         write_key(story, KEY)
         encrypt_config(story)
         story.connect("src", source)

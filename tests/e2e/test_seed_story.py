@@ -16,7 +16,7 @@ def list_all(cp, path: str) -> list[dict]:
     import urllib.request
 
     request = urllib.request.Request(cp.url + path, headers={"Authorization": f"Bearer {cp.token}"})
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback emulator
+    with urllib.request.urlopen(request, timeout=30, context=cp.ssl_context()) as response:  # noqa: S310 - loopback emulator
         return json.loads(response.read())["items"]
 
 
@@ -29,7 +29,7 @@ def comparable(obj: dict) -> dict:
 def test_backup_then_restore_into_a_new_control_plane(story, tmp_path):
     source = EmulatorProcess().start()
     try:
-        seeded = seed_crossplane(source.url, 300, token=source.token)
+        seeded = seed_crossplane(source.url, 300, token=source.token, ca=source.ca_data)
         before = {path: list_all(source, path) for path in (
             "/api/v1/secrets", "/apis/s3.aws.upbound.io/v1beta1/buckets", "/apis/aws.platformref.upbound.io/v1alpha1/xclusters",
             "/apis/aws.platformref.upbound.io/v1alpha1/clusters", "/apis/pkg.crossplane.io/v1/providers")}

@@ -1,4 +1,4 @@
-"""Plain HTTP against an emulator with any headers: status, headers and decoded body, exactly."""
+"""HTTPS against an emulator (its CA trusted, its token sent) with any headers: status, headers and decoded body, exactly."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def call(cp, method: str, path: str, body=None, headers: dict | None = None, con
     request = urllib.request.Request(cp.url + path, data=data, method=method, headers={
         "Authorization": f"Bearer {cp.token}", "Content-Type": content_type, **(headers or {})})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=30, context=cp.ssl_context()) as response:  # noqa: S310 - loopback
             return response.status, dict(response.headers), json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), json.loads(err.read() or b"{}")
@@ -26,7 +26,7 @@ def watch_events(cp, path: str, count: int, timeout: float = 10) -> list[dict]:
     request = urllib.request.Request(f"{cp.url}{path}{sep}watch=1&timeoutSeconds={int(timeout)}",
                                      headers={"Authorization": f"Bearer {cp.token}"})
     events = []
-    with urllib.request.urlopen(request, timeout=timeout + 5) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=timeout + 5, context=cp.ssl_context()) as response:  # noqa: S310 - loopback
         for line in response:
             if line.strip():
                 events.append(json.loads(line))

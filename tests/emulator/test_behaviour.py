@@ -12,13 +12,14 @@ import yaml
 from kubernetes import client, config, dynamic
 from kubernetes.client.exceptions import ApiException
 
+from ctpbackup.kubeapi import carry_bearer_token
 from kubeemu.fixtures import crd
 
 WIDGETS = crd("example.org", "widgets", "Widget", "Namespaced", "v1")
 
 
 class Raw:
-    """Plain HTTP against the emulator, to see status codes and bodies exactly."""
+    """Plain HTTPS against the emulator (its CA trusted, its token sent), to see status codes and bodies exactly."""
 
     def __init__(self, cp):
         self.cp = cp
@@ -28,7 +29,7 @@ class Raw:
         request = urllib.request.Request(self.cp.url + path, data=data, method=method, headers={
             "Authorization": f"Bearer {self.cp.token}", "Content-Type": content_type})
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(request, timeout=30, context=self.cp.ssl_context()) as response:  # noqa: S310 - loopback
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"{}")
@@ -82,6 +83,7 @@ def test_dynamic_client_discovers_and_lists_a_fresh_crd(control_plane, raw, tmp_
     raw("POST", "/apis/example.org/v1/namespaces/default/widgets", {"metadata": {"name": "w"}, "spec": {"n": 1}})
     configuration = client.Configuration()
     config.kube_config.KubeConfigLoader(config_dict=yaml.safe_load(control_plane.kubeconfig_text())).load_and_set(configuration)
+    carry_bearer_token(configuration)  # kubernetes 36's generated classes would send no token
     dyn = dynamic.DynamicClient(client.ApiClient(configuration))
     widgets = dyn.resources.get(api_version="example.org/v1", kind="Widget")
     assert [w.metadata.name for w in widgets.get(namespace="default").items] == ["w"]
@@ -213,13 +215,14 @@ def test_faults_on_demand(control_plane, raw):
     assert raw("GET", "/api/v1/namespaces")[0] == 503
     assert raw("GET", "/api/v1/namespaces")[0] == 200
     control_plane.inject("throttle", count=1, retry_after=2)
-    request = urllib.request.Request(control_plane.url + "/api/v1/namespaces")
+    request = urllib.request.Request(control_plane.url + "/api/v1/namespaces",
+                                     headers={"Authorization": f"Bearer {control_plane.token}"})
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(request, timeout=5)  # noqa: S310
+        urllib.request.urlopen(request, timeout=5, context=control_plane.ssl_context())  # noqa: S310
     assert err.value.code == 429 and err.value.headers["Retry-After"] == "2"
     control_plane.inject("drop", count=1)
     with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
-        urllib.request.urlopen(control_plane.url + "/api/v1/namespaces", timeout=5)  # noqa: S310
+        urllib.request.urlopen(request, timeout=5, context=control_plane.ssl_context())  # noqa: S310
     control_plane.inject("slow", count=1, delay=0.5)
     started = time.monotonic()
     assert raw("GET", "/api/v1/namespaces")[0] == 200 and time.monotonic() - started >= 0.5
@@ -244,8 +247,8 @@ def test_watch_stream(control_plane, raw):
 
     def watch():
         request = urllib.request.Request(f"{control_plane.url}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}"
-                                         "&timeoutSeconds=2")
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                                         "&timeoutSeconds=2", headers={"Authorization": f"Bearer {control_plane.token}"})
+        with urllib.request.urlopen(request, timeout=10, context=control_plane.ssl_context()) as response:  # noqa: S310
             for line in response:
                 events.append(json.loads(line))
 
@@ -270,7 +273,7 @@ def test_twenty_thousand_objects_created_and_listed_in_pages(control_plane_proce
     """The scale the benchmarks use; the rates are printed by bench/emulator.py."""
     from kubeemu.fixtures import _Client
 
-    http = _Client(control_plane_process.url, control_plane_process.token, 8)
+    http = _Client(control_plane_process.url, control_plane_process.token, 8, control_plane_process.ca_data)
     from concurrent.futures import ThreadPoolExecutor
 
     started = time.monotonic()
@@ -292,6 +295,7 @@ def test_twenty_thousand_objects_created_and_listed_in_pages(control_plane_proce
 def test_dynamic_client_raises_like_the_real_server(control_plane):
     configuration = client.Configuration()
     config.kube_config.KubeConfigLoader(config_dict=yaml.safe_load(control_plane.kubeconfig_text())).load_and_set(configuration)
+    carry_bearer_token(configuration)  # kubernetes 36's generated classes would send no token
     core = client.CoreV1Api(client.ApiClient(configuration))
     with pytest.raises(ApiException) as err:
         core.read_namespaced_secret("nope", "default")

@@ -16,7 +16,7 @@ V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 @pytest.fixture(scope="module")
 def installed():
     with EmulatorServer(establish_delay=0.02) as cp:
-        seeded = seed_crossplane(cp.url, 200, token=cp.token, real_install=True)
+        seeded = seed_crossplane(cp.url, 200, token=cp.token, ca=cp.ca_data, real_install=True)
         yield cp, seeded
 
 
@@ -31,7 +31,7 @@ def refs(obj: dict) -> list[tuple[str, str, bool]]:
 
 
 def test_switch_is_off_by_default(control_plane):
-    seeded = seed_crossplane(control_plane.url, 100, token=control_plane.token)
+    seeded = seed_crossplane(control_plane.url, 100, token=control_plane.token, ca=control_plane.ca_data)
     assert 90 <= seeded.total <= 110
     assert call(control_plane, "GET", "/api/v1/namespaces/crossplane-system")[0] == 404
     groups = {g["name"] for g in call(control_plane, "GET", "/apis")[2]["groups"]}

@@ -13,7 +13,8 @@ CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
 def schema(field: str) -> dict:
     return {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "properties": {
-        field: {"type": "string"}}}}}}
+        field: {"type": "string"}}}, "status": {"type": "object", "properties": {"atProvider": {
+            "type": "object", "properties": {"id": {"type": "string"}}}}}}}}
 
 
 def multi_version_crd(storage: str = "v1beta1", conversion: str = "None") -> dict:

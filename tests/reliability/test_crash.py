@@ -35,7 +35,7 @@ def count_objects(cp) -> int:
     for path in ("/api/v1/secrets", "/api/v1/configmaps", "/apis/s3.aws.upbound.io/v1beta1/buckets",
                  "/apis/aws.platformref.upbound.io/v1alpha1/xclusters"):
         request = urllib.request.Request(cp.url + path, headers={"Authorization": f"Bearer {cp.token}"})
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30, context=cp.ssl_context()) as response:  # noqa: S310
             total += len(json.loads(response.read())["items"])
     return total
 
@@ -58,7 +58,7 @@ def test_sigkill_at_many_points_then_rerun_loses_nothing(story):
     target = EmulatorServer(establish_delay=0.05).start()
     try:
         for name, cp in sources.items():
-            seed_crossplane(cp.url, 300, token=cp.token)
+            seed_crossplane(cp.url, 300, token=cp.token, ca=cp.ca_data)
             story.connect(name, cp)
             story.repo.write(f"controlplanes/{name}.yaml", CONTROL_PLANE.format(name=name))
             cp.inject("slow", count=-1, delay=0.03)  # stretch every request so kills land mid-work
@@ -139,7 +139,7 @@ def test_sigkill_at_each_multipart_part_boundary_loses_nothing(story, s3_fault_p
                 cp.url + "/api/v1/namespaces/default/secrets", method="POST",
                 data=json.dumps({"metadata": {"name": f"blob-{i}"}, "data": {"blob": data}}).encode(),
                 headers={"Authorization": f"Bearer {cp.token}", "Content-Type": "application/json"})
-            urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 - loopback
+            urllib.request.urlopen(request, timeout=30, context=cp.ssl_context()).close()  # noqa: S310 - loopback
         story.connect("ctp1", cp)
         story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
         story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="ctp1"))

@@ -34,7 +34,8 @@ def test_the_whole_story_leaks_no_secret(story, s3_server):
                            "data": {"password": base64.b64encode(PASSWORD.encode()).decode()}}).encode()
         urllib.request.urlopen(urllib.request.Request(  # noqa: S310
             source.url + "/api/v1/namespaces/default/secrets", data=body, method="POST",
-            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}), timeout=10)
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}), timeout=10,
+            context=source.ssl_context())
         story.connect("ctp1", source)
         story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
         story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="ctp1"))

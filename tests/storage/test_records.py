@@ -15,7 +15,7 @@ def every_field_set() -> BackupRecord:
     return BackupRecord(
         "ns", "b1", "ctp", "default", Phase.DELETED, OwnerKind.SHARED_BACKUP_SCHEDULE, "hourly", T, "abc",
         (Condition("Completed", "True", "BackupCompleted", "3 objects", T),), 2, T, T, T, "p/ns/ctp/backups/b1/archive.tar.gz",
-        123, "ab" * 32, {"secrets": 3}, 1, "Delete", "720h", T, ("events",), True, '{"a":1}', "Delete", T, True)
+        123, "ab" * 32, {"secrets": 3}, 1, "Delete", "720h", T, ("events",), True, '{"a":1}', "Delete", T, True, ("a warning",))
 
 
 def test_every_field_survives_a_round_trip():
