@@ -262,3 +262,13 @@ def test_api_group_document(control_plane, group, versions):
     assert doc["preferredVersion"] == {"groupVersion": f"{group}/{versions[0]}", "version": versions[0]}
     code, _, status = call(control_plane, "GET", "/apis/nothing.example.org")
     assert (code, status["reason"]) == (404, "NotFound")
+
+
+def test_kubectl_get_all_follows_the_all_category(control_plane, tmp_path):
+    call(control_plane, "POST", "/apis/apps/v1/namespaces/default/deployments", deployment("shop"))
+    call(control_plane, "POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "not-in-all"}})
+    kc = control_plane.write_kubeconfig(tmp_path / "kubeconfig")
+    run = subprocess.run([KUBECTL, "--kubeconfig", str(kc), "get", "all", "-n", "default", "-o", "name"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert sorted(run.stdout.split()) == ["deployment.apps/shop", "service/kubernetes"]
