@@ -49,6 +49,11 @@ MAX_MEMBER_BYTES = 64 * 1024 * 1024
 MAX_TOTAL_BYTES = 16 * 1024 * 1024 * 1024
 MAX_MEMBERS = 5_000_000
 MAX_RATIO = 200  # uncompressed / compressed: beyond this, a decompression bomb
+#: the longest member name, in bytes: PATH_MAX on Linux; the format's names are far shorter (a
+#: resource, a namespace and a name of at most 253 characters each)
+MAX_NAME_BYTES = 4096
+#: the largest pax extended header: a few records (path, size, mtime) are all a member needs
+MAX_PAX_BYTES = 64 * 1024
 
 _SEGMENT = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
 #: kept as they are in a member name; any other byte of the name's UTF-8 is written %XX
@@ -229,6 +234,28 @@ class Member:
     size: int
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A tar header whose GNU long-name/long-link and pax extended headers are size-checked before
+    tarfile reads them: tarfile reads such a header's whole data into memory (a 149 KB gzip'd
+    archive can claim a 150 MB long name), so the check must come first."""
+
+    def _proc_gnulong(self, tarfile):  # type L (long name) and K (long link name)
+        if self.size > MAX_NAME_BYTES:
+            raise ArchiveError(f"a GNU long-name header of {self.size} bytes (names are at most {MAX_NAME_BYTES})")
+        return super()._proc_gnulong(tarfile)
+
+    def _proc_pax(self, tarfile):  # type x (this member) and g (global)
+        if self.size > MAX_PAX_BYTES:
+            raise ArchiveError(f"a pax extended header of {self.size} bytes (at most {MAX_PAX_BYTES} are read)")
+        return super()._proc_pax(tarfile)
+
+
+def _shown(name: str) -> str:
+    """A member name as a message shows it: quoted, at most 200 characters."""
+    text = repr(name)
+    return text if len(text) <= 200 else text[:180] + f"...' ({len(name)} characters)"
+
+
 class ArchiveReader:
     """Read a downloaded (and already checksum-verified) archive, member by member, safely."""
 
@@ -238,7 +265,7 @@ class ArchiveReader:
 
     def _open(self) -> tarfile.TarFile:
         try:
-            return tarfile.open(self.path, mode="r:gz")
+            return tarfile.open(self.path, mode="r:gz", tarinfo=_BoundedTarInfo)
         except (tarfile.TarError, OSError, EOFError) as err:
             raise ArchiveError(f"not a gzip'd tar archive: {err}") from None
 
@@ -301,17 +328,20 @@ class ArchiveReader:
 
 
 def check_member(info: tarfile.TarInfo) -> Member:
-    """Refuse anything but regular files at the documented paths."""
-    if not info.isreg():
-        raise ArchiveError(f"{info.name!r}: only regular files are allowed (links, devices and folders are refused)")
+    """Refuse anything but regular files at the documented paths. Messages show at most 200
+    characters of a name, whatever its length."""
     name = info.name
+    if len(name) > MAX_NAME_BYTES:
+        raise ArchiveError(f"{_shown(name)}: a member name longer than {MAX_NAME_BYTES} characters")
+    if not info.isreg():
+        raise ArchiveError(f"{_shown(name)}: only regular files are allowed (links, devices and folders are refused)")
     if name.startswith("/") or ".." in name.split("/") or "\\" in name:
-        raise ArchiveError(f"{name!r}: unsafe path")
+        raise ArchiveError(f"{_shown(name)}: unsafe path")
     match = _MEMBER.match(name)
     if not match:
-        raise ArchiveError(f"{name!r}: not a path of the archive format")
+        raise ArchiveError(f"{_shown(name)}: not a path of the archive format")
     if info.size > MAX_MEMBER_BYTES:
-        raise ArchiveError(f"{name!r}: {info.size} bytes is larger than any Kubernetes object")
+        raise ArchiveError(f"{_shown(name)}: {info.size} bytes is larger than any Kubernetes object")
     return Member(name, match.group("resource") or "", match.group("namespace") or "",
                   decode_name(match.group("name")) if match.group("name") else "", info.size)
 
@@ -319,11 +349,11 @@ def check_member(info: tarfile.TarInfo) -> Member:
 def _read(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
     handle = tar.extractfile(info)
     if handle is None:
-        raise ArchiveError(f"{info.name!r}: unreadable")
+        raise ArchiveError(f"{_shown(info.name)}: unreadable")
     try:
         data = handle.read(MAX_MEMBER_BYTES + 1)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
-        raise ArchiveError(f"corrupt archive at {info.name!r}: {err}") from None
+        raise ArchiveError(f"corrupt archive at {_shown(info.name)}: {err}") from None
     if len(data) != info.size:
-        raise ArchiveError(f"{info.name!r}: truncated")
+        raise ArchiveError(f"{_shown(info.name)}: truncated")
     return data

@@ -26,7 +26,7 @@ from ctpbackup.encryption import backup_context
 from ctpbackup.kubeapi import KubeAPI, KubeError, ResourceType
 from ctpbackup.progress import Progress
 from ctpbackup.restore_order import made_by_control_plane
-from ctpbackup.storage.base import Bucket, StorageError
+from ctpbackup.storage.base import Bucket, PreconditionFailed, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +188,10 @@ def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveIn
         raise BackupFailed(reason, err.message) from None
     export = _Export(crd_wanted={t.key for t in chosen if t.group and t.key != CRD_KEY},
                      crd_all=CRD_KEY not in set(info.excluded_resources), terminating=terminating)
-    meter = Progress(f"backup {info.namespace}/{info.backup}", enabled=progress)
+    meter = Progress(f"backup {info.namespace}/{info.control_plane} → {info.backup}", enabled=progress)
     upload = None
     try:
-        upload = bucket.open_upload(key, content_type="application/gzip")
+        upload = bucket.open_upload(key, content_type="application/gzip", if_absent=True)  # never replaces one
         writer = archive.ArchiveWriter(upload, encryption_key=encryption_key,
                                        encryption_context=backup_context(info.namespace, info.control_plane, info.backup))
         with tempfile.TemporaryFile() as uid_spool:
@@ -223,6 +223,9 @@ def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveIn
     except KubeError as err:
         reason = "ControlPlaneUnreachable" if err.status in (0, 502, 503, 504) else "ListFailed"
         raise BackupFailed(reason, err.message) from None
+    except PreconditionFailed:
+        raise BackupFailed("ArchiveExists", f"an archive appeared at {key} while this backup was taken (another "
+                                            "run?); it was left as it is") from None
     except StorageError as err:
         raise BackupFailed("BucketWriteFailed", str(err)) from None
     except archive.ArchiveError as err:  # never a Completed backup that cannot be restored

@@ -4,26 +4,52 @@ line and exit status 1; exit 2 (with --detailed-exitcode) means the plan has cha
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
-from ctpbackup import logs, metrics, plan_output, run, status
+from ctpbackup import logs, metrics, plan_output, rbac, run, status
+from ctpbackup.connect import ControlPlaneUnreachable, api_client_for
 from ctpbackup.durations import parse_duration
 from ctpbackup.execute import Executor
 from ctpbackup.gitsource import Snapshot, read_repository
+from ctpbackup.index import RecordedState
+from ctpbackup.lease import LeaseLost
 from ctpbackup.manifests import LoadResult, load_desired_state
-from ctpbackup.planner import DEFAULT_MAX_RETRIES, PlanOptions
+from ctpbackup.model import DesiredState
+from ctpbackup.planner import DEFAULT_MAX_RETRIES, NOT_CHANGES, Plan, PlanOptions, requested_backups
 from ctpbackup.problems import InvalidManifests, UserError
+from ctpbackup.records import Condition
+from ctpbackup.restore import answers
 from ctpbackup.run import SourceOptions
 from ctpbackup.shard import IndexCorrupt
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1, as Terraform's do: 2 is what `plan --detailed-exitcode` means by
+    "changes", so a mistyped option must never look like one. (Subcommands use this class too.)"""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml), or "unknown" when run from a bare checkout."""
+    try:
+        return importlib.metadata.version("ctpbackup")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +70,14 @@ def _secrets(parser: argparse.ArgumentParser) -> None:
                        help="read Secrets from DIR/<namespace>/<name>/<key> files (the layout of a mounted Secret)")
     group.add_argument("--host-kubeconfig", default=None,
                        help="read Secrets from the cluster of this kubeconfig (default in a pod: in-cluster config)")
+
+
+def _offline(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-retries", type=int, default=DEFAULT_MAX_RETRIES,
+                        help="retries after which a Failed backup counts as failed for good (as apply's; default 3)")
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="read the bucket of the SharedBackupConfig(s) in this local YAML file, without Git "
+                             "(for the day Git is down)")
 
 
 def _planning(parser: argparse.ArgumentParser) -> None:
@@ -73,11 +107,12 @@ def _timestamp(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 time") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="reconcile.py",
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog or _prog(),
         description="GitOps backups and restores of Kubernetes control planes (Upbound Spaces' backup API).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="load and validate the manifests of a commit; print what was found")
@@ -88,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _secrets(p)
     _planning(p)
-    p.add_argument("-o", "--output", choices=("text", "json", "markdown"), default="text")
+    p.add_argument("-o", "--output", choices=("text", "json", "markdown"), default=None,
+                   help="a document on stdout; default: text on a terminal, JSON events otherwise")
     p.add_argument("--detailed-exitcode", action="store_true", help="exit 0: no changes, 1: error, 2: changes")
     p.set_defaults(run=cmd_plan)
 
@@ -100,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--existing", choices=("skip", "update"), default="skip",
                    help="restore: objects already in the target are skipped (default) or updated")
     p.add_argument("--lease-wait", type=float, default=0.0, help="seconds to wait for another apply's lease (default 0)")
+    p.add_argument("--lease-duration", type=_duration, default=run.LEASE_DURATION,
+                   help="lease period: how long a lease lasts unrenewed, the age of an upload swept as a crashed "
+                        "run's, and how far ahead a recorded time may be before it is a clock error (default 10m)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: on a terminal)")
     p.add_argument("--metrics-textfile", default=os.environ.get("CTPBACKUP_METRICS_TEXTFILE") or None,
@@ -108,30 +147,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="push Prometheus metrics of the run to this Pushgateway URL")
     p.set_defaults(run=cmd_apply)
 
-    p = sub.add_parser("status", help="backups and restores recorded in the bucket index")
+    kinds = tuple(status.KINDS)
+    p = sub.add_parser("status", help="the status of every kind: buckets, control planes, backups, schedules, restores")
     _common(p)
     _secrets(p)
-    p.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    _offline(p)
+    p.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
     p.set_defaults(run=cmd_status)
 
-    p = sub.add_parser("describe", help="one backup or restore in detail: conditions and counts")
-    p.add_argument("kind", choices=("backup", "restore"))
-    p.add_argument("name", help="backup name, or the restored control plane's name")
+    p = sub.add_parser("describe", help="one object in detail: its status fields, conditions and counts")
+    p.add_argument("kind", choices=kinds)
+    p.add_argument("name", help="the object's name (a restore: the restored control plane's name)")
     p.add_argument("-n", "--namespace", default="default")
     _common(p)
     _secrets(p)
+    _offline(p)
     p.set_defaults(run=cmd_describe)
 
-    p = sub.add_parser("wait", help="poll the index until a backup or restore meets a condition")
-    p.add_argument("kind", choices=("backup", "restore"))
+    p = sub.add_parser("wait", help="poll until an object meets a condition, as kubectl wait does")
+    p.add_argument("kind", choices=kinds)
     p.add_argument("name")
     p.add_argument("-n", "--namespace", default="default")
-    p.add_argument("--for", dest="condition", default="condition=Completed",
-                   help="condition=Type[=Status] (default condition=Completed; restores: condition=Restored)")
+    p.add_argument("--for", dest="condition", default=None,
+                   help="condition=Type[=Status]; default: the kind's own (Backup, SharedBackup, schedules: "
+                        "Completed; restore: Restored; controlplane: Ready; sharedbackupconfig: Available)")
     p.add_argument("--timeout", type=_duration, default=timedelta(minutes=30), help="e.g. 1h, 30m (default 30m)")
     p.add_argument("--interval", type=float, default=5.0, help=argparse.SUPPRESS)
     _common(p)
     _secrets(p)
+    _offline(p)
     p.set_defaults(run=cmd_wait)
 
     p = sub.add_parser("index", help="maintenance of the bucket index")
@@ -139,7 +183,28 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _secrets(p)
     p.set_defaults(run=cmd_index)
+
+    p = sub.add_parser("rbac", help="print the Roles and RoleBindings the manifests need (get on their Secrets)")
+    _common(p)
+    p.add_argument("--service-account", type=_service_account, default=rbac.SERVICE_ACCOUNT, metavar="NS/NAME",
+                   help="the job's ServiceAccount (default ctpbackup-system/ctpbackup)")
+    p.add_argument("-o", "--output", choices=("yaml", "json", "secrets"), default="yaml",
+                   help="yaml/json: the Role and RoleBinding objects; secrets: a JSON list of the Secrets read")
+    p.set_defaults(run=cmd_rbac)
     return parser
+
+
+def _prog() -> str:
+    """`ctpbackup` for the console script, `reconcile.py` for the entry-point file."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name in ("ctpbackup", "reconcile.py") else "ctpbackup"
+
+
+def _service_account(text: str) -> tuple[str, str]:
+    namespace, _, name = text.partition("/")
+    if not namespace or not name or "/" in name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAMESPACE/NAME")
+    return namespace, name
 
 
 def _duration(text: str) -> timedelta:
@@ -155,7 +220,8 @@ def _source(args: argparse.Namespace) -> SourceOptions:
 
 
 def _plan_options(args: argparse.Namespace) -> PlanOptions:
-    return PlanOptions(max_retries=args.max_retries, allow_mass_delete=args.allow_mass_delete, shard=args.shard)
+    return PlanOptions(max_retries=args.max_retries, allow_mass_delete=args.allow_mass_delete, shard=args.shard,
+                       clock_tolerance=getattr(args, "lease_duration", run.LEASE_DURATION))
 
 
 def load(args: argparse.Namespace) -> tuple[Snapshot, LoadResult]:
@@ -170,15 +236,16 @@ def describe_source(snapshot: Snapshot) -> str:
     return f"{where} at {snapshot.ref}: commit {snapshot.commit}"
 
 
-def print_problems(result: LoadResult) -> None:
+def print_problems(result: LoadResult, console: logs.Console | None = None) -> None:
+    console = console or logs.Console()
     for problem in sorted(result.problems, key=lambda p: p.sort_key()):
-        print(problem, file=sys.stderr)
+        console.problem(str(problem))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     snapshot, result = load(args)
     print(describe_source(snapshot))
-    print_problems(result)
+    print_problems(result, args.console)
     if result.errors:
         print(f"{len(result.errors)} error(s), {len(result.warnings)} warning(s) in {len(snapshot.files)} file(s): invalid.")
         return EXIT_ERROR
@@ -194,13 +261,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    console: logs.Console = args.console
     prepared = run.prepare(_source(args))
     now = args.now or run.utcnow()
     result = run.make_plan(prepared, now, _plan_options(args))
-    _print_warnings(prepared)
-    if args.output == "text":
-        print(describe_source(prepared.snapshot))
-    print(plan_output.render(result, args.output), end="")
+    _print_warnings(prepared, console)
+    _print_plan_warnings(result, console)
+    if args.output is None:
+        _show_plan(console, prepared, result)
+    else:
+        if args.output == "text":
+            print(describe_source(prepared.snapshot))
+        console.document(plan_output.render(result, args.output))
     if result.has_errors:
         return EXIT_ERROR
     if args.detailed_exitcode and result.has_changes:
@@ -208,85 +280,201 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _show_plan(console: logs.Console, prepared: run.Prepared, result) -> None:
+    """The plan: source line and Terraform-style text on a terminal, one `plan` event otherwise."""
+    # the source line says the commit; the text plan's own first line ("Commit ...") would say it twice
+    _, _, body = plan_output.to_text(result).partition("\n")
+    shard = f", shard {result.shard[0]}/{result.shard[1]}" if result.shard[1] > 1 else ""
+    console.text(describe_source(prepared.snapshot) + shard)
+    console.text(body)
+    if not console.json_stdout:
+        return
+    document = json.loads(plan_output.to_json(result))
+    console.event("plan", plan_output.headline(result), source=describe_source(prepared.snapshot),
+                  **{k: v for k, v in document.items() if k != "actions"})
+    for line, action in zip(plan_output.action_lines(result.actions), document["actions"], strict=True):
+        console.event("planned", line, logging.ERROR if action["action"] == "error" else logging.INFO, **action)
+    for refusal in result.refusals:
+        console.event("refused", f"! {refusal}", logging.ERROR)
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
-    prepared = run.prepare(_source(args), encryption_keys=True)
-    _print_warnings(prepared)
-    print(describe_source(prepared.snapshot))
+    console: logs.Console = args.console
+    started = time.time()
+    shard = args.shard
+    try:
+        prepared = run.prepare(_source(args), encryption_keys=True)
+    except Exception:  # the job ran and could not plan: that is a metric too
+        metrics.export(metrics.build_registry(DesiredState(""), RecordedState(), [],
+                                              metrics.Run(started, time.time(), "error", "", shard), run.utcnow()),
+                       shard, textfile=args.metrics_textfile, pushgateway=args.pushgateway)
+        raise
+    _print_warnings(prepared, console)
     clock = (lambda: args.now) if args.now else run.utcnow
-    with run.leases(prepared.targets, args.lease_wait, clock, args.shard):
+    outcomes: list = []
+    with run.leases(prepared.targets, args.lease_wait, clock, shard, args.lease_duration):
         run.refresh(prepared)  # under the lease: what another run did before us is now visible
         result = run.make_plan(prepared, clock(), _plan_options(args))
-        print(plan_output.to_text(result), end="", flush=True)
-        if not result.actions:
-            return EXIT_ERROR if result.has_errors else EXIT_OK
-        progress = sys.stderr.isatty() if args.progress is None else args.progress
-        executor = Executor(prepared.desired, prepared.targets, prepared.secrets, clock=clock,
-                            concurrency=args.concurrency, existing=args.existing, progress=progress)
-        report = executor.run(result)
-    print()
-    for outcome in report.outcomes:
-        mark = "ok" if outcome.ok else "waiting" if outcome.waiting else "FAILED"
-        print(f"  {outcome.action.sign} {outcome.action.type.value} {outcome.action.namespace}/{outcome.action.name}: "
-              f"{mark}: {outcome.message}")
-    metrics.export(report.outcomes, prepared.snapshot.commit, time.time(), textfile=args.metrics_textfile,
-                   pushgateway=args.pushgateway)
-    failed = len(report.failed)
-    print(f"Apply complete: {len(report.outcomes) - failed} done, {failed} failed"
-          + (f", {len(result.refusals)} refused" if result.refusals else "") + ".")
-    log.info("apply finished", extra={"fields": {"event": "apply", "commit": prepared.snapshot.commit,
-                                                 "actions": len(result.actions), "failed": failed,
-                                                 **{f"planned_{k}": v for k, v in result.summary().items()}}})
-    return EXIT_ERROR if failed or result.has_errors else EXIT_OK
+        _print_plan_warnings(result, console)
+        _show_plan(console, prepared, result)
+        if any(a.type not in NOT_CHANGES for a in result.actions):
+            progress = console.progress_display() if args.progress is None else args.progress
+            executor = Executor(prepared.desired, prepared.targets, prepared.secrets, clock=clock,
+                                concurrency=args.concurrency, existing=args.existing, progress=progress)
+            outcomes = executor.run(result).outcomes
+            run.refresh(prepared)  # the state metrics show what this run recorded
+    if outcomes:
+        console.text()
+    for outcome in outcomes:
+        mark = "ok" if outcome.ok else "waiting" if outcome.waiting else "failed"
+        message = outcome.message.removeprefix(f"{mark}: ")  # said once, not "waiting: waiting: ..."
+        console.text(f"  {outcome.action.sign} {outcome.action.type.value} {outcome.action.namespace}/"
+                     f"{outcome.action.name}: {mark.upper() if mark == 'failed' else mark}: {message}")
+        console.event("action", message, logging.INFO if mark != "failed" else logging.ERROR,
+                      action=outcome.action.type.value, kind=outcome.action.kind, namespace=outcome.action.namespace,
+                      name=outcome.action.name, controlplane=outcome.action.control_plane, outcome=mark,
+                      bytes=outcome.size, seconds=round(outcome.seconds, 3))
+    failed = sum(1 for o in outcomes if not o.ok and not o.waiting)
+    beyond = _failed_beyond_allowance(result, console)
+    outcome_of_run = "error" if result.has_errors else "failure" if failed or beyond else "success"
+    metrics.export(metrics.build_registry(prepared.desired, prepared.recorded, outcomes,
+                                          metrics.Run(started, time.time(), outcome_of_run,
+                                                      prepared.snapshot.commit, shard), clock()),
+                   shard, textfile=args.metrics_textfile, pushgateway=args.pushgateway)
+    summary = (f"Apply complete: {len(outcomes) - failed} done, {failed} failed"
+               + (f", {len(result.refusals)} refused" if result.refusals else "") + ".")
+    if outcomes:
+        console.text(summary)
+    console.event("apply", summary if outcomes else "Nothing to apply.",
+                  commit=prepared.snapshot.commit, result=outcome_of_run, actions=len(result.actions),
+                  done=len(outcomes) - failed, failed=failed, refused=len(result.refusals),
+                  seconds=round(time.time() - started, 3), **{f"planned_{k}": v for k, v in result.summary().items()})
+    return EXIT_ERROR if failed or result.has_errors or beyond else EXIT_OK
 
 
-def _print_warnings(prepared: run.Prepared) -> None:
+def _failed_beyond_allowance(result: Plan, console: logs.Console) -> bool:
+    """Backups Failed for good beyond their SharedBackup's failures.controlPlanes allowance make
+    `apply` exit 1 (while `plan` keeps its exit code: a broken control plane blocks no pull request)."""
+    if result.failed_beyond_allowance:
+        names = ", ".join(f"{ns}/{name}" for ns, name in result.failed_beyond_allowance)
+        console.problem(f"error: failed for good beyond the allowed failures: {names}", logging.ERROR)
+    return bool(result.failed_beyond_allowance)
+
+
+def _print_plan_warnings(result: Plan, console: logs.Console) -> None:
+    for warning in result.warnings:
+        console.problem(f"warning: {warning}")
+
+
+def _print_warnings(prepared: run.Prepared, console: logs.Console) -> None:
     for problem in prepared.load.warnings:
-        print(problem, file=sys.stderr)
+        console.problem(str(problem))
+
+
+def _survey(args: argparse.Namespace, now: datetime,
+            previous: run.Survey | None = None) -> tuple[run.Survey, status.Report]:
+    """Git (once) and every bucket (each time), and the status of every object at `now`."""
+    if previous is None:
+        survey = run.survey(_source(args), now, getattr(args, "config", None))
+    else:
+        survey = run.read_buckets(previous.snapshot, previous.desired, previous.secrets, now)
+    checks = [status.BucketAvailability(c.namespace, c.name, c.available, c.message, c.checked_at)
+              for c in survey.checks.values()]
+    return survey, status.report(survey.desired, survey.recorded, now, checks, args.max_retries)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    prepared = run.prepare(_source(args))
-    if args.output == "json":
-        print(status.to_json(prepared.recorded), end="")
-    else:
-        print(status.to_table(prepared.recorded, run.utcnow()), end="")
+    now = run.utcnow()
+    _, report = _survey(args, now)
+    render = {"json": status.report_json, "yaml": status.report_yaml}.get(args.output)
+    print(render(report) if render else status.report_table(report, now), end="")
     return EXIT_OK
-
-
-def _find(prepared: run.Prepared, kind: str, namespace: str, name: str):
-    table = prepared.recorded.backups if kind == "backup" else prepared.recorded.restores
-    return table.get((namespace, name))
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    prepared = run.prepare(_source(args))
-    record = _find(prepared, args.kind, args.namespace, args.name)
-    if record is None:
-        raise UserError(f"{args.kind} {args.namespace}/{args.name} is not recorded in the bucket index")
-    print(status.describe_backup(record) if args.kind == "backup" else status.describe_restore(record), end="")
+    kind = status.KINDS[args.kind]
+    _, report = _survey(args, run.utcnow())
+    if kind == "Backup":
+        record = report.recorded.backups.get((args.namespace, args.name))
+        text = status.describe_backup(record) if record else None
+    elif kind == "Restore":
+        restore = report.recorded.restores.get((args.namespace, args.name))
+        text = status.describe_restore(restore) if restore else None
+    else:
+        found = report.find(kind, args.namespace, args.name)
+        text = status.describe(found) if found else None
+    if text is None:
+        where = "recorded in the bucket index" if kind in ("Backup", "Restore") else "in Git"
+        raise UserError(f"{args.kind} {args.namespace}/{args.name} is not {where}")
+    print(text, end="")
     return EXIT_OK
 
 
+def _known(survey: run.Survey, kind: str, namespace: str, name: str, now: datetime) -> bool:
+    """Whether `wait` can ever see the object: it is in Git or recorded (a Backup: also a name Git
+    asks for, such as a SharedBackup's, before it is taken)."""
+    key = (namespace, name)
+    desired, recorded = survey.desired, survey.recorded
+    if kind == "Backup":
+        return key in recorded.backups or any(
+            (r.namespace, r.name) == key for r in requested_backups(desired, recorded, now))
+    if kind == "Restore":
+        control_plane = desired.control_planes.get(key)
+        return key in recorded.restores or (control_plane is not None and control_plane.restore_source is not None)
+    return key in {"SharedBackupConfig": desired.configs, "ControlPlane": desired.control_planes,
+                   "SharedBackup": desired.shared_backups, "SharedBackupSchedule": desired.shared_backup_schedules,
+                   "BackupSchedule": desired.backup_schedules}[kind]
+
+
+def _live_ready(survey: run.Survey, namespace: str, name: str, now: datetime) -> status.ObjectStatus:
+    """A ControlPlane's Ready checked now: its connection Secret readable and its API answering."""
+    control_plane = survey.desired.control_planes[(namespace, name)]
+    try:
+        client = api_client_for(control_plane, survey.secrets)
+    except ControlPlaneUnreachable as err:
+        condition = Condition("Ready", "False", err.reason, err.message, now)
+    else:
+        with client:
+            answered = answers(client)
+        condition = Condition("Ready", "True" if answered else "False",
+                              "APIAnswered" if answered else "ControlPlaneUnreachable",
+                              "the API answered" if answered else f"the API of {namespace}/{name} does not answer", now)
+    return status.ObjectStatus("ControlPlane", namespace, name, {}, (condition,))
+
+
 def cmd_wait(args: argparse.Namespace) -> int:
-    if not args.condition.startswith("condition="):
-        raise UserError(f"--for {args.condition!r}: only condition=Type[=Status] is supported")
-    condition = args.condition[len("condition="):]
-    prepared = run.prepare(_source(args))
+    kind = status.KINDS[args.kind]
+    condition_text = args.condition or f"condition={status.DEFAULT_CONDITION[kind]}"
+    if not condition_text.startswith("condition="):
+        raise UserError(f"--for {condition_text!r}: only condition=Type[=Status] is supported")
+    condition = condition_text[len("condition="):]
+    what = f"{args.kind} {args.namespace}/{args.name}"
     deadline = time.monotonic() + args.timeout.total_seconds()
+    survey: run.Survey | None = None
     while True:
-        record = _find(prepared, args.kind, args.namespace, args.name)
-        met = status.condition_met(record, condition)
+        now = run.utcnow()
+        survey, report = _survey(args, now, survey)
+        if not _known(survey, kind, args.namespace, args.name, now):
+            raise UserError(f"{what} is neither in Git nor recorded in the bucket index")
+        if kind == "ControlPlane" and condition.split("=")[0] == "Ready":
+            found = _live_ready(survey, args.namespace, args.name, now)
+        else:
+            found = report.find(kind, args.namespace, args.name)
+        if kind == "Backup":
+            record = survey.recorded.backups.get((args.namespace, args.name))
+            met = status.condition_met(record, condition, args.max_retries)
+        else:
+            met = status.status_condition_met(found, condition)
         if met:
-            print(f"{args.kind} {args.namespace}/{args.name} condition met")
+            print(f"{what} condition met")
             return EXIT_OK
         if met is False:
-            last = record.condition(condition.split("=")[0]) if record else None
-            raise UserError(f"{args.kind} {args.namespace}/{args.name} is {record.phase.value}"
-                            + (f": {last.reason}: {last.message}" if last else ""))
+            last = found.condition(condition.split("=")[0]) if found else None
+            phase = found.fields.get("phase", "") if found else ""
+            raise UserError(f"{what} is {phase or 'failed'}" + (f": {last.reason}: {last.message}" if last else ""))
         if time.monotonic() >= deadline:
-            raise UserError(f"timed out waiting for {args.condition} on {args.kind} {args.namespace}/{args.name}")
+            raise UserError(f"timed out waiting for {condition_text} on {what}")
         time.sleep(min(args.interval, max(0.0, deadline - time.monotonic())))
-        run.refresh(prepared)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -301,24 +489,48 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rbac(args: argparse.Namespace) -> int:
+    snapshot, result = load(args)
+    print_problems(result, args.console)
+    desired = result.require()
+    if args.output == "secrets":
+        uses = [{"namespace": u.namespace, "name": u.name, "key": u.key, "use": u.use, "usedBy": list(u.used_by)}
+                for u in rbac.secrets_read(desired)]
+        print(json.dumps(uses, indent=2))
+    elif args.output == "json":
+        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac.objects(desired, args.service_account)},
+                         indent=2))
+    else:
+        print(rbac.to_yaml(rbac.objects(desired, args.service_account),
+                           f"# RBAC for {describe_source(snapshot)}\n# generated by `reconcile.py rbac`\n"), end="")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logs.configure(args.log_format, args.verbose)
+    # JSON events on stdout and stderr off a terminal: the job's commands (plan and apply); the
+    # others are for people, and say their problems in text unless JSON is asked for
+    fmt = args.log_format if args.command in ("plan", "apply") or args.log_format != "auto" else "text"
+    args.console = console = logs.Console(fmt)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
     except InvalidManifests as err:
         for problem in err.problems:
-            print(problem, file=sys.stderr)
-        print(f"error: {err}; nothing was done", file=sys.stderr)
+            console.problem(str(problem), logging.ERROR)
+        console.problem(f"error: {err}; nothing was done", logging.ERROR)
         return EXIT_ERROR
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        console.problem(f"error: {err}", logging.ERROR)
         return EXIT_ERROR
     except IndexCorrupt as err:  # a damaged record, decoded only when a plan or status needs it
-        print(f"error: {err}", file=sys.stderr)
+        console.problem(f"error: {err}", logging.ERROR)
+        return EXIT_ERROR
+    except LeaseLost as err:  # another run took the lease over: stop at once, write nothing more
+        console.problem(f"error: {err}", logging.ERROR)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        console.problem("interrupted", logging.ERROR)
         return 130

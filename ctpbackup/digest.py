@@ -31,8 +31,8 @@ class RecordedDigest:
 
     #: newest slot taken (in any phase), per (owner kind, namespace, owner, control plane)
     last_slots: dict[tuple[OwnerKind, str, str, str], datetime] = field(default_factory=dict)
-    #: backups not Deleted, per SharedBackupConfig
-    live: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: backups not Deleted, per SharedBackupConfig: (namespace, config name), configs being namespaced
+    live: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     #: newest Completed backup per owner, by (completed or slot time, name): a restore's choice
     newest_completed: dict[Owner, tuple[str, Key]] = field(default_factory=dict)
     #: owners with a live backup kept by reference (useOwnerReferencesInBackup)
@@ -62,7 +62,7 @@ class RecordedDigest:
                 _keep_newest(digest.last_slots, (b.owner_kind, b.namespace, b.owner_name, b.control_plane), b.slot)
             if b.phase is Phase.DELETED:
                 continue
-            digest.live[b.config] += 1
+            digest.live[(b.namespace, b.config)] += 1
             owner = (b.owner_kind, b.namespace, b.owner_name)
             if b.phase is Phase.COMPLETED and b.owner_kind:
                 _keep_newest(digest.newest_completed, owner, (_newness(b.completed_at or b.slot), key))
@@ -97,7 +97,7 @@ class RecordedDigest:
         return {
             "lastSlots": sorted([kind.value, owner, cp, format_time(slot)]
                                 for (kind, _, owner, cp), slot in self.last_slots.items()),
-            "live": dict(sorted(self.live.items())),
+            "live": {config: count for (_, config), count in sorted(self.live.items())},
             "newestCompleted": sorted([kind.value, owner, newness, positions[key[1]]]
                                       for (kind, _, owner), (newness, key) in self.newest_completed.items()),
             "referencedOwners": sorted([kind.value, owner] for kind, _, owner in self.referenced_owners),
@@ -129,7 +129,7 @@ class RecordedDigest:
         for config, count in doc["live"].items():
             if type(count) is not int or count < 0:
                 raise ValueError("live count")
-            digest.live[config] += count
+            digest.live[(namespace, str(config))] += count
         if sum(digest.live.values()) > len(names):
             raise ValueError("more live backups than backups")
         for kind, owner, newness, position in doc["newestCompleted"]:

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote, unquote, urlsplit
 
 import git
 
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 _URL = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,49 @@ class Snapshot:
         return self.commit[:7]
 
 
+def _userinfo(url: str) -> str:
+    """The userinfo of a `scheme://` URL, found by parsing it (RFC 3986: the authority ends at the first
+    `/`, `?` or `#`; the userinfo is what precedes its last `@`). When the parse cannot be trusted to
+    cover a password (an unencoded `/`, `?` or `#` in it ends the authority early, leaving a `:` not
+    followed by a port; control characters or outer spaces, which the parser drops), everything up
+    to the URL's last `@` is taken as userinfo, so nothing of it is shown."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme or "@" not in rest:
+        return ""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a ':' not followed by a port number
+    except ValueError:
+        parts = None
+    if (parts is None or url != url.strip() or any(c in url for c in "\t\r\n")
+            or ("@" not in parts.netloc and ":" in parts.netloc.rpartition("]")[2])):
+        return rest[:rest.rfind("@")]
+    return parts.netloc.rpartition("@")[0]
+
+
 def redact_url(url: str) -> str:
-    """`https://user:token@host/x` -> `https://***@host/x`."""
-    return _USERINFO.sub("***@", url)
+    """`https://user:token@host/x` -> `https://***@host/x`, by parsing the URL (not a pattern), so a
+    password holding `@`, `:`, `/`, `#`, `%` or spaces never shows in part."""
+    userinfo = _userinfo(url)
+    if not userinfo:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest[len(userinfo) + 1:]}"
+
+
+def redact_text(text: str, url: str) -> str:
+    """`text` (say, git's stderr) with `url` redacted, and its userinfo and password removed in every
+    form git may print them (as given, percent-decoded, and percent-encoded)."""
+    userinfo = _userinfo(url)
+    if not userinfo:
+        return text
+    text = text.replace(url, redact_url(url))
+    user, _, password = userinfo.partition(":")
+    plain = unquote(password)
+    values = {userinfo, unquote(userinfo), password, plain, quote(plain, safe=""), quote(plain)} - {"", user, unquote(user)}
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
 
 
 def is_url(repo: str) -> bool:
@@ -152,6 +192,20 @@ def _git_env() -> dict[str, str]:
     return env
 
 
+def git_reason(err: git.GitCommandError) -> str:
+    """Git's own reason for a failed command: its first `fatal:` / `error:` line (GitPython wraps
+    stderr as `\n  stderr: '...'`, so its last line is a lone quote), else the exit status."""
+    text = str(err.stderr or "").strip()
+    text = text.removeprefix("stderr:").strip().removeprefix("'").removesuffix("'")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        for prefix in ("fatal:", "error:"):
+            if line.startswith(prefix):
+                return line[len(prefix):].strip()
+    meaningful = [line for line in lines if not line.startswith("Cloning into")]
+    return meaningful[0] if meaningful else f"git exited with status {err.status}"
+
+
 def _read_remote(url: str, ref: str | None, sub: str) -> Snapshot:
     tmp = tempfile.mkdtemp(prefix="ctpbackup-git-")
     env = _git_env()
@@ -163,7 +217,7 @@ def _read_remote(url: str, ref: str | None, sub: str) -> Snapshot:
                 kwargs = {"branch": ref} if ref else {}
                 repository = git.Repo.clone_from(url, tmp, depth=1, single_branch=True, no_checkout=True, env=env, **kwargs)
         except git.GitCommandError as err:
-            detail = redact_url((err.stderr or "").strip().splitlines()[-1] if err.stderr else str(err.status))
+            detail = redact_text(git_reason(err), url)
             raise UserError(f"cannot clone {redact_url(url)}{f' at {ref}' if ref else ''}: {detail}") from None
         with repository:
             snap = _read_commit(repository, url, "HEAD", sub)

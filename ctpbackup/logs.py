@@ -52,7 +52,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 _scrub_filter = ScrubFilter()
@@ -63,15 +63,74 @@ def add_scrubber(scrub: Scrubber) -> None:
         _scrub_filter.scrubbers.append(scrub)
 
 
+def is_json_stream(fmt: str, stream) -> bool:
+    """`--log-format`: `json`, `text`, or `auto` (JSON exactly when the stream is not a terminal)."""
+    if fmt == "auto":
+        isatty = getattr(stream, "isatty", None)
+        return not (isatty and isatty())
+    return fmt == "json"
+
+
+class Console:
+    """Where a command's words go. On a terminal: human text, as before. Off it (the CronJob, a
+    pipe): every line one JSON event, on stdout the command's own events (the plan, each action's
+    outcome, the summary), on stderr the log records and problems. Both pass the secret scrubbers."""
+
+    def __init__(self, fmt: str = "auto", stdout=None, stderr=None):
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self.json_stdout = is_json_stream(fmt, self.stdout)
+        self.json_stderr = is_json_stream(fmt, self.stderr)
+        self._events = self._logger("ctpbackup.output", self.stdout, self.json_stdout)
+        self._problems = self._logger("ctpbackup.problems", self.stderr, self.json_stderr)
+
+    @staticmethod
+    def _logger(name: str, stream, json_lines: bool) -> logging.Logger:
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        handler = logging.StreamHandler(stream)
+        handler.addFilter(_scrub_filter)
+        handler.setFormatter(JsonFormatter({}) if json_lines else logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        return logger
+
+    def progress_display(self) -> bool:
+        """Progress bars on a terminal; off it, periodic JSON progress events instead."""
+        return not self.json_stderr
+
+    def text(self, text: str = "") -> None:
+        """Human output on stdout (a terminal, or text asked for); nothing in JSON mode, where the
+        events carry the same facts."""
+        if not self.json_stdout:
+            self._events.info(text.rstrip("\n"))
+
+    def document(self, text: str) -> None:
+        """A document asked for with `-o` (JSON, YAML, Markdown): on stdout exactly as rendered."""
+        self.stdout.write(text)
+        self.stdout.flush()
+
+    def event(self, event: str, message: str, level: int = logging.INFO, **fields: object) -> None:
+        """One JSON line on stdout in JSON mode (`event` and `message` plus `fields`); nothing on a
+        terminal."""
+        if self.json_stdout:
+            self._events.log(level, message, extra={"fields": {"event": event, **fields}})
+
+    def problem(self, text: str, level: int = logging.WARNING, **fields: object) -> None:
+        """A problem or an error for stderr: the line as is on a terminal, a JSON event otherwise."""
+        self._problems.log(level, text, extra={"fields": {"event": "problem", **fields}})
+
+
 def configure(fmt: str = "auto", verbose: int = 0, stream=None) -> dict[str, object]:
     """Configure the root logger; returns the dict of static fields added to every JSON line."""
     stream = stream or sys.stderr
-    if fmt == "auto":
-        fmt = "text" if stream.isatty() else "json"
+    json_lines = is_json_stream(fmt, stream)
     static: dict[str, object] = {}
     handler = logging.StreamHandler(stream)
     handler.addFilter(_scrub_filter)
-    if fmt == "json":
+    if json_lines:
         handler.setFormatter(JsonFormatter(static))
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
@@ -88,5 +147,4 @@ def configure(fmt: str = "auto", verbose: int = 0, stream=None) -> dict[str, obj
 
 
 def is_json(stream=None) -> bool:
-    stream = stream or sys.stderr
-    return not stream.isatty()
+    return is_json_stream("auto", stream or sys.stderr)

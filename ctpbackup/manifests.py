@@ -18,6 +18,7 @@ from ctpbackup.durations import parse_duration
 from ctpbackup.model import (
     DEFAULT_NAMESPACE,
     GROUP,
+    RETRY_ANNOTATION,
     Backup,
     BackupOptions,
     BackupSchedule,
@@ -38,6 +39,7 @@ from ctpbackup.model import (
 )
 from ctpbackup.problems import InvalidManifests, Problem, Severity
 from ctpbackup.references import check_references
+from ctpbackup.storage.keys import problems as config_key_problems
 from ctpbackup.yamldocs import Document, YamlError, parse_documents
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,7 @@ def _load_document(path: str, doc: Document, objects: dict, first_seen: dict, re
         return
     first_seen[identity] = origin
     found = [problem(p.path, p.message) for p in schemas.validate(kind, data)]
+    found += [problem(path_in_doc, message) for path_in_doc, message in _object_rules(kind, data)] if not found else []
     if found:
         result.problems.extend(found)
         return
@@ -156,6 +159,24 @@ def _load_document(path: str, doc: Document, objects: dict, first_seen: dict, re
         result.problems.append(problem(("spec",), str(err)))
     if data.get("status"):
         result.problems.append(problem(("status",), "status in Git is ignored: the job keeps status in the bucket index", Severity.WARNING))
+
+
+def _object_rules(kind: str, data: dict) -> list[tuple[tuple, str]]:
+    """Thanos config keys this job does not honour (ctpbackup.storage.keys), and the CRDs' CEL rules
+    on one object that JSON Schema does not express (the transition rules,
+    `oldSelf`, need the index and are the plan's). From spaces.upbound.io_controlplanes.yaml:
+    `!has(self.crossplane.autoUpgrade) || self.crossplane.autoUpgrade.channel != "None" ||
+    self.crossplane.version != ""`."""
+    found: list[tuple[tuple, str]] = []
+    if kind == "SharedBackupConfig":
+        storage = (data.get("spec") or {}).get("objectStorage") or {}
+        for key, message in config_key_problems(str(storage.get("provider", "")), storage.get("config") or {}):
+            found.append((("spec", "objectStorage", "config", key), message))
+    if kind == "ControlPlane":
+        crossplane = (data.get("spec") or {}).get("crossplane") or {}
+        if (crossplane.get("autoUpgrade") or {}).get("channel") == "None" and not crossplane.get("version"):
+            found.append((("spec", "crossplane", "version"), '"version" cannot be empty when upgrade channel is "None"'))
+    return found
 
 
 def _note_foreign(path: str, doc: Document, data: dict, result: LoadResult) -> None:
@@ -178,14 +199,16 @@ def _note_foreign(path: str, doc: Document, data: dict, result: LoadResult) -> N
 
 # -- builders: validated dicts -> model values -----------------------------------------------------
 
-def _options(spec: Mapping[str, Any]) -> BackupOptions:
+def _options(spec: Mapping[str, Any], metadata: Mapping[str, Any]) -> BackupOptions:
     ttl_text = spec.get("ttl", "")
+    annotations = metadata.get("annotations") or {}
     return BackupOptions(
         config=spec["configRef"]["name"],
         deletion_policy=spec.get("deletionPolicy", "Orphan"),
         excluded_resources=tuple(spec.get("excludedResources", ())),
         ttl=parse_duration(ttl_text) if ttl_text else None,
         ttl_text=ttl_text,
+        retry_request=str(annotations.get(RETRY_ANNOTATION, "")),
     )
 
 
@@ -220,7 +243,9 @@ def _config(namespace: str, name: str, spec: Mapping, metadata: Mapping, origin:
                 source=creds["source"],
                 secret_ref=SecretKeyRef(ref["name"], ref.get("key", "credentials")) if ref else None,
             ),
-            encryption_key_ref=SecretKeyRef(enc["secretRef"]["name"], enc["secretRef"].get("key", "key")) if enc else None,
+            encryption_key_refs=tuple(SecretKeyRef(r["name"], r.get("key", "key"))
+                                      for r in ([enc["secretRef"]] if "secretRef" in enc else enc["secretRefs"])) if enc else (),
+            allow_unauthenticated_backups=tuple(enc.get("allowUnauthenticatedBackups") or ()) if enc else (),
         ),
         origin=origin,
     )
@@ -245,17 +270,18 @@ def _control_plane(namespace: str, name: str, spec: Mapping, metadata: Mapping, 
         crossplane_version=crossplane.get("version", ""),
         crossplane_channel=(crossplane.get("autoUpgrade") or {}).get("channel", "Stable"),
         crossplane_state=crossplane.get("state", "Running"),
+        allow_insecure_kubeconfig=bool(spec.get("allowInsecureKubeconfig", False)),
         origin=origin,
     )
 
 
 def _backup(namespace: str, name: str, spec: Mapping, metadata: Mapping, origin: Origin) -> Backup:
-    return Backup(namespace, name, spec["controlPlane"], _options(spec), origin=origin)
+    return Backup(namespace, name, spec["controlPlane"], _options(spec, metadata), origin=origin)
 
 
 def _backup_schedule(namespace: str, name: str, spec: Mapping, metadata: Mapping, origin: Origin) -> BackupSchedule:
     return BackupSchedule(
-        namespace, name, spec["controlPlane"], spec["schedule"], _options(spec),
+        namespace, name, spec["controlPlane"], spec["schedule"], _options(spec, metadata),
         suspend=bool(spec.get("suspend", False)),
         use_owner_references=bool(spec.get("useOwnerReferencesInBackup", False)),
         origin=origin,
@@ -264,7 +290,7 @@ def _backup_schedule(namespace: str, name: str, spec: Mapping, metadata: Mapping
 
 def _shared_backup(namespace: str, name: str, spec: Mapping, metadata: Mapping, origin: Origin) -> SharedBackup:
     return SharedBackup(
-        namespace, name, _selector(spec), _options(spec),
+        namespace, name, _selector(spec), _options(spec, metadata),
         use_owner_references=bool(spec.get("useOwnerReferencesInBackup", False)),
         failures_control_planes=(spec.get("failures") or {}).get("controlPlanes"),
         origin=origin,
@@ -273,7 +299,7 @@ def _shared_backup(namespace: str, name: str, spec: Mapping, metadata: Mapping, 
 
 def _shared_backup_schedule(namespace: str, name: str, spec: Mapping, metadata: Mapping, origin: Origin) -> SharedBackupSchedule:
     return SharedBackupSchedule(
-        namespace, name, _selector(spec), spec["schedule"], _options(spec),
+        namespace, name, _selector(spec), spec["schedule"], _options(spec, metadata),
         suspend=bool(spec.get("suspend", False)),
         use_owner_references=bool(spec.get("useOwnerReferencesInBackup", False)),
         origin=origin,

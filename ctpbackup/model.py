@@ -14,6 +14,11 @@ from typing import Any
 
 GROUP = "spaces.upbound.io"
 DEFAULT_NAMESPACE = "default"
+#: an annotation whose new value asks for a fresh attempt at a backup that failed for good (after
+#: --max-retries), like Flux's `reconcile.fluxcd.io/requestedAt`: any value different from the one
+#: last honoured (a timestamp, say) requests one more attempt. On a Backup, or on the SharedBackup /
+#: BackupSchedule / SharedBackupSchedule that creates the backups.
+RETRY_ANNOTATION = "backup.ctpbackup.io/retryRequestedAt"
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -58,8 +63,11 @@ class ObjectStorage:
     prefix: str = ""
     #: Thanos objstore keys for the provider (free-form, read-only)
     config: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
-    #: extension: the Secret key holding a 32-byte key to encrypt archives on the client
-    encryption_key_ref: SecretKeyRef | None = None
+    #: extension: the Secret keys holding 32-byte keys to encrypt archives on the client and
+    #: authenticate their records; the first encrypts, all decrypt (empty: no encryption)
+    encryption_key_refs: tuple[SecretKeyRef, ...] = ()
+    #: extension: backups whose unencrypted archive or unauthenticated record may still be restored
+    allow_unauthenticated_backups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,8 @@ class ControlPlane:
     crossplane_version: str = ""
     crossplane_channel: str = "Stable"
     crossplane_state: str = "Running"
+    #: extension: let the connection kubeconfig run commands/plugins or read files (ctpbackup.connect)
+    allow_insecure_kubeconfig: bool = False
     origin: Origin | None = field(default=None, compare=False)
 
 
@@ -129,6 +139,8 @@ class BackupOptions:
     ttl: timedelta | None = None
     #: the TTL as written in Git ("168h"), for records and output
     ttl_text: str = ""
+    #: the value of the RETRY_ANNOTATION, "" when absent
+    retry_request: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from ctpbackup.model import RETRY_ANNOTATION
 from ctpbackup.planner import Action, ActionType, Plan
 
 FORMAT_VERSION = "1"
+NOT_CHECKED = ("Connection Secrets were not checked (the Secret source holds none of them): a backup or restore "
+               "may still wait for its control plane's")
 MARKDOWN_LIMIT = 60_000  # bytes; GitHub comments stop at 65,536 characters
 
 
@@ -22,6 +25,8 @@ def _target(action: Action) -> str:
         return f"{action.type.value} {ident}" + (f" ← {action.restore_backup}" if action.restore_backup else "")
     if action.type is ActionType.ERROR:
         return f"error {action.kind} {ident}"
+    if action.type is ActionType.FAILED:
+        return f"failed {ident}: {action.reason}"
     return f"{action.type.value} {ident} ({action.control_plane})"
 
 
@@ -31,7 +36,7 @@ def _plural(n: int, word: str) -> str:
 
 def headline(plan: Plan) -> str:
     s = plan.summary()
-    if not plan.has_changes and not plan.has_errors and not s["wait"]:
+    if not plan.has_changes and not plan.has_errors and not s["wait"] and not s["failed"]:
         return f"No changes. The bucket matches Git (commit {plan.commit[:7]})."
     parts = [
         _plural(s["backup"] + s["retry"], "backup"),
@@ -39,8 +44,17 @@ def headline(plan: Plan) -> str:
         f"{s['delete'] + s['orphan']} deletion{'' if s['delete'] + s['orphan'] == 1 else 's'}",
         f"{s['error'] + len(plan.refusals)} error{'' if s['error'] + len(plan.refusals) == 1 else 's'}",
     ]
+    if s["failed"]:
+        parts.append(f"{s['failed']} failed for good")
     tail = f" ({s['retry']} retried, {s['orphan']} orphaned, {s['wait']} waiting)" if s["retry"] or s["orphan"] or s["wait"] else ""
     return f"Plan: {', '.join(parts)}.{tail}"
+
+
+def _detail(action: Action) -> str:
+    """The line under an action: its reason, or for a backup failed for good how to ask again."""
+    if action.type is ActionType.FAILED:
+        return f"retries used up; set the annotation {RETRY_ANNOTATION} to a new value for a fresh attempt"
+    return action.reason
 
 
 def to_text(plan: Plan) -> str:
@@ -49,9 +63,11 @@ def to_text(plan: Plan) -> str:
         lines.append("")
     for action in plan.actions:
         lines.append(f"  {action.sign} {_target(action)}")
-        lines.append(f"      {action.reason}")
+        lines.append(f"      {_detail(action)}")
     for refusal in plan.refusals:
         lines.append(f"  ! {refusal}")
+    if not plan.connection_secrets_checked:
+        lines.append(f"  {NOT_CHECKED}")
     for status in plan.shared_backups:
         lines.append(f"  SharedBackup {status.namespace}/{status.name}: {status.phase} "
                      f"({len(status.completed)}/{len(status.selected)} completed, {len(status.failed)} failed, "
@@ -69,11 +85,13 @@ def to_json(plan: Plan) -> str:
         "shard": {"index": plan.shard[0], "count": plan.shard[1]},
         "actions": [_action_json(a) for a in plan.actions],
         "refusals": list(plan.refusals),
+        "connectionSecretsChecked": plan.connection_secrets_checked,
         "sharedBackups": [
             {"namespace": s.namespace, "name": s.name, "phase": s.phase, "selectedControlPlanes": list(s.selected),
              "completed": list(s.completed), "failed": list(s.failed), "allowedFailures": s.allowed_failures}
             for s in plan.shared_backups
         ],
+        "failedBeyondAllowance": [{"namespace": ns, "name": name} for ns, name in plan.failed_beyond_allowance],
         "summary": {**plan.summary(), "changes": plan.has_changes, "errors": plan.has_errors},
     }
     return json.dumps(document, indent=2) + "\n"
@@ -108,11 +126,17 @@ def to_markdown(plan: Plan, title: str = "Control-plane backup plan") -> str:
     head = [f"### {title}", "", f"**{headline(plan)}**", "", f"Commit `{plan.commit[:12]}`", ""]
     if deleting:
         head[:0] = [f"## ⚠️ This plan deletes or orphans {deleting} backup{'s' if deleting != 1 else ''}", ""]
+    if not plan.connection_secrets_checked:
+        head += [f"_{NOT_CHECKED}._", ""]
     if plan.refusals:
         head += ["#### ❌ Refused", ""] + [f"- {r}" for r in plan.refusals] + [""]
     errors = [a for a in plan.actions if a.type is ActionType.ERROR]
     if errors:
         head += ["#### ❌ Errors", ""] + [f"- `{a.kind} {a.namespace}/{a.name}`: {_md(a.reason)}" for a in errors] + [""]
+    failed = [a for a in plan.actions if a.type is ActionType.FAILED]
+    if failed:
+        head += ["#### ⚠️ Failed for good", ""] + [f"- `{a.namespace}/{a.name}`: {_md(a.reason)}" for a in failed]
+        head += ["", f"Set the annotation `{RETRY_ANNOTATION}` to a new value for a fresh attempt.", ""]
     table = ["| | action | object | control plane | reason |", "|---|---|---|---|---|"]
     table += [f"| {a.sign} | {a.type.value} | `{a.namespace}/{a.name}` | `{a.control_plane}` | {_md(a.reason)} |"
               for a in plan.actions]

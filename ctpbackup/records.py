@@ -7,12 +7,17 @@ plain JSON with a `schemaVersion`, so a later release can still read an older bu
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 RECORD_SCHEMA_VERSION = 1
+#: the reason of a backup kept by `index rebuild` from its archive alone: never retaken automatically
+RECORD_UNREADABLE = "RecordUnreadable"
+#: the reason of a backup whose run was killed at every try, up to the retry limit
+INTERRUPTED = "Interrupted"
 
 
 class Phase(StrEnum):
@@ -52,9 +57,30 @@ def format_time(value: datetime | None) -> str | None:
 
 
 def parse_time(value: str | None) -> datetime | None:
+    """An RFC 3339 time as the index writes it, or None. ValueError for anything else, also for a
+    time without a zone (it could not be compared with any other time: Kubernetes' metav1.Time is
+    always RFC 3339 with a zone)."""
     if not value:
         return None
-    return datetime.fromisoformat(value)  # C-fast, and reads the trailing Z since Python 3.11
+    if not isinstance(value, str):
+        raise ValueError(f"time {bounded(repr(value), 80)} is not a string")
+    parsed = datetime.fromisoformat(value)  # C-fast, and reads the trailing Z since Python 3.11
+    if parsed.tzinfo is None:
+        raise ValueError(f"time {bounded(value, 80)!r} has no time zone")
+    return parsed
+
+
+#: the longest message stored in a record or printed from one (a condition's message, a warning)
+MAX_MESSAGE = 500
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text` cut to at most `limit` characters, saying how much was left out: every message stored
+    or printed stays small whatever input produced it."""
+    if len(text) <= limit:
+        return text
+    tail = f"... ({len(text) - limit} more characters)"
+    return text[: max(0, limit - len(tail))] + tail
 
 
 @dataclass(frozen=True)
@@ -81,14 +107,17 @@ class Condition:
         return _restore_frozen(cls, {
             "type": data["type"],
             "status": data["status"],
-            "reason": data.get("reason", ""),
-            "message": data.get("message", ""),
+            "reason": bounded(str(data.get("reason", "")), 128),
+            "message": bounded(str(data.get("message", ""))),
             "last_transition_time": parse_time(data.get("lastTransitionTime")),
         })
 
 
 def set_condition(conditions: tuple[Condition, ...], new: Condition) -> tuple[Condition, ...]:
-    """Replace the condition of the same type, keeping lastTransitionTime when the status is unchanged."""
+    """Replace the condition of the same type, keeping lastTransitionTime when the status is unchanged.
+    The message is bounded (MAX_MESSAGE characters): a record never stores an unbounded message."""
+    if len(new.message) > MAX_MESSAGE or len(new.reason) > 128:
+        new = dataclasses.replace(new, message=bounded(new.message), reason=bounded(new.reason, 128))
     out = []
     for existing in conditions:
         if existing.type == new.type:
@@ -139,11 +168,25 @@ class BackupRecord:
     encrypted: bool = False
     #: what the backup found questionable but did anyway (an excludedResources entry matching nothing)
     warnings: tuple[str, ...] = ()
+    #: when the config has an encryption key: `v1:<key id>:<HMAC-SHA256>` over `authenticated_payload`
+    #: (ctpbackup.record_mac), so an edited record is refused on restore
+    mac: str = ""
+    #: the retry annotation's value (model.RETRY_ANNOTATION) this backup's last attempt answered:
+    #: a different value in Git asks for one more attempt after the retries ran out
+    retry_request: str = ""
+    #: the Kubernetes version the control plane's API reported when this backup was taken ("v1.31.2")
+    server_version: str = ""
     schema_version: int = RECORD_SCHEMA_VERSION
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
+
+    def authenticated_payload(self) -> bytes:
+        """The fields a restore relies on (where the archive is, its size, sha256 and format, whether
+        it is encrypted, whose backup it is, its phase and dates), as canonical JSON: what `mac` covers."""
+        doc = self.to_dict()
+        return json.dumps({k: doc[k] for k in _AUTHENTICATED}, sort_keys=True, separators=(",", ":")).encode()
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
@@ -180,6 +223,9 @@ class BackupRecord:
             "deletedAt": format_time(self.deleted_at),
             "encrypted": self.encrypted,
             "warnings": list(self.warnings),
+            "mac": self.mac,
+            "retryRequest": self.retry_request,
+            "serverVersion": self.server_version,
         }
 
     @classmethod
@@ -219,8 +265,14 @@ _BACKUP_READERS: dict[str, tuple[str, Any]] = {
     "deletionPolicy": ("deletion_policy", None), "ttl": ("ttl", None), "expiresAt": ("expires_at", parse_time),
     "excludedResources": ("excluded_resources", tuple), "useOwnerReferences": ("use_owner_references", bool),
     "selector": ("selector", None), "deletedWith": ("deleted_with", None), "deletedAt": ("deleted_at", parse_time),
-    "encrypted": ("encrypted", bool), "warnings": ("warnings", tuple),
+    "encrypted": ("encrypted", bool), "warnings": ("warnings", tuple), "mac": ("mac", str),
+    "retryRequest": ("retry_request", None), "serverVersion": ("server_version", None),
 }
+#: the serialised fields a record's `mac` covers (not conditions, retries or deletion marks, which
+#: later updates change without the key)
+_AUTHENTICATED = ("namespace", "name", "controlPlane", "config", "phase", "owner", "slot", "gitCommit", "createdAt",
+                  "startedAt", "completedAt", "archiveKey", "size", "sha256", "counts", "archiveFormatVersion",
+                  "deletionPolicy", "ttl", "expiresAt", "excludedResources", "encrypted")
 #: every attribute that has a default, at it ("config" is optional when read, though not when built)
 _BACKUP_DEFAULTS: dict[str, Any] = {
     f.name: f.default for f in dataclasses.fields(BackupRecord) if f.default is not dataclasses.MISSING

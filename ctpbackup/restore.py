@@ -27,7 +27,7 @@ from kubernetes.client import ApiClient
 
 from ctpbackup import jsoncodec
 from ctpbackup.archive import ArchiveError, ArchiveReader
-from ctpbackup.encryption import EncryptionError, backup_context, decrypt_stream
+from ctpbackup.encryption import EncryptionError, Keyring, backup_context, decrypt_stream
 from ctpbackup.kubeapi import KubeAPI, KubeError, ResourceType
 from ctpbackup.progress import Progress
 from ctpbackup.records import BackupRecord
@@ -103,7 +103,7 @@ def answers(api_client: ApiClient) -> bool:
         return False
 
 
-def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path, encryption_key: bytes | None = None) -> Path:
+def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path, encryption_key: Keyring | bytes | None = None) -> Path:
     """Download the archive of `record` into `dest` and prove it is the one the index recorded
     (then decrypt it, when it was encrypted on the client)."""
     if not record.archive_key or not record.sha256:
@@ -146,15 +146,31 @@ def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path, encryption_
                 context = backup_context(record.namespace, record.control_plane, record.name)
                 for chunk in decrypt_stream(source, encryption_key, context):
                     out.write(chunk)
-        except EncryptionError as err:
-            raise RestoreFailed("DecryptionFailed", f"archive of Backup {record.name}: {err}") from None
+        except EncryptionError as err:  # DecryptionFailed, or EncryptionKeyMissing for a key id the config lacks
+            raise RestoreFailed(err.reason, f"archive of Backup {record.name}: {err}") from None
         path.unlink()
         path = plain
     try:
-        ArchiveReader(path).validate()
+        metadata = ArchiveReader(path).validate()
     except ArchiveError as err:
         raise RestoreFailed("ArchiveRejected", f"archive of Backup {record.name} refused: {err}") from None
+    _check_names(metadata, record)
     return path
+
+
+def _check_names(metadata: object, record: BackupRecord) -> None:
+    """The archive must say it is this backup of this control plane (metadata.json's controlPlane and
+    backup): an archive copied or planted under another backup's key is refused, not restored."""
+    meta = metadata if isinstance(metadata, dict) else {}
+    control_plane = meta.get("controlPlane") if isinstance(meta.get("controlPlane"), dict) else {}
+    backup = meta.get("backup") if isinstance(meta.get("backup"), dict) else {}
+    said = (control_plane.get("namespace"), control_plane.get("name"), backup.get("namespace"), backup.get("name"))
+    wanted = (record.namespace, record.control_plane, record.namespace, record.name)
+    if said != wanted:
+        shown = "/".join(str(x)[:80] for x in said[:2]) + ", Backup " + str(said[3])[:80]
+        raise RestoreFailed("ArchiveMismatch", f"archive of Backup {record.name} is of control plane {shown}, not "
+                                               f"{record.namespace}/{record.control_plane}, Backup {record.name}; "
+                                               "refused")
 
 
 @dataclass
@@ -480,8 +496,9 @@ class _Restore:
 
 
 def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "skip", progress: bool = False,
-                workers: int = WORKERS, wait_seconds: float = 120.0) -> RestoreResult:
-    """Re-create every object of a verified archive in the control plane behind `api_client`.
+                workers: int = WORKERS, wait_seconds: float = 120.0, label: str = "restore") -> RestoreResult:
+    """Re-create every object of a verified archive in the control plane behind `api_client`;
+    `label` names it in the progress display.
 
     Raises RestoreFailed when the restore cannot go on (archive refused, control plane unreachable,
     CRDs not Established, a whole tier refused). Objects that fail one by one are counted and named
@@ -493,7 +510,7 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
         uids = reader.uids()
     except ArchiveError as err:
         raise RestoreFailed("ArchiveRejected", str(err)) from None
-    meter = Progress("restore", enabled=progress, total=int(metadata.get("totalObjects", 0)) or None)
+    meter = Progress(label, enabled=progress, total=int(metadata.get("totalObjects", 0)) or None)
     workdir = Path(tempfile.mkdtemp(prefix="ctpbackup-tiers-", dir=archive_path.parent))
     try:
         spools, crd_types = _split_by_tier(reader, uids, workdir)
@@ -506,8 +523,13 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
         for index, tier in enumerate(TIERS):
             entries, spool = spools.get(index, ([], None))
             if entries:
+                meter.step(f"restoring {tier.name}")
                 created = _restore_tier(job, entries, spool, tier.pause)
                 wanted = dict(tier.wait_for)
+                waiting = sum(1 for c in created if c[0] in wanted)
+                if waiting:
+                    meter.step(f"waiting for {waiting:,} {tier.name} to be "
+                               f"{'/'.join(sorted({w for ws in wanted.values() for w in ws}))}")
                 late = job.wait_for(created, wanted) if wanted else []
                 if late and index == 0:
                     raise RestoreFailed("CRDsNotEstablished",
@@ -526,6 +548,8 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
                 job.refresh_types()
             job.add_later_owners(final=False)
         job.add_later_owners(final=True)
+        if job.to_unpause:
+            meter.step(f"unpausing {len(job.to_unpause):,} resources")
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unpause") as pool:
             still_paused = sum(1 for ok in pool.map(job.unpause, job.to_unpause) if not ok)
     finally:

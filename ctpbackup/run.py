@@ -6,6 +6,8 @@ read of the index, so that what it carries out is computed from state no other r
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import os
 import socket
@@ -18,9 +20,9 @@ from ctpbackup import logs
 from ctpbackup.gitsource import Snapshot, read_repository
 from ctpbackup.index import RecordedState
 from ctpbackup.lease import Lease, LeaseHeld
-from ctpbackup.manifests import LoadResult, load_desired_state
+from ctpbackup.manifests import LoadResult, ManifestFile, load_desired_state
 from ctpbackup.model import DesiredState
-from ctpbackup.planner import Plan, PlanOptions, plan
+from ctpbackup.planner import ActionType, Plan, PlanOptions, plan, shard_of
 from ctpbackup.problems import InvalidManifests, UserError
 from ctpbackup.secrets import DirectorySecretSource, KubernetesSecretSource, SecretSource
 from ctpbackup.storage.base import StorageError
@@ -56,7 +58,7 @@ def secret_source(options: SourceOptions) -> SecretSource:
     if options.secrets_dir:
         source: SecretSource = DirectorySecretSource(options.secrets_dir)
     elif options.host_kubeconfig:
-        source = KubernetesSecretSource.from_kubeconfig(options.host_kubeconfig)
+        source = host_cluster(options.host_kubeconfig)
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
         source = KubernetesSecretSource.in_cluster()
     else:
@@ -65,6 +67,36 @@ def secret_source(options: SourceOptions) -> SecretSource:
     redactor = getattr(source, "redactor", None)
     if redactor is not None:
         logs.add_scrubber(redactor.scrub)
+    return source
+
+
+def host_cluster(path: str) -> KubernetesSecretSource:
+    """The Secret source of --host-kubeconfig, checked once: a file that is missing, is not a usable
+    kubeconfig, or whose cluster does not answer `/version` is one UserError line (no traceback, no
+    file content). A cluster that answers at all, even 401/403, is reachable."""
+    import urllib3
+    import yaml
+    from kubernetes.client import ApiClient, VersionApi
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config import ConfigException
+
+    if not os.path.isfile(path):
+        raise UserError(f"--host-kubeconfig {path}: no such file")
+    try:
+        source = KubernetesSecretSource.from_kubeconfig(path)
+    except (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(f"--host-kubeconfig {path}: not a usable kubeconfig: {reason}") from None
+    probe = copy.copy(source.api.api_client.configuration)
+    probe.retries = False  # one try, no urllib3 retry warnings: a refused connection is the answer
+    host = probe.host
+    try:
+        VersionApi(ApiClient(probe)).get_code(_request_timeout=10)
+    except ApiException:
+        pass  # it answered
+    except (urllib3.exceptions.HTTPError, OSError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise UserError(f"--host-kubeconfig {path}: the cluster at {host} does not answer: {reason}") from None
     return source
 
 
@@ -114,15 +146,104 @@ def _fail_closed(first: LoadResult) -> Iterator[None]:
         raise UserError(str(err)) from None
 
 
+@dataclass(frozen=True)
+class BucketCheck:
+    """Whether a SharedBackupConfig's bucket could be opened and its index read, and when: its
+    phase as Velero shows a BackupStorageLocation's (Available / Unavailable, lastValidationTime)."""
+
+    namespace: str
+    name: str
+    available: bool
+    message: str
+    checked_at: datetime
+
+
+@dataclass
+class Survey:
+    """What `status`, `describe` and `wait` read: the desired state and every bucket that could be
+    read, each bucket's check kept instead of failing the whole command."""
+
+    snapshot: Snapshot
+    desired: DesiredState
+    recorded: RecordedState
+    checks: dict[tuple[str, str], BucketCheck]
+    secrets: SecretSource
+    targets: dict[tuple[str, str], Target]
+
+
+def survey(options: SourceOptions, now: datetime, config_file: str | None = None) -> Survey:
+    """Read Git (or, with `config_file`, only the SharedBackupConfigs of that local YAML file: for
+    the day Git is down) and every config's bucket; a bucket that cannot be read is Unavailable with
+    the reason, the others are still shown."""
+    if config_file:
+        try:
+            content = open(config_file, "rb").read()  # noqa: SIM115 - one small file
+        except OSError as err:
+            raise UserError(f"--config {config_file}: {err.strerror}") from None
+        snapshot = Snapshot(config_file, "", "", "", True, (ManifestFile(os.path.basename(config_file) or "config.yaml",
+                                                                         content),))
+    else:
+        snapshot = read_repository(options.repo, options.ref, options.path, options.worktree)
+    result = load_desired_state(snapshot.files, snapshot.commit)
+    desired = result.require()
+    if config_file and not desired.configs:
+        raise UserError(f"--config {config_file}: no SharedBackupConfig in it")
+    return read_buckets(snapshot, desired, secret_source(options), now)
+
+
+def read_buckets(snapshot: Snapshot, desired: DesiredState, secrets: SecretSource, now: datetime) -> Survey:
+    """Open and read every config's bucket (again, for `wait`: Git is not read twice)."""
+    targets: dict[tuple[str, str], Target] = {}
+    states: list[RecordedState] = []
+    checks: dict[tuple[str, str], BucketCheck] = {}
+    for key, config in sorted(desired.configs.items()):
+        try:
+            opened = open_targets([config], secrets)
+            states.append(load_recorded(opened))
+        except TargetError as err:
+            checks[key] = BucketCheck(*key, False, str(err), now)
+            continue
+        targets.update(opened)
+        checks[key] = BucketCheck(*key, True, "the bucket and its index could be read", now)
+    recorded = RecordedState.union(states) if states else RecordedState()
+    return Survey(snapshot, desired, recorded, checks, secrets, targets)
+
+
 def make_plan(prepared: Prepared, now: datetime, options: PlanOptions) -> Plan:
-    return plan(prepared.desired, prepared.recorded, now, options)
+    """The plan, knowing which connection Secrets are missing where the Secret source holds any:
+    the control planes a first plan would back up or restore into are checked (one `exists` each),
+    and planned again with the missing ones. A source that holds none of them (the pull-request
+    action's, with bucket credentials only) cannot tell; the plan says they were not checked."""
+    first = plan(prepared.desired, prepared.recorded, now, options)
+    acting = sorted({(a.namespace, a.control_plane) for a in first.actions
+                     if a.type in (ActionType.BACKUP, ActionType.RETRY, ActionType.RESTORE)})
+    if not acting:
+        return first
+    missing: dict[tuple[str, str], str] = {}
+    for key in acting:
+        ref = prepared.desired.control_planes[key].connection_secret
+        if ref is not None and not prepared.secrets.exists(ref.namespace, ref.name):
+            missing[key] = f"connection Secret {ref.namespace}/{ref.name} not found"
+    if not missing:
+        return first
+    if len(missing) == len(acting) and not any(
+            cp.connection_secret is not None and prepared.secrets.exists(cp.connection_secret.namespace,
+                                                                         cp.connection_secret.name)
+            for key, cp in sorted(prepared.desired.control_planes.items()) if key not in missing):
+        return dataclasses.replace(first, connection_secrets_checked=False)
+    return plan(prepared.desired, prepared.recorded, now, options, missing)
 
 
 @contextmanager
 def leases(targets: dict[tuple[str, str], Target], wait: float, clock: Callable[[], datetime],
-           shard: tuple[int, int] = (0, 1)) -> Iterator[None]:
+           shard: tuple[int, int] = (0, 1), duration: timedelta = LEASE_DURATION) -> Iterator[None]:
     """Hold the apply lease of every bucket location of the run (in a fixed order: no deadlock).
-    Shards touch disjoint control planes, so each shard has a lease of its own."""
+    Shards touch disjoint control planes, so each shard has a lease of its own. While held, every
+    index write of every target passes the lease's fence (`Lease.check`).
+
+    Under the lease, multipart uploads left by a crashed run are swept: only those of this shard's
+    control planes (another shard's run may be uploading right now) and only those older than a
+    lease period (no live run of this shard has one that old without renewing past it)."""
     name = "lease" if shard[1] == 1 else f"lease-shard-{shard[0]}-of-{shard[1]}"
     holder = f"{socket.gethostname()}/{os.getpid()}"
     seen: dict[tuple, Target] = {}
@@ -131,7 +252,7 @@ def leases(targets: dict[tuple[str, str], Target], wait: float, clock: Callable[
     with ExitStack() as stack:
         for location in sorted(seen):
             target = seen[location]
-            lease = Lease(target.bucket, target.layout, holder=holder, duration=LEASE_DURATION, clock=clock, name=name)
+            lease = Lease(target.bucket, target.layout, holder=holder, duration=duration, clock=clock, name=name)
             try:
                 lease.acquire(wait=wait)
             except LeaseHeld as err:
@@ -140,11 +261,25 @@ def leases(targets: dict[tuple[str, str], Target], wait: float, clock: Callable[
                 raise UserError(f"cannot take the lease on {target.bucket.description}: {err}") from None
             stack.callback(lease.release)
             lease.start_renewing()
-            # under the lease no other apply writes here: an unfinished upload is a crashed run's
-            swept = target.bucket.abort_incomplete_uploads(target.layout.root, older_than_seconds=0)
+            for same in targets.values():
+                if same.location == location:
+                    same.index.fence = lease.check
+                    stack.callback(setattr, same.index, "fence", None)
+            swept = target.bucket.abort_incomplete_uploads(
+                target.layout.root, older_than_seconds=duration.total_seconds(),
+                select=lambda key, layout=target.layout: _in_shard(layout, key, shard))
             if swept:
                 log.warning("removed %d incomplete upload(s) left by an interrupted run", swept)
         yield
+
+
+def _in_shard(layout, key: str, shard: tuple[int, int]) -> bool:
+    """Whether an upload's key is an archive of a control plane of this shard."""
+    parsed = layout.parse(key)
+    if parsed is None:
+        return False
+    index, count = shard
+    return count == 1 or shard_of(parsed[0], parsed[1], count) == index
 
 
 def refresh(prepared: Prepared) -> Prepared:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
+from croniter.croniter import CroniterBadCronError, CroniterBadDateError
 
 from ctpbackup.durations import parse_duration
 
@@ -69,7 +70,19 @@ def parse_schedule(text: str) -> Schedule:
         raise ValueError(f"{text!r}: a cron expression has 5 fields (minute hour day month weekday), not {len(fields)}")
     if not croniter.is_valid(text):
         raise ValueError(f"{text!r} is not a valid cron expression")
+    _check_fires(text)
     return Schedule(text=text, cron=text)
+
+
+def _check_fires(cron: str) -> None:
+    """A cron expression whose day and month never meet (`0 0 31 2 *`, `0 0 30 2 *`, `0 0 31 4 *`)
+    is valid syntax that never fires; croniter then fails at plan time, for every namespace. Refused
+    here instead. A date that comes only in leap years (`0 0 29 2 *`) fires, so the search spans
+    more than one leap cycle."""
+    try:
+        croniter(cron, EPOCH).get_next(datetime)
+    except (CroniterBadDateError, CroniterBadCronError, ValueError, OverflowError):
+        raise ValueError(f"{cron!r} never fires (no day matches its day-of-month and month fields)") from None
 
 
 def is_valid_schedule(text: object) -> bool:

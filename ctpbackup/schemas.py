@@ -19,6 +19,7 @@ from typing import Any
 
 import jsonschema
 
+from ctpbackup.durations import parse_duration
 from ctpbackup.schedules import parse_schedule
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
@@ -83,6 +84,13 @@ def _check_schedule(value: object) -> bool:
     return True
 
 
+def _check_duration(value: object) -> bool:
+    if isinstance(value, str) and _GO_DURATION.match(value):
+        parse_duration(value)  # raises ValueError when longer than Go's int64 nanoseconds
+    return True  # the type and pattern keywords report the rest
+
+
+_GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
@@ -102,6 +110,7 @@ def _check_date_time(value: object) -> bool:
 _FORMATS = jsonschema.FormatChecker(formats=())
 _FORMATS.checks("schedule", raises=ValueError)(_check_schedule)
 _FORMATS.checks("date-time")(_check_date_time)
+_FORMATS.checks("duration", raises=ValueError)(_check_duration)
 
 
 @functools.cache
@@ -161,6 +170,9 @@ def _explain(error: jsonschema.ValidationError) -> Iterator[SchemaProblem]:
             s.get("type", "value") + (f" matching {s['pattern']}" if "pattern" in s else "") for s in error.validator_value
         )
         yield SchemaProblem(path, f"{_short(value)} must be {options} (e.g. 2 or \"50%\")")
+        return
+    if keyword == "oneOf" and all(isinstance(s, dict) and set(s) == {"required"} for s in error.validator_value):
+        yield SchemaProblem(path, "give exactly one of " + " or ".join(s["required"][0] for s in error.validator_value))
         return
     if keyword == "propertyNames":
         yield SchemaProblem(path, f"invalid key: {error.message}")

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ctpbackup.encryption import EncryptionError, parse_key
+from ctpbackup.encryption import EncryptionError, Keyring, parse_key
 from ctpbackup.index import BucketIndex, RecordedState
 from ctpbackup.layout import BucketLayout
 from ctpbackup.model import SharedBackupConfig
@@ -30,8 +30,9 @@ class Target:
     bucket: Bucket
     layout: BucketLayout
     index: BucketIndex
-    #: the client-side encryption key (extension), when the config asks for one; never in a repr
-    encryption_key: bytes | None = field(default=None, repr=False)
+    #: the client-side encryption keys (extension), when the config names some and they were read;
+    #: the first encrypts and authenticates records, all decrypt; never in a repr
+    keyring: Keyring | None = field(default=None, repr=False)
 
     @property
     def location(self) -> tuple[str, str, str]:
@@ -49,8 +50,9 @@ class TargetError(Exception):
 
 def open_targets(configs: Iterable[SharedBackupConfig], secrets: SecretSource, *,
                  encryption_keys: bool = False) -> dict[tuple[str, str], Target]:
-    """Open each config's bucket and index; with `encryption_keys`, also read its archive key (a
-    missing or malformed key then fails the run before anything is written)."""
+    """Open each config's bucket and index; with `encryption_keys`, also read its archive keys into a
+    Keyring (a missing or malformed key then fails the run before anything is written, naming the
+    Secret and never its value)."""
     targets = {}
     for config in configs:
         try:
@@ -58,15 +60,19 @@ def open_targets(configs: Iterable[SharedBackupConfig], secrets: SecretSource, *
         except StorageError as err:
             raise TargetError(f"SharedBackupConfig {config.namespace}/{config.name}: {err}") from None
         layout = BucketLayout(config.object_storage.prefix)
-        key = None
-        ref = config.object_storage.encryption_key_ref
-        if ref is not None and encryption_keys:
-            try:
-                key = parse_key(secrets.get(config.namespace, ref.name, ref.key))
-            except (SecretNotFound, EncryptionError) as err:
-                raise TargetError(f"SharedBackupConfig {config.namespace}/{config.name}: encryption key: {err}") from None
+        keyring = None
+        refs = config.object_storage.encryption_key_refs
+        if refs and encryption_keys:
+            materials = []
+            for ref in refs:
+                try:
+                    materials.append(parse_key(secrets.get(config.namespace, ref.name, ref.key)))
+                except (SecretNotFound, EncryptionError) as err:
+                    raise TargetError(f"SharedBackupConfig {config.namespace}/{config.name}: encryption key "
+                                      f"{ref.name}/{ref.key}: {err}") from None
+            keyring = Keyring.of(materials)
         targets[(config.namespace, config.name)] = Target(config, bucket, layout,
-                                                          BucketIndex(bucket, layout, config_name=config.name), key)
+                                                          BucketIndex(bucket, layout, config_name=config.name), keyring)
     return targets
 
 

@@ -14,7 +14,9 @@ from typing import Any
 import yaml
 
 MAX_DEPTH = 64
-MAX_NODES = 200_000  # per document, counting alias expansions
+MAX_NODES = 200_000  # per document, counting alias and merge-key expansions
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_TOO_LARGE = f"document too large (more than {MAX_NODES} values, merge keys and aliases expanded)"
 MAX_FILE_BYTES = 8 * 1024 * 1024
 
 Path = tuple[str | int, ...]
@@ -51,24 +53,60 @@ class _Builder:
         yaml.constructor.SafeConstructor.__init__(self.constructor)
         self.nodes = 0
         self.lines: dict[Path, int] = {}
+        self._pairs: dict[int, int] = {}
+
+    def expanded_pairs(self, node: yaml.MappingNode) -> int:
+        """How many key/value pairs `node` holds once its merge keys (`<<`) are flattened, counted
+        without flattening: PyYAML's flatten_mapping copies every merged pair, so nested merges of
+        shared aliases grow exponentially (a 686-byte document, 1.4 GB) before any node is built.
+        Memoised per node; stops counting past the limit."""
+        known = self._pairs.get(id(node))
+        if known is not None:
+            return known
+        self._pairs[id(node)] = MAX_NODES + 1  # a merge cycle counts as too large
+        total = 0
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for sub in merged:
+                    if isinstance(sub, yaml.MappingNode):
+                        total += self.expanded_pairs(sub)
+                    if total > MAX_NODES:
+                        break
+            else:
+                total += 1
+            if total > MAX_NODES:
+                break
+        self._pairs[id(node)] = total
+        return total
 
     def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise YamlError(node.start_mark.line + 1, f"document too large (more than {MAX_NODES} values, alias expansion included)")
+            raise YamlError(node.start_mark.line + 1, _TOO_LARGE)
         if depth > MAX_DEPTH:
             raise YamlError(node.start_mark.line + 1, f"nesting deeper than {MAX_DEPTH} levels")
         if isinstance(node, yaml.MappingNode):
+            if self.nodes + self.expanded_pairs(node) > MAX_NODES:
+                raise YamlError(node.start_mark.line + 1, _TOO_LARGE)
+            own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
             self.constructor.flatten_mapping(node)
+            # flatten_mapping puts the merged pairs first (the earlier mapping of a merge list last),
+            # then the mapping's own: a later pair wins, as YAML's merge key asks; only the
+            # mapping's own keys must be distinct
+            merged = len(node.value) - own
             result: dict[str, Any] = {}
-            for key_node, value_node in node.value:
+            own_keys: set[str] = set()
+            for position, (key_node, value_node) in enumerate(node.value):
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise YamlError(key_node.start_mark.line + 1, "mapping keys must be plain scalars")
                 key = self.constructor.construct_object(key_node)
                 if not isinstance(key, str):
                     key = str(key) if isinstance(key, int | float | bool) or key is None else key
-                if key in result:
+                if position >= merged and key in own_keys:
                     raise YamlError(key_node.start_mark.line + 1, f"duplicate key {key!r}")
+                if position >= merged:
+                    own_keys.add(key)
                 child = path + (key,)
                 self.lines[child] = key_node.start_mark.line + 1
                 result[key] = self.build(value_node, child, depth + 1)

@@ -46,6 +46,9 @@ PATCH_TYPES = {
     "application/apply-patch+yaml": "apply",
     "application/apply-patch+json": "apply",
 }
+#: kube-apiserver's answer to a request without valid credentials (its authentication filter's)
+UNAUTHORIZED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Unauthorized",
+                "reason": "Unauthorized", "code": 401}
 #: kube-apiserver's default --max-request-body-bytes: an unread body up to this size is drained so the
 #: keep-alive connection stays usable; a larger one closes the connection after the answer
 MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
@@ -246,8 +249,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
             user = api.authenticate(self.headers.get("Authorization"), peer)
-            if user is None:
-                raise ApiError(401, "Unauthorized", "Unauthorized")
+            if user is None:  # apierrors.NewUnauthorized("Unauthorized"): a Status without details
+                return self._send(401, UNAUTHORIZED)
             if path.startswith("/_emulator/"):
                 if user.read_only:
                     raise ApiError(403, "Forbidden", f'forbidden: User "{user.name}" cannot {method.lower()} path "{path}"')

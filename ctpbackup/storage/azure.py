@@ -23,15 +23,16 @@ from ctpbackup.storage.base import (
     StorageError,
     Upload,
 )
+from ctpbackup.storage.keys import SUPPORTED
 
-KNOWN_KEYS = {"bucket", "storage_account", "storage_account_key", "storage_connection_string", "container", "endpoint",
-              "max_retries", "msi_resource", "user_assigned_id", "reader_config", "pipeline_config", "http_config"}
+KNOWN_KEYS = SUPPORTED["Azure"]  # the refused ones are said in ctpbackup.storage.keys
 BLOCK_SIZE = 4 * 1024 * 1024
 
 
 class _AzureUpload(Upload):
-    def __init__(self, bucket: AzureBucket, key: str, content_type: str):
+    def __init__(self, bucket: AzureBucket, key: str, content_type: str, if_absent: bool = False):
         self.key = key
+        self.if_absent = if_absent
         self.bucket = bucket
         self.content_type = content_type
         self._client = bucket.container.get_blob_client(key)
@@ -57,13 +58,15 @@ class _AzureUpload(Upload):
 
     def commit(self) -> ObjectAttributes:
         try:
+            condition = {"if_none_match": "*"} if self.if_absent else {}
             if not self._blocks:
-                result = self._client.upload_blob(bytes(self._buffer), overwrite=True,
+                result = self._client.upload_blob(bytes(self._buffer), overwrite=True, **condition,
                                                   content_settings=ContentSettings(content_type=self.content_type))
             else:
                 if self._buffer:
                     self._stage(bytes(self._buffer))
-                result = self._client.commit_block_list(self._blocks,
+                    self._buffer.clear()
+                result = self._client.commit_block_list(self._blocks, **condition,
                                                         content_settings=ContentSettings(content_type=self.content_type))
         except aexc.AzureError as err:
             raise self.bucket.fail("commit", self.key, err) from None
@@ -102,8 +105,9 @@ class AzureBucket(Bucket):
         status = getattr(err, "status_code", None)
         return StorageError(f"{self.description}: {key}: {operation} failed: {status or type(err).__name__}")
 
-    def open_upload(self, key: str, *, content_type: str = "application/octet-stream") -> Upload:
-        return _AzureUpload(self, key, content_type)
+    def open_upload(self, key: str, *, content_type: str = "application/octet-stream",
+                    if_absent: bool = False) -> Upload:
+        return _AzureUpload(self, key, content_type, if_absent)
 
     def open_read(self, key: str) -> BinaryIO:
         try:

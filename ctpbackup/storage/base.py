@@ -8,7 +8,7 @@ local folder) used only to make conditional writes compare-and-swap.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
@@ -72,8 +72,12 @@ class Bucket(abc.ABC):
     description: str
 
     @abc.abstractmethod
-    def open_upload(self, key: str, *, content_type: str = "application/octet-stream") -> Upload:
-        """Start a streaming (multipart for large objects) upload."""
+    def open_upload(self, key: str, *, content_type: str = "application/octet-stream",
+                    if_absent: bool = False) -> Upload:
+        """Start a streaming (multipart for large objects) upload. With `if_absent`, `commit()` creates
+        the object only if nothing is at `key` (S3 `If-None-Match: *`, GCS `ifGenerationMatch=0`, Azure
+        `If-None-Match: *`, a hard link on a folder) and raises PreconditionFailed otherwise, leaving
+        the object that is there untouched: how archives are written, so none is ever replaced."""
 
     @abc.abstractmethod
     def open_read(self, key: str) -> BinaryIO:
@@ -119,6 +123,8 @@ class Bucket(abc.ABC):
         """Keys of multipart uploads started under `prefix` and never committed (for cleanup)."""
         return iter(())
 
-    def abort_incomplete_uploads(self, prefix: str, older_than_seconds: float) -> int:
-        """Abort uploads left behind by a crashed run; returns how many were aborted."""
+    def abort_incomplete_uploads(self, prefix: str, older_than_seconds: float,
+                                 select: Callable[[str], bool] | None = None) -> int:
+        """Abort uploads left behind by a crashed run: those under `prefix` started more than
+        `older_than_seconds` ago whose key `select` accepts (all when None); returns how many."""
         return 0

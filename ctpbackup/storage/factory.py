@@ -9,7 +9,8 @@ from ctpbackup.storage.base import Bucket, StorageError
 
 
 class StorageConfigError(StorageError):
-    """The SharedBackupConfig's storage settings cannot be used; the message names the config."""
+    """The SharedBackupConfig's storage settings cannot be used. The message says what, not which
+    config: the caller (ctpbackup.targets) names the config once."""
 
 
 def _credentials(config: SharedBackupConfig, secrets: SecretSource) -> bytes | None:
@@ -29,7 +30,6 @@ def open_bucket(config: SharedBackupConfig, secrets: SecretSource) -> Bucket:
     settings = dict(storage.config)
     settings.pop("bucket", None)  # Thanos semantics: spec.objectStorage.bucket wins
     raw = _credentials(config, secrets)
-    where = f"SharedBackupConfig {config.namespace}/{config.name}"
     try:
         if storage.provider == "Filesystem":
             from ctpbackup.storage.filesystem import FilesystemBucket
@@ -38,7 +38,10 @@ def open_bucket(config: SharedBackupConfig, secrets: SecretSource) -> Bucket:
         if storage.provider == "AWS":
             from ctpbackup.storage.s3 import S3Bucket, parse_shared_credentials
 
-            return S3Bucket(storage.bucket, settings, parse_shared_credentials(raw) if raw is not None else None)
+            credentials = parse_shared_credentials(raw) if raw is not None else None
+            for value in (credentials or {}).values():  # each value on its own, whatever its line looked like
+                secrets.redactor.add(value)
+            return S3Bucket(storage.bucket, settings, credentials)
         if storage.provider == "GCP":
             from ctpbackup.storage.gcs import GCSBucket
 
@@ -50,5 +53,5 @@ def open_bucket(config: SharedBackupConfig, secrets: SecretSource) -> Bucket:
     except StorageConfigError:
         raise
     except StorageError as err:
-        raise StorageConfigError(f"{where}: {err}") from None
-    raise StorageConfigError(f"{where}: provider {storage.provider!r} is not supported")
+        raise StorageConfigError(str(err)) from None
+    raise StorageConfigError(f"provider {storage.provider!r} is not supported")

@@ -15,7 +15,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -42,8 +42,9 @@ def _version(path: Path) -> str:
 
 
 class _FileUpload(Upload):
-    def __init__(self, bucket: FilesystemBucket, key: str):
+    def __init__(self, bucket: FilesystemBucket, key: str, if_absent: bool = False):
         self.key = key
+        self.if_absent = if_absent
         self.bucket = bucket
         # the key is in the temp name, so a sweep can keep to one prefix
         fd, name = tempfile.mkstemp(prefix=f"upload-{quote(key, safe='')}.", dir=bucket.tmp_dir)
@@ -65,7 +66,16 @@ class _FileUpload(Upload):
         self._file.close()
         target = self.bucket.path(self.key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self._tmp, target)
+        if self.if_absent:
+            try:  # a hard link is created only where no name is: an atomic create-if-absent
+                os.link(self._tmp, target)
+            except FileExistsError:
+                self._tmp.unlink(missing_ok=True)
+                self._done = True
+                raise PreconditionFailed(f"{self.bucket.description}: {self.key} already exists") from None
+            self._tmp.unlink()
+        else:
+            os.replace(self._tmp, target)
         self._done = True
         return ObjectAttributes(self.key, self._size, self._digest.hexdigest(), datetime.now(UTC))
 
@@ -94,9 +104,10 @@ class FilesystemBucket(Bucket):
             raise StorageError(f"invalid key {key!r}")
         return self.root.joinpath(*parts)
 
-    def open_upload(self, key: str, *, content_type: str = "application/octet-stream") -> Upload:
+    def open_upload(self, key: str, *, content_type: str = "application/octet-stream",
+                    if_absent: bool = False) -> Upload:
         self.path(key)
-        return _FileUpload(self, key)
+        return _FileUpload(self, key, if_absent)
 
     def open_read(self, key: str) -> BinaryIO:
         try:
@@ -172,10 +183,13 @@ class FilesystemBucket(Bucket):
             if key.startswith(prefix):
                 yield tmp, key
 
-    def abort_incomplete_uploads(self, prefix: str, older_than_seconds: float) -> int:
+    def abort_incomplete_uploads(self, prefix: str, older_than_seconds: float,
+                                 select: Callable[[str], bool] | None = None) -> int:
         count = 0
         cutoff = time.time() - older_than_seconds
-        for tmp, _ in self._incomplete(prefix):
+        for tmp, key in self._incomplete(prefix):
+            if select is not None and not select(key):
+                continue
             with contextlib.suppress(FileNotFoundError):
                 if tmp.stat().st_mtime <= cutoff:
                     tmp.unlink()

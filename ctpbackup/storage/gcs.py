@@ -23,9 +23,9 @@ from ctpbackup.storage.base import (
     StorageError,
     Upload,
 )
+from ctpbackup.storage.keys import SUPPORTED
 
-KNOWN_KEYS = {"bucket", "service_account", "endpoint", "project", "chunk_size_bytes", "max_retries", "http_config",
-              "use_grpc", "grpc_conn_pool_size"}
+KNOWN_KEYS = SUPPORTED["GCP"]  # the refused ones are said in ctpbackup.storage.keys
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
@@ -48,8 +48,9 @@ def _credentials(service_account: bytes | str | None, anonymous: bool):
 class _GCSUpload(Upload):
     """Spooled to memory, then to disk past 8 MiB; sent as a resumable upload on commit."""
 
-    def __init__(self, bucket: GCSBucket, key: str, content_type: str):
+    def __init__(self, bucket: GCSBucket, key: str, content_type: str, if_absent: bool = False):
         self.key = key
+        self.if_absent = if_absent
         self.bucket = bucket
         self.content_type = content_type
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - closed in commit/abort
@@ -63,8 +64,11 @@ class _GCSUpload(Upload):
         blob = self.bucket.bucket.blob(self.key, chunk_size=self.bucket.chunk_size)
         self._spool.seek(0)
         try:
-            blob.upload_from_file(self._spool, size=self._size, content_type=self.content_type, rewind=False)
+            blob.upload_from_file(self._spool, size=self._size, content_type=self.content_type, rewind=False,
+                                  if_generation_match=0 if self.if_absent else None)
         except gexc.GoogleAPICallError as err:
+            if isinstance(err, gexc.PreconditionFailed):
+                raise PreconditionFailed(f"{self.bucket.description}: {self.key} already exists") from None
             raise StorageError(f"{self.bucket.description}: {self.key}: upload failed: {err.code}") from None
         finally:
             self._spool.close()
@@ -95,8 +99,9 @@ class GCSBucket(Bucket):
         code = getattr(err, "code", "")
         return StorageError(f"{self.description}: {key}: {operation} failed: {code or type(err).__name__}")
 
-    def open_upload(self, key: str, *, content_type: str = "application/octet-stream") -> Upload:
-        return _GCSUpload(self, key, content_type)
+    def open_upload(self, key: str, *, content_type: str = "application/octet-stream",
+                    if_absent: bool = False) -> Upload:
+        return _GCSUpload(self, key, content_type, if_absent)
 
     def open_read(self, key: str) -> BinaryIO:
         try:

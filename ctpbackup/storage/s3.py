@@ -11,7 +11,7 @@ import base64
 import configparser
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,18 +28,18 @@ from ctpbackup.storage.base import (
     StorageError,
     Upload,
 )
+from ctpbackup.storage.keys import SUPPORTED
 
 PART_SIZE = 8 * 1024 * 1024
 #: Thanos S3 config keys this provider reads (others are refused, so a typo is not silently ignored)
-KNOWN_KEYS = {"bucket", "endpoint", "region", "insecure", "signature_version2", "bucket_lookup_type", "sse_config",
-              "http_config", "part_size", "max_retries", "access_key", "secret_key", "session_token",
-              "list_objects_version", "send_content_md5", "disable_dualstack", "aws_sdk_auth", "put_user_metadata",
-              "trace", "sts_endpoint", "storage_class"}
+KNOWN_KEYS = SUPPORTED["AWS"]  # the refused ones are said in ctpbackup.storage.keys
 
 
 def parse_shared_credentials(text: bytes, profile: str = "default") -> dict[str, str]:
-    """An AWS shared-credentials file (`[default]`, `aws_access_key_id = ...`) to boto3 arguments."""
-    parser = configparser.ConfigParser()
+    """An AWS shared-credentials file (`[default]`, `aws_access_key_id = ...`) to boto3 arguments.
+    Values are data as the AWS CLI reads them: no `%` interpolation and no inline comments, so a
+    secret holding `%`, `#` or `;` is taken whole (and never quoted in an error)."""
+    parser = configparser.ConfigParser(interpolation=None)  # a `%` in a secret is data, not a reference
     try:
         parser.read_string(text.decode("utf-8"))
     except (configparser.Error, UnicodeDecodeError):
@@ -84,8 +84,9 @@ def _sse_arguments(sse: Mapping[str, Any] | None) -> tuple[dict[str, str], dict[
 
 
 class _S3Upload(Upload):
-    def __init__(self, bucket: S3Bucket, key: str, content_type: str):
+    def __init__(self, bucket: S3Bucket, key: str, content_type: str, if_absent: bool = False):
         self.key = key
+        self.if_absent = if_absent
         self.bucket = bucket
         self.content_type = content_type
         self._buffer = bytearray()
@@ -107,25 +108,29 @@ class _S3Upload(Upload):
         b = self.bucket
         if self._upload_id is None:
             created = b.call("start upload", self.key, b.client.create_multipart_upload, Bucket=b.name, Key=self.key,
-                             ContentType=self.content_type, **b.sse_write)
+                             ContentType=self.content_type, **b.write_args)
             self._upload_id = created["UploadId"]
         number = len(self._parts) + 1
-        sse = {k: v for k, v in b.sse_write.items() if k.startswith("SSECustomer")}
+        sse = {k: v for k, v in b.write_args.items() if k.startswith("SSECustomer")}
         part = b.call("upload part", self.key, b.client.upload_part, Bucket=b.name, Key=self.key,
                       UploadId=self._upload_id, PartNumber=number, Body=data, **sse)
         self._parts.append({"PartNumber": number, "ETag": part["ETag"]})
 
     def commit(self) -> ObjectAttributes:
         b = self.bucket
+        condition = {"IfNoneMatch": "*"} if self.if_absent else {}
         if self._upload_id is None:
             result = b.call("put", self.key, b.client.put_object, Bucket=b.name, Key=self.key, Body=bytes(self._buffer),
-                            ContentType=self.content_type, **b.sse_write)
+                            ContentType=self.content_type, **condition, **b.write_args)
         else:
             if self._buffer:
                 self._send_part(bytes(self._buffer))
                 self._buffer.clear()
+            # S3 checks If-None-Match on CompleteMultipartUpload too (since 2024); on a 412 the upload
+            # stays open: abort() discards its parts
             result = b.call("complete upload", self.key, b.client.complete_multipart_upload, Bucket=b.name,
-                            Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts})
+                            Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts},
+                            **condition)
         self._done = True
         return ObjectAttributes(self.key, self._size, result.get("ETag", ""), datetime.now(UTC))
 
@@ -171,7 +176,12 @@ class S3Bucket(Bucket):
         session = boto3.session.Session(**creds)  # no keys: the default chain (IRSA, instance role, env)
         self.client = session.client("s3", endpoint_url=endpoint or None, config=boto_config,
                                      verify=not bool(http.get("insecure_skip_verify", False)))
-        self.sse_write, self.sse_read = _sse_arguments(config.get("sse_config"))
+        self.write_args, self.sse_read = _sse_arguments(config.get("sse_config"))
+        # Thanos' storage_class and put_user_metadata: on every object this bucket writes
+        if config.get("storage_class"):
+            self.write_args = {**self.write_args, "StorageClass": str(config["storage_class"])}
+        if config.get("put_user_metadata"):
+            self.write_args = {**self.write_args, "Metadata": {str(k): str(v) for k, v in config["put_user_metadata"].items()}}
         where = f" (endpoint {endpoint})" if endpoint else ""
         self.description = f"s3://{name}{where}"
 
@@ -190,8 +200,9 @@ class S3Bucket(Bucket):
         except BotoCoreError as err:
             raise StorageError(f"{self.description}: {key}: {operation} failed: {type(err).__name__}") from None
 
-    def open_upload(self, key: str, *, content_type: str = "application/octet-stream") -> Upload:
-        return _S3Upload(self, key, content_type)
+    def open_upload(self, key: str, *, content_type: str = "application/octet-stream",
+                    if_absent: bool = False) -> Upload:
+        return _S3Upload(self, key, content_type, if_absent)
 
     def open_read(self, key: str) -> BinaryIO:
         result = self.call("get", key, self.client.get_object, Bucket=self.name, Key=key, **self.sse_read)
@@ -222,12 +233,12 @@ class S3Bucket(Bucket):
 
     def put_if_absent(self, key: str, data: bytes) -> str:
         result = self.call("create", key, self.client.put_object, Bucket=self.name, Key=key, Body=data, IfNoneMatch="*",
-                           ContentType="application/json", **self.sse_write)
+                           ContentType="application/json", **self.write_args)
         return result.get("ETag", "")
 
     def put_if_match(self, key: str, data: bytes, version: str) -> str:
         result = self.call("replace", key, self.client.put_object, Bucket=self.name, Key=key, Body=data, IfMatch=version,
-                           ContentType="application/json", **self.sse_write)
+                           ContentType="application/json", **self.write_args)
         return result.get("ETag", "")
 
     def list_incomplete_uploads(self, prefix: str) -> Iterator[str]:
@@ -235,11 +246,14 @@ class S3Bucket(Bucket):
         for upload in result.get("Uploads", ()):
             yield upload["Key"]
 
-    def abort_incomplete_uploads(self, prefix: str, older_than_seconds: float) -> int:
+    def abort_incomplete_uploads(self, prefix: str, older_than_seconds: float,
+                                 select: Callable[[str], bool] | None = None) -> int:
         result = self.call("list uploads", prefix, self.client.list_multipart_uploads, Bucket=self.name, Prefix=prefix)
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
         count = 0
         for upload in result.get("Uploads", ()):
+            if select is not None and not select(upload["Key"]):
+                continue
             initiated = upload.get("Initiated")
             if initiated is None or initiated <= cutoff:
                 self.call("abort upload", upload["Key"], self.client.abort_multipart_upload, Bucket=self.name,

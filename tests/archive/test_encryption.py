@@ -1,5 +1,7 @@
 """The client-side encryption stream: round trips at every chunk boundary, and every way of
-tampering with it (a flipped bit, a dropped, reordered or appended chunk, a cut) fails to decrypt."""
+tampering with it (a flipped bit, a dropped, reordered or appended chunk, a cut) fails to decrypt.
+Keys rotate: each archive names its key id and has its own HKDF-derived key; format-1 archives of
+earlier releases still decrypt; record MACs verify only the fields they were made over."""
 
 from __future__ import annotations
 
@@ -16,9 +18,12 @@ from ctpbackup import archive
 from ctpbackup.archive import ArchiveReader, ArchiveWriter
 from ctpbackup.encryption import (
     CHUNK,
+    HEADER,
     MAGIC,
     EncryptingWriter,
     EncryptionError,
+    Keyring,
+    UnknownKey,
     backup_context,
     decrypt_stream,
     parse_key,
@@ -26,10 +31,9 @@ from ctpbackup.encryption import (
 
 KEY = bytes(range(32))
 CONTEXT = backup_context("default", "ctp1", "b1")
-HEADER = len(MAGIC) + 12
 
 
-def encrypt(plain: bytes, key: bytes = KEY, pieces: int = 7, context: bytes = CONTEXT) -> bytes:
+def encrypt(plain: bytes, key: bytes | Keyring = KEY, pieces: int = 7, context: bytes = CONTEXT) -> bytes:
     sink = io.BytesIO()
     writer = EncryptingWriter(sink, key, context)
     step = max(1, len(plain) // pieces)
@@ -39,7 +43,7 @@ def encrypt(plain: bytes, key: bytes = KEY, pieces: int = 7, context: bytes = CO
     return sink.getvalue()
 
 
-def decrypt(stored: bytes, key: bytes = KEY, context: bytes = CONTEXT) -> bytes:
+def decrypt(stored: bytes, key: bytes | Keyring = KEY, context: bytes = CONTEXT) -> bytes:
     return b"".join(decrypt_stream(io.BytesIO(stored), key, context))
 
 
@@ -79,11 +83,12 @@ def test_another_backups_archive_does_not_decrypt_in_its_place():
 
 
 def test_wrong_key_fails():
-    with pytest.raises(EncryptionError, match="wrong key"):
+    """A key the archive does not name is refused by its id, before any decryption is tried."""
+    with pytest.raises(UnknownKey, match="which is not among the config's keys"):
         decrypt(encrypt(b"hello"), key=bytes(32))
 
 
-@pytest.mark.parametrize("position", [HEADER - 1, HEADER + 2, HEADER + 10, -1])
+@pytest.mark.parametrize("position", [8, 16, 20, HEADER - 1, HEADER + 2, HEADER + 10, -1])
 def test_one_flipped_bit_anywhere_fails(position):
     stored = bytearray(encrypt(os.urandom(2 * CHUNK + 5)))
     stored[position] ^= 0x01
@@ -151,3 +156,159 @@ def test_bad_keys_are_refused_without_echoing_them(raw):
     assert "32 bytes" in str(err.value)
     if raw:
         assert raw.decode() not in str(err.value)
+
+
+# -- format 2: key ids, per-archive keys, rotation ------------------------------------------------------
+
+K1, K2, K3 = bytes(range(32)), bytes(range(1, 33)), bytes(range(2, 34))
+
+
+def test_the_header_names_the_key_and_carries_a_fresh_salt():
+    ring = Keyring.of([K1])
+    first, second = encrypt(b"same", key=ring), encrypt(b"same", key=ring)
+    assert first[:8] == MAGIC == b"CTPBENC2"
+    assert first[8:16] == second[8:16] == bytes.fromhex(ring.primary.id)
+    assert first[16:48] != second[16:48], "every archive has its own salt, so its own key"
+    assert K1.hex() not in ring.primary.id and len(ring.primary.id) == 16
+
+
+def test_key_ids_are_stable_and_distinct():
+    assert Keyring.of([K1]).ids == Keyring.of([K1, K2]).ids[:1]
+    assert len(set(Keyring.of([K1, K2, K3]).ids)) == 3
+    assert "material" not in repr(Keyring.of([K1])) and repr(K1) not in repr(Keyring.of([K1]))
+
+
+def test_segments_follow_tink_nonces_under_a_derived_key():
+    """Recompute the construction independently: HKDF-SHA256(master, salt, info) and AES-GCM with
+    nonce prefix || uint32 segment || last flag, no associated data."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    plain = os.urandom(CHUNK + 10)
+    stored = encrypt(plain, key=Keyring.of([K1]))
+    key_id, salt, prefix = stored[8:16], stored[16:48], stored[48:55]
+    key = HKDF(hashes.SHA256(), 32, salt, b"ctpbackup archive v2" + key_id + CONTEXT).derive(K1)
+    first, second = chunks(stored)
+    aead = AESGCM(key)
+    assert aead.decrypt(prefix + struct.pack(">IB", 0, 0), first[4:], None) == plain[:CHUNK]
+    assert aead.decrypt(prefix + struct.pack(">IB", 1, 1), second[4:], None) == plain[CHUNK:]
+    with pytest.raises(InvalidTag):  # the master key itself never encrypts
+        AESGCM(K1).decrypt(prefix + struct.pack(">IB", 0, 0), first[4:], None)
+
+
+def test_rotation_the_first_key_encrypts_every_key_decrypts():
+    old = encrypt(b"taken with k1", key=Keyring.of([K1]))
+    ring = Keyring.of([K2, K1])
+    new = encrypt(b"taken with k2", key=ring)
+    assert new[8:16].hex() == ring.ids[0] != old[8:16].hex()
+    assert decrypt(old, key=ring) == b"taken with k1"
+    assert decrypt(new, key=ring) == b"taken with k2"
+    with pytest.raises(UnknownKey, match=rf"key id {Keyring.of([K1]).ids[0]}, which is not among the config's keys "
+                                          rf"\({ring.ids[0]}\)") as info:
+        decrypt(old, key=Keyring.of([K2]))
+    assert info.value.reason == "EncryptionKeyMissing"
+
+
+def test_an_edited_key_id_does_not_pick_another_key():
+    ring = Keyring.of([K2, K1])
+    stored = bytearray(encrypt(b"taken with k1", key=Keyring.of([K1])))
+    stored[8:16] = bytes.fromhex(ring.ids[0])
+    with pytest.raises(EncryptionError, match="does not decrypt"):
+        decrypt(bytes(stored), key=ring)
+
+
+def encrypt_v1(plain: bytes, key: bytes, context: bytes = CONTEXT) -> bytes:
+    """Format 1 as earlier releases wrote it, rebuilt here from its documented layout."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    prefix, aead, out = os.urandom(12), AESGCM(key), [b"CTPBENC1"]
+    out.append(prefix)
+    pieces = [plain[i:i + CHUNK] for i in range(0, len(plain), CHUNK)] or [b""]
+    for i, piece in enumerate(pieces):
+        nonce = prefix[:4] + (int.from_bytes(prefix[4:], "big") ^ i).to_bytes(8, "big")
+        sealed = aead.encrypt(nonce, piece, struct.pack(">QB", i, 1 if i == len(pieces) - 1 else 0) + context)
+        out.append(struct.pack(">I", len(sealed)) + sealed)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("size", [0, 5, CHUNK, 2 * CHUNK + 3])
+def test_format_1_archives_still_decrypt_with_any_of_the_keys(size):
+    plain = os.urandom(size)
+    stored = encrypt_v1(plain, K1)
+    assert decrypt(stored, key=K1) == plain
+    assert decrypt(stored, key=Keyring.of([K2, K3, K1])) == plain
+    with pytest.raises(EncryptionError, match="does not decrypt"):
+        decrypt(stored, key=Keyring.of([K2, K3]))
+    with pytest.raises(EncryptionError, match="does not decrypt"):
+        decrypt(stored, key=K1, context=backup_context("default", "ctp1", "b2"))
+
+
+def test_format_1_tampering_still_fails():
+    stored = encrypt_v1(os.urandom(2 * CHUNK + 3), K1)
+    framed, at = [], 20
+    while at < len(stored):
+        (length,) = struct.unpack(">I", stored[at:at + 4])
+        framed.append(stored[at:at + 4 + length])
+        at += 4 + length
+    with pytest.raises(EncryptionError, match="does not decrypt"):
+        decrypt(stored[:20] + b"".join(framed[:-1]), key=K1)
+    with pytest.raises(EncryptionError, match="does not decrypt"):
+        decrypt(stored[:20] + framed[1] + framed[0] + framed[2], key=K1)
+
+
+# -- record MACs ---------------------------------------------------------------------------------------
+
+def test_record_macs_cover_what_a_restore_trusts():
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from ctpbackup.records import BackupRecord, Phase
+
+    ring = Keyring.of([K1])
+    record = BackupRecord("default", "b1", "ctp1", "default", Phase.COMPLETED, archive_key="p/default/ctp1/b1",
+                          size=1234, sha256="ab" * 32, encrypted=True,
+                          completed_at=datetime(2026, 11, 30, 10, tzinfo=UTC))
+    mac = ring.mac(record.authenticated_payload())
+    assert mac.startswith(f"v1:{ring.ids[0]}:") and len(mac.split(":")[2]) == 64
+    ring.verify_mac(record.authenticated_payload(), mac)
+    edits = {"encrypted": False, "size": 99, "sha256": "cd" * 32, "phase": Phase.FAILED, "name": "b2",
+             "control_plane": "ctp2", "namespace": "team-b", "archive_key": "p/x",
+             "completed_at": datetime(2031, 1, 1, tzinfo=UTC), "expires_at": datetime(2031, 1, 1, tzinfo=UTC)}
+    for field_name, value in edits.items():
+        edited = dataclasses.replace(record, **{field_name: value})
+        with pytest.raises(EncryptionError, match="does not match: it was edited"):
+            ring.verify_mac(edited.authenticated_payload(), mac)
+    # fields later updates change without the key are not covered
+    ring.verify_mac(dataclasses.replace(record, retries=3).authenticated_payload(), mac)
+    for bad in ("", "v1:", "v2:" + mac[3:], "v1:" + ring.ids[0] + ":" + "00" * 32):
+        with pytest.raises(EncryptionError, match="malformed|does not match"):
+            ring.verify_mac(record.authenticated_payload(), bad)
+    with pytest.raises(UnknownKey, match="not among the config's keys"):
+        Keyring.of([K2]).verify_mac(record.authenticated_payload(), mac)
+    Keyring.of([K2, K1]).verify_mac(record.authenticated_payload(), mac)
+
+
+def test_the_encryption_keys_and_allowed_backups_are_read_from_the_config_manifest():
+    from ctpbackup.manifests import ManifestFile, load_desired_state
+    from ctpbackup.model import SecretKeyRef
+
+    base = ("apiVersion: spaces.upbound.io/v1alpha1\nkind: SharedBackupConfig\nmetadata: {{name: c, namespace: default}}\n"
+            "spec:\n  objectStorage:\n    provider: Filesystem\n    bucket: /tmp/x\n    credentials: {{source: InjectedIdentity}}\n"
+            "    encryption: {encryption}\n")
+    cases = {
+        "{secretRef: {name: k1}}": ((SecretKeyRef("k1", "key"),), ()),
+        "{secretRefs: [{name: k2, key: aes}, {name: k1}], allowUnauthenticatedBackups: [b1, b2]}":
+            ((SecretKeyRef("k2", "aes"), SecretKeyRef("k1", "key")), ("b1", "b2")),
+    }
+    for encryption, (refs, allowed) in cases.items():
+        result = load_desired_state([ManifestFile("c.yaml", base.format(encryption=encryption).encode())], "abc")
+        assert result.problems == []
+        storage = result.desired.configs[("default", "c")].object_storage
+        assert (storage.encryption_key_refs, storage.allow_unauthenticated_backups) == (refs, allowed)
+    both = base.format(encryption="{secretRef: {name: k1}, secretRefs: [{name: k2}]}")
+    result = load_desired_state([ManifestFile("c.yaml", both.encode())], "abc")
+    assert [str(p) for p in result.problems] == [
+        "c.yaml:9: SharedBackupConfig default/c: spec.objectStorage.encryption: give exactly one of secretRef or "
+        "secretRefs"]

@@ -3,12 +3,19 @@ runs as non-root, and its entry point runs in a clean virtualenv with only the r
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shlex
+import shutil
 import subprocess
 import venv
 from pathlib import Path
 
 import pytest
+
+from kubeemu import EmulatorProcess
+from kubeemu.fixtures import seed_crossplane
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTRUCTIONS = {"FROM", "RUN", "COPY", "ADD", "ENV", "WORKDIR", "USER", "ENTRYPOINT", "CMD", "ARG", "LABEL", "EXPOSE"}
@@ -51,24 +58,125 @@ def test_runs_as_non_root_with_git_and_reconcile_entrypoint():
     assert "reconcile.py" in entry
 
 
+def test_base_image_is_a_current_python_pinned_to_a_patch_release():
+    (base,) = [rest for word, rest in instructions() if word == "FROM"]
+    match = re.fullmatch(r"python:3\.(\d+)\.(\d+)-slim-(bookworm|trixie)(@sha256:[0-9a-f]{64})?", base)
+    assert match, base
+    minor, patch = int(match[1]), int(match[2])
+    assert (minor, patch) >= (11, 15), "3.11.15 (March 2026) or newer"
+
+
+def test_apt_packages_are_pinned_and_pip_checks_hashes():
+    runs = [rest for word, rest in instructions() if word == "RUN"]
+    (apt,) = [r for r in runs if "apt-get install" in r]
+    packages = [word for word in apt.split("apt-get install", 1)[1].split("&&")[0].split() if not word.startswith("-")]
+    assert packages and all(re.fullmatch(r"[a-z0-9.+-]+=[\w.:~+-]+", p) for p in packages), packages
+    assert [p.split("=")[0] for p in packages] == ["git", "openssh-client", "ca-certificates"]
+    (pip,) = [r for r in runs if "pip install" in r]
+    assert "--require-hashes -r requirements-runtime.lock" in pip
+
+
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-runtime.lock"])
+def test_locks_pin_every_package_with_hashes(lock):
+    requirements = [e for e in (ROOT / lock).read_text().replace("\\\n", " ").splitlines()
+                    if e and not e.lstrip().startswith("#")]
+    assert len(requirements) > 20
+    for line in requirements:
+        name, _, rest = line.partition("==")
+        assert re.fullmatch(r"[A-Za-z0-9._-]+", name) and rest, line
+        assert re.search(r"--hash=sha256:[0-9a-f]{64}", rest), f"{lock}: {name} has no hash"
+    names = {line.partition("==")[0].lower() for line in requirements}
+    assert {"kubernetes", "prometheus-client", "rich", "gitpython"} <= names
+    if lock == "requirements.lock":
+        assert {"pip-tools", "pytest", "check-jsonschema"} <= names
+
+
+def test_make_lock_regenerates_both_locks_with_hashes_and_setup_checks_them():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--require-hashes -r requirements.lock" in makefile
+    lock = makefile.split("\nlock:")[1].split("\n\n")[0]
+    assert "-o requirements-runtime.lock pyproject.toml" in lock and "--extra test -o requirements.lock pyproject.toml" in lock
+    assert "--generate-hashes" in makefile.split("LOCK :=")[1]
+    # make demo needs no Node.js: npm runs for the tests only
+    setup = makefile.split("$(STAMP):")[1].split("\n\n")[0]
+    assert "npm" not in setup and "demo: setup\n" in makefile
+    assert "test: setup $(NODE_STAMP)" in makefile
+
+
+def copy_image_files(app: Path) -> None:
+    """What the Dockerfile COPYs into /app, and nothing else (read from its COPY instructions)."""
+    for word, rest in instructions():
+        if word != "COPY":
+            continue
+        *sources, destination = shlex.split(rest)
+        for source in sources:
+            target = app / destination if destination.endswith("/") and destination != "./" else app
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, app / destination, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / source, target / Path(source).name)
+
+
+CONFIG = """apiVersion: spaces.upbound.io/v1alpha1
+kind: SharedBackupConfig
+metadata: {{name: default, namespace: default}}
+spec:
+  objectStorage:
+    provider: Filesystem
+    bucket: {bucket}
+    credentials: {{source: InjectedIdentity}}
+---
+apiVersion: spaces.upbound.io/v1beta1
+kind: ControlPlane
+metadata: {{name: ctp1, namespace: default}}
+spec: {{}}
+---
+apiVersion: spaces.upbound.io/v1alpha1
+kind: Backup
+metadata: {{name: first, namespace: default}}
+spec:
+  configRef: {{kind: SharedBackupConfig, name: default}}
+  controlPlane: ctp1
+"""
+
+
 @pytest.mark.slow
-def test_entry_point_runs_in_a_clean_venv_with_the_runtime_lock(tmp_path):
+def test_the_images_files_in_a_clean_venv_from_the_runtime_lock_run_version_and_a_backup(tmp_path, gitops_repo):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
     install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                              "-r", str(ROOT / "requirements-runtime.lock")], capture_output=True, text=True, timeout=900)
+                              "--require-hashes", "-r", str(ROOT / "requirements-runtime.lock")],
+                             capture_output=True, text=True, timeout=900)
     assert install.returncode == 0, install.stderr[-2000:]
-    # the image copies only these; run the entry point from a copy holding nothing else
     app = tmp_path / "app"
     app.mkdir()
-    for name in ("reconcile.py", "pyproject.toml"):
-        (app / name).write_bytes((ROOT / name).read_bytes())
-    subprocess.run(["cp", "-r", str(ROOT / "ctpbackup"), str(ROOT / "schemas"), str(app)], check=True)
-    (app / "examples").mkdir()
-    result = subprocess.run([str(python), "reconcile.py", "--help"], cwd=app, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "validate" in result.stdout and "apply" in result.stdout
-    examples = subprocess.run([str(python), str(app / "reconcile.py"), "validate", "--repo", str(ROOT), "--worktree",
-                               "--path", "examples"], capture_output=True, text=True, timeout=120)
-    assert examples.returncode == 0, examples.stderr
+    copy_image_files(app)
+    assert sorted(p.name for p in app.iterdir()) == ["ctpbackup", "pyproject.toml", "reconcile.py",
+                                                       "requirements-runtime.lock", "schemas"]
+    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    version = subprocess.run([str(python), str(app / "reconcile.py"), "--version"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120, env=clean)
+    assert (version.returncode, version.stdout) == (0, "reconcile.py 0.1.0\n"), version.stderr
+
+    source = EmulatorProcess().start()
+    try:
+        seed_crossplane(source.url, 10, token=source.token)
+        secrets = tmp_path / "secrets" / "default" / "kubeconfig-ctp1"
+        secrets.mkdir(parents=True)
+        (secrets / "kubeconfig").write_text(source.kubeconfig_text("ctp1"))
+        bucket = tmp_path / "bucket"
+        bucket.mkdir()
+        gitops_repo.write("all.yaml", CONFIG.format(bucket=bucket))
+        gitops_repo.commit()
+        applied = subprocess.run([str(python), str(app / "reconcile.py"), "apply", "--repo", str(gitops_repo.path),
+                                  "--secrets-dir", str(tmp_path / "secrets")], cwd=tmp_path, capture_output=True,
+                                 text=True, timeout=300, env=clean)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        summary = [json.loads(line) for line in applied.stdout.splitlines()][-1]
+        assert (summary["event"], summary["result"], summary["done"]) == ("apply", "success", 1)
+        archives = sorted(p.relative_to(bucket).as_posix() for p in bucket.rglob("archive.tar.gz"))
+        assert archives == ["default/ctp1/backups/first/archive.tar.gz"]
+    finally:
+        source.stop()

@@ -3,6 +3,7 @@ index record stops the plan that needs it with one clear line."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from ctpbackup.index import BucketIndex
@@ -79,7 +80,8 @@ def test_a_damaged_index_record_fails_what_needs_it_in_one_line_until_rebuilt(st
     story.bucket.put(key, header + b'\n{"phase":"Compl\n{"phase":"Compl\n')
     result = story.reconcile("apply", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    (line,) = [text for text in result.stderr.splitlines() if text.startswith("error:")]
+    messages = [json.loads(text)["message"] for text in result.stderr.splitlines()]  # JSON lines off a terminal
+    (line,) = [text for text in messages if text.startswith("error:")]
     assert "index.json: unreadable record of backup old" in line and "index rebuild" in line
     assert story.bucket.exists(expired.archive_key)
 

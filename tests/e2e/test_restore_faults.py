@@ -38,7 +38,6 @@ EC2 = "ec2.aws.upbound.io"
 NS_MRS = "queues.sqs.aws.m.upbound.io"  # a namespaced managed resource (Crossplane v2 shape)
 READY = [{"type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": "2026-11-20T10:00:00Z"},
          {"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "lastTransitionTime": "2026-11-20T10:00:00Z"}]
-HTTP = urllib3.PoolManager(maxsize=8)
 
 
 class API:
@@ -46,9 +45,10 @@ class API:
 
     def __init__(self, server: EmulatorServer):
         self.server = server
+        self.http = urllib3.PoolManager(maxsize=8, ssl_context=server.ssl_context())  # its CA, over HTTPS
 
     def call(self, method: str, path: str, body: object = None, content_type: str = "application/json") -> dict:
-        response = HTTP.request(method, self.server.url + path, body=json.dumps(body) if body is not None else None,
+        response = self.http.request(method, self.server.url + path, body=json.dumps(body) if body is not None else None,
                                 headers={"Authorization": f"Bearer {self.server.token}", "Content-Type": content_type})
         data = json.loads(response.data or b"{}")
         if response.status >= 400:
@@ -579,7 +579,9 @@ def test_7_user_fields_of_objects_the_control_plane_makes_are_merged(story):
         assert dst.get("/api/v1/namespaces/team-a/serviceaccounts/default")["imagePullSecrets"] == [{"name": "regcred"}]
         default_sa = dst.get("/api/v1/namespaces/default/serviceaccounts/default")
         assert default_sa["metadata"]["labels"] == {"audited": "yes"} and default_sa["automountServiceAccountToken"] is False
-        assert dst.get("/api/v1/namespaces/default")["metadata"]["labels"] == {"owner": "platform"}
+        # the server's own name label stays beside the user's (kube-apiserver sets it on every namespace)
+        assert dst.get("/api/v1/namespaces/default")["metadata"]["labels"] == {
+            "owner": "platform", "kubernetes.io/metadata.name": "default"}
 
 
 def test_9_an_exclusion_that_matches_nothing_is_a_recorded_warning(story, tmp_path):

@@ -19,7 +19,7 @@ from kubeemu.fixtures import crd
 
 READ_ONLY = "read-only-token-for-tests"
 UNAUTHORIZED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Unauthorized",
-                "reason": "Unauthorized", "details": {}, "code": 401}
+                "reason": "Unauthorized", "code": 401}
 WIDGETS = crd("example.org", "widgets", "Widget", "Namespaced", "v1")
 
 
@@ -230,3 +230,18 @@ def test_a_subprocess_emulator_shares_its_ca_and_credentials_with_the_parent():
         assert (status, refused["message"]) == (403, 'configmaps "by-cert" is forbidden: User "kubeemu-viewer" cannot '
                                                      'delete resource "configmaps" in API group "" in the namespace "default"')
         assert Connection(cp)("GET", "/api/v1/namespaces", token="wrong")[0] == 401
+
+
+def test_the_admin_client_verifies_the_emulators_ca(cp):
+    assert cp.stats()["requests"] >= 0
+    impostor = CertificateAuthority()
+    trusting_the_wrong_ca = EmulatorServer.__new__(EmulatorServer)
+    trusting_the_wrong_ca.url, trusting_the_wrong_ca.token, trusting_the_wrong_ca.authority = cp.url, cp.token, impostor
+    with pytest.raises(OSError, match="CERTIFICATE_VERIFY_FAILED"):
+        trusting_the_wrong_ca.stats()
+
+
+def test_a_read_only_kubeconfig_needs_a_read_only_token(control_plane):
+    with pytest.raises(ValueError, match="^this emulator was started without a read-only token$"):
+        control_plane.kubeconfig_text(read_only=True)
+    assert "client-certificate-data" in control_plane.kubeconfig_text(read_only=True, client_certificate=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -75,6 +76,9 @@ class Recorded:
     def digest(self):
         return RecordedDigest.of(self.backups.values())
 
+    def control_planes(self):
+        return {(r.namespace, r.control_plane) for r in self.backups.values()}
+
     def kept_by(self, owners):
         return [r for r in self.backups.values() if r.use_owner_references and r.phase is not Phase.DELETED
                 and (r.owner_kind, r.namespace, r.owner_name) in owners]
@@ -116,7 +120,7 @@ CASES = [
     ("backup-failed-retried", [BACKUP % ("b1", "ctp1", "Orphan")],
      [rec("b1", phase=Phase.FAILED, retries=1)], [("retry", "b1")]),
     ("backup-failed-limit-reached", [BACKUP % ("b1", "ctp1", "Orphan")],
-     [rec("b1", phase=Phase.FAILED, retries=3)], []),
+     [rec("b1", phase=Phase.FAILED, retries=3)], [("failed", "b1")]),
     ("backup-interrupted-in-progress", [BACKUP % ("b1", "ctp1", "Orphan")],
      [rec("b1", phase=Phase.IN_PROGRESS)], [("retry", "b1")]),
     ("backup-deleted-by-ttl-not-retaken", [BACKUP % ("b1", "ctp1", "Orphan")],
@@ -167,7 +171,7 @@ CASES = [
     ("restore-waits-for-backup", [BACKUP % ("b1", "ctp1", "Orphan"), RESTORED % ("Backup", "b1")], [],
      [("backup", "b1"), ("wait", "restored")]),
     ("restore-waits-while-in-progress", [BACKUP % ("b1", "ctp1", "Orphan"), RESTORED % ("Backup", "b1")],
-     [rec("b1", phase=Phase.IN_PROGRESS, retries=3)], [("wait", "restored")]),
+     [rec("b1", phase=Phase.IN_PROGRESS, retries=3)], [("give-up", "b1"), ("wait", "restored")]),
     ("restore-from-orphaned-record", [RESTORED % ("Backup", "old")],
      [rec("old", phase=Phase.DELETED, deleted_with="Orphan", sha256="ab" * 32)], [("restore", "restored")]),
 ]
@@ -351,3 +355,204 @@ def test_new_backup_request_carries_owner_and_options():
     assert request.owner_kind is OwnerKind.SHARED_BACKUP_SCHEDULE and request.owner_name == "hourly"
     assert request.slot == SLOT and request.options.config == "default"
     assert replace(request, slot=None).slot is None
+
+
+# -- the Spaces CRDs' immutability rules that no backup name shows --------------------------------------
+
+BACKUP_SCHEDULE = """---
+apiVersion: spaces.upbound.io/v1alpha1
+kind: BackupSchedule
+metadata: {name: daily}
+spec:
+  schedule: "@daily"
+  controlPlane: %s
+  configRef: {kind: SharedBackupConfig, name: default}
+"""
+NAMED_SHARED = """---
+apiVersion: spaces.upbound.io/v1alpha1
+kind: SharedBackup
+metadata: {name: nightly}
+spec:
+  configRef: {kind: SharedBackupConfig, name: default}
+  controlPlaneSelector: %s
+"""
+DAY = datetime(2026, 11, 25, tzinfo=UTC)
+
+
+def daily(cp: str, slot: datetime = DAY, phase: Phase = Phase.COMPLETED, **kw) -> BackupRecord:
+    return rec(f"daily-{cp}-{slot.strftime('%Y%m%d%H%M%S')}", cp, phase, owner_kind=OwnerKind.BACKUP_SCHEDULE,
+               owner_name="daily", slot=slot, **kw)
+
+
+def nightly(cp: str, selector: str, phase: Phase = Phase.COMPLETED) -> BackupRecord:
+    return rec(f"nightly-{cp}", cp, phase, owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly", selector=selector)
+
+
+def names_selector(*names: str) -> str:
+    return json.dumps({"labelSelectors": [], "names": sorted(names)}, sort_keys=True, separators=(",", ":"))
+
+
+IMMUTABLE = [
+    # id, docs, records, restores, expected [(action, kind, name)], words in the error
+    ("backupschedule-controlplane-changed", [BACKUP_SCHEDULE % "ctp2"], [daily("ctp1")], (),
+     [("error", "BackupSchedule", "daily")], "spec.controlPlane (target can not be changed after creation: "
+     "recorded 'ctp1', Git says 'ctp2')"),
+    ("backupschedule-controlplane-changed-only-failed-recorded", [BACKUP_SCHEDULE % "ctp3"],
+     [daily("ctp1", phase=Phase.FAILED, retries=3)], (), [("error", "BackupSchedule", "daily")], "recorded 'ctp1'"),
+    ("backupschedule-controlplane-changed-old-slot-deleted", [BACKUP_SCHEDULE % "ctp2"],
+     [daily("ctp1", DAY - timedelta(days=3), Phase.DELETED, deleted_with="Orphan")], (),
+     [("error", "BackupSchedule", "daily")], "Git says 'ctp2'"),
+    ("backupschedule-controlplane-unchanged", [BACKUP_SCHEDULE % "ctp1"], [daily("ctp1")], (), [], ""),
+    ("sharedbackup-selector-to-disjoint-names", [NAMED_SHARED % "{names: [ctp2]}"],
+     [nightly("ctp1", names_selector("ctp1"))], (), [("error", "SharedBackup", "nightly")],
+     "spec.controlPlaneSelector (shared backup ControlPlane selectors can not be changed after creation"),
+    ("sharedbackup-selector-to-disjoint-labels", [NAMED_SHARED % "{labelSelectors: [{matchLabels: {backup: 'no'}}]}"],
+     [nightly("ctp1", names_selector("ctp1")), nightly("ctp2", names_selector("ctp1"))], (),
+     [("error", "SharedBackup", "nightly")], 'recorded {"labelSelectors":[],"names":["ctp1"]}'),
+    ("sharedbackup-selector-to-overlapping", [NAMED_SHARED % "{names: [ctp1, ctp2]}"],
+     [nightly("ctp1", names_selector("ctp1"))], (), [("error", "SharedBackup", "nightly")], "controlPlaneSelector"),
+    ("sharedbackup-selector-unchanged", [NAMED_SHARED % "{names: [ctp2, ctp1]}"],
+     [nightly("ctp1", names_selector("ctp1", "ctp2"))], (), [("backup", "Backup", "nightly-ctp2")], ""),
+    ("restore-added-to-known-control-plane", [BACKUP % ("b1", "ctp1", "Orphan"),
+                                              RESTORED % ("Backup", "b1")],
+     [rec("b1"), rec("gone-restored", "restored", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="gone")], (), [("error", "ControlPlane", "restored")],
+     "spec.restore: restore source can not be set after creation (the bucket index already records backups of "
+     "ControlPlane default/restored)"),
+    ("restore-added-to-known-control-plane-whose-backups-failed", [BACKUP % ("old", "ctp1", "Orphan"),
+                                                                  RESTORED % ("Backup", "old")],
+     [rec("old"), rec("x", "restored", Phase.FAILED, retries=3, owner_kind=OwnerKind.SHARED_BACKUP, owner_name="x")], (), [("error", "ControlPlane", "restored")],
+     "can not be set after creation"),
+    ("restore-of-new-control-plane", [BACKUP % ("old", "ctp1", "Orphan"), RESTORED % ("Backup", "old")], [rec("old")], (),
+     [("restore", "ControlPlane", "restored")], ""),
+    ("restore-recorded-then-control-plane-backed-up", [BACKUP % ("old", "ctp1", "Orphan"), RESTORED % ("Backup", "old")],
+     [rec("old"), rec("after", "restored", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="gone")],
+     (RestoreRecord("default", "restored", "Backup", "old", Phase.PENDING),), [("restore", "ControlPlane", "restored")],
+     ""),
+]
+
+
+@pytest.mark.parametrize("docs, records, restores, expected, words", [c[1:] for c in IMMUTABLE],
+                         ids=[c[0] for c in IMMUTABLE])
+def test_immutable_fields_no_backup_name_shows(docs, records, restores, expected, words):
+    result = plan(desired(*docs), recorded(*records, restores=restores), NOW)
+    assert [(a.type.value, a.kind, a.name) for a in result.actions] == expected
+    errors = [a.reason for a in result.actions if a.type is ActionType.ERROR]
+    assert all(words in reason for reason in errors)
+    assert result.has_errors == bool(errors)
+
+
+def test_error_on_schedule_control_plane_holds_its_deletions_too():
+    d = desired(BACKUP_SCHEDULE % "ctp2")
+    old = daily("ctp1", ttl="1h", expires_at=NOW - timedelta(hours=1), deletion_policy="Delete")
+    assert summary(plan(d, recorded(old), NOW)) == [("error", "daily")]
+
+
+# -- failed for good: listed, counted, and what apply exits with ----------------------------------------
+
+UNREACHABLE = (Condition("Completed", "False", "ControlPlaneUnreachable", "connection refused by 127.0.0.1:1"),)
+
+
+@pytest.mark.parametrize("retries, max_retries, expected", [
+    (3, 3, [("failed", "b1")]), (2, 3, [("retry", "b1")]), (5, 3, [("failed", "b1")]), (0, 0, [("failed", "b1")]),
+])
+def test_failed_for_good_is_listed(retries, max_retries, expected):
+    records = recorded(rec("b1", phase=Phase.FAILED, retries=retries, conditions=UNREACHABLE))
+    result = plan(desired(BACKUP % ("b1", "ctp1", "Orphan")), records, NOW, PlanOptions(max_retries=max_retries))
+    assert summary(result) == expected
+    if expected[0][0] == "failed":
+        action = result.actions[0]
+        assert action.sign == "!"
+        assert action.reason == (f"ControlPlaneUnreachable after {retries + 1} attempt{'s' if retries else ''}: "
+                                 "connection refused by 127.0.0.1:1")
+        assert not result.has_changes and not result.has_errors
+        assert result.summary()["failed"] == 1
+        assert result.failed_beyond_allowance == (("default", "b1"),)
+
+
+def test_failed_schedule_slot_stays_listed_until_a_newer_slot():
+    d = desired(BACKUP_SCHEDULE % "ctp1")
+    failed = daily("ctp1", phase=Phase.FAILED, retries=3, conditions=UNREACHABLE)
+    result = plan(d, recorded(failed), NOW)
+    assert summary(result) == [("failed", "daily-ctp1-20261125000000")]
+    assert result.failed_beyond_allowance == (("default", "daily-ctp1-20261125000000"),)
+    next_day = plan(d, recorded(failed), NOW + timedelta(days=1))
+    assert summary(next_day) == [("backup", "daily-ctp1-20261126000000")]
+    assert next_day.failed_beyond_allowance == ()
+
+
+@pytest.mark.parametrize("budget, failed_cps, beyond", [
+    (0, ("ctp1",), (("default", "nightly-ctp1"),)),
+    (1, ("ctp1",), ()),
+    (1, ("ctp1", "ctp2"), (("default", "nightly-ctp1"), ("default", "nightly-ctp2"))),
+    ('"50%"', ("ctp1",), ()),
+    ('"49%"', ("ctp2",), (("default", "nightly-ctp2"),)),
+])
+def test_failed_beyond_shared_backup_allowance(budget, failed_cps, beyond):
+    records = [rec(f"nightly-{cp}", cp, Phase.FAILED if cp in failed_cps else Phase.COMPLETED,
+                   retries=3 if cp in failed_cps else 0, owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly",
+                   conditions=UNREACHABLE if cp in failed_cps else (), selector=shared_selector())
+               for cp in ("ctp1", "ctp2")]
+    result = plan(desired(SHARED % ("false", budget)), recorded(*records), NOW)
+    assert summary(result) == [("failed", f"nightly-{cp}") for cp in failed_cps]
+    assert result.failed_beyond_allowance == beyond
+
+
+RETRY_ME = """---
+apiVersion: spaces.upbound.io/v1alpha1
+kind: Backup
+metadata:
+  name: b1
+  annotations: {backup.ctpbackup.io/retryRequestedAt: "%s"}
+spec:
+  configRef: {kind: SharedBackupConfig, name: default}
+  controlPlane: ctp1
+"""
+
+
+@pytest.mark.parametrize("annotation, honoured, expected", [
+    ("2026-11-25T10:00:00Z", "", "retry"),
+    ("2026-11-25T10:00:00Z", "2026-11-24T08:00:00Z", "retry"),
+    ("2026-11-25T10:00:00Z", "2026-11-25T10:00:00Z", "failed"),  # the same value: already honoured
+    ("again", "", "retry"),
+])
+def test_retry_annotation_asks_for_a_fresh_attempt(annotation, honoured, expected):
+    record = rec("b1", phase=Phase.FAILED, retries=3, conditions=UNREACHABLE, retry_request=honoured)
+    result = plan(desired(RETRY_ME % annotation), recorded(record), NOW)
+    assert summary(result) == [(expected, "b1")]
+    if expected == "retry":
+        assert result.actions[0].request.retry_request == annotation
+        assert result.actions[0].reason == (
+            "failed for good (connection refused by 127.0.0.1:1); a fresh attempt asked for by "
+            f"backup.ctpbackup.io/retryRequestedAt={annotation!r}")
+
+
+def test_retry_annotation_on_a_shared_backup_reaches_its_backups():
+    shared = SHARED.replace("metadata: {name: nightly}",
+                            'metadata: {name: nightly, annotations: {backup.ctpbackup.io/retryRequestedAt: "1"}}')
+    records = [rec(f"nightly-{cp}", cp, Phase.FAILED, retries=3, owner_kind=OwnerKind.SHARED_BACKUP,
+                   owner_name="nightly", conditions=UNREACHABLE, selector=shared_selector()) for cp in ("ctp1", "ctp2")]
+    result = plan(desired(shared % ("false", 0)), recorded(*records), NOW)
+    assert summary(result) == [("retry", "nightly-ctp1"), ("retry", "nightly-ctp2")]
+
+
+# -- connection Secrets known to be missing: wait, record nothing, use no retry ------------------------
+
+@pytest.mark.parametrize("docs, records, missing, expected", [
+    ([BACKUP % ("b1", "ctp1", "Orphan")], [], {"ctp1"}, [("wait", "b1")]),
+    ([BACKUP % ("b1", "ctp1", "Orphan")], [], {"ctp2"}, [("backup", "b1")]),
+    ([BACKUP % ("b1", "ctp1", "Orphan")], [rec("b1", phase=Phase.FAILED, retries=1, conditions=UNREACHABLE)], {"ctp1"},
+     [("wait", "b1")]),
+    ([BACKUP % ("b1", "ctp1", "Orphan")], [rec("b1", phase=Phase.FAILED, retries=3, conditions=UNREACHABLE)], {"ctp1"},
+     [("failed", "b1")]),  # failed for good stays in view
+    ([SHARED % ("false", 0)], [], {"ctp2"}, [("backup", "nightly-ctp1"), ("wait", "nightly-ctp2")]),
+    ([BACKUP % ("b1", "ctp1", "Orphan"), RESTORED % ("Backup", "b1")], [rec("b1")], {"restored"}, [("wait", "restored")]),
+    ([BACKUP % ("b1", "ctp1", "Orphan"), RESTORED % ("Backup", "b1")], [rec("b1")], {"ctp1"}, [("restore", "restored")]),
+], ids=["backup", "other-control-plane", "retry", "failed-for-good", "shared-backup", "restore-target", "restore-source-cp"])
+def test_missing_connection_secret_waits(docs, records, missing, expected):
+    reasons = {("default", cp): f"connection Secret default/kubeconfig-{cp} not found" for cp in missing}
+    result = plan(desired(*docs), recorded(*records), NOW, PlanOptions(), reasons)
+    assert summary(result) == expected
+    for action in result.actions:
+        if action.type is ActionType.WAIT:
+            assert action.reason.startswith(f"connection Secret default/kubeconfig-{action.control_plane} not found: the ")
+    assert not result.has_errors

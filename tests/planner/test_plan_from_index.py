@@ -14,7 +14,18 @@ from ctpbackup.planner import plan
 from ctpbackup.records import BackupRecord, OwnerKind, Phase
 from ctpbackup.shard import IndexCorrupt
 from ctpbackup.storage.filesystem import FilesystemBucket
-from tests.planner.test_plan import BACKUP, CASES, NOW, SCHEDULE, SLOT, desired, rec, recorded, summary
+from tests.planner.test_plan import (
+    BACKUP,
+    CASES,
+    IMMUTABLE,
+    NOW,
+    SCHEDULE,
+    SLOT,
+    desired,
+    rec,
+    recorded,
+    summary,
+)
 
 LAYOUT = BucketLayout("prod")
 
@@ -121,3 +132,14 @@ def test_a_backup_read_twice_is_counted_once(tmp_path):
     assert twice.digest() == kept.digest()
     assert plan(desired(), twice, NOW) == plan(desired(), kept, NOW)  # the guard holds all four back
     assert plan(desired(), twice, NOW).refusals
+
+
+@pytest.mark.parametrize("docs, records, restores, expected, words", [c[1:] for c in IMMUTABLE],
+                         ids=[c[0] for c in IMMUTABLE])
+def test_immutability_cases_plan_the_same_from_the_index(tmp_path, docs, records, restores, expected, words):
+    index = index_of(tmp_path, records)
+    for restore in restores:
+        index.update_restore(restore.namespace, restore.control_plane, lambda _old, r=restore: r)
+    from_index = plan(desired(*docs), index.load(), NOW)
+    assert [(a.type.value, a.kind, a.name) for a in from_index.actions] == expected
+    assert from_index == plan(desired(*docs), recorded(*records, restores=restores), NOW)

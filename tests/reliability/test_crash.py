@@ -173,3 +173,135 @@ def test_sigkill_at_each_multipart_part_boundary_loses_nothing(story, s3_fault_p
         assert list(story.bucket.list_incomplete_uploads(LAYOUT.root)) == []
     finally:
         cp.stop()
+
+
+def _seed_large(cp, count: int) -> None:
+    """`count` Secrets of 256 KB of base64'd random bytes: about 200 KB each once gzipped."""
+    for i in range(count):
+        data = base64.b64encode(os.urandom(192 * 1024)).decode()
+        request = urllib.request.Request(
+            cp.url + "/api/v1/namespaces/default/secrets", method="POST",
+            data=json.dumps({"metadata": {"name": f"blob-{i}"}, "data": {"blob": data}}).encode(),
+            headers={"Authorization": f"Bearer {cp.token}", "Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 - loopback
+
+
+def _apply_command(story, *extra: str) -> list[str]:
+    return [sys.executable, str(ROOT / "reconcile.py"), "apply", "--repo", str(story.repo.path), "--secrets-dir",
+            str(story.secrets), "--log-format", "json", *extra]
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 120) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _phase(story, name: str):
+    from ctpbackup.index import BucketIndex
+
+    record = BucketIndex(story.bucket, LAYOUT).load().backups.get(("default", name))
+    return record.phase if record else None
+
+
+def test_a_run_frozen_past_its_lease_stops_when_it_wakes_and_writes_nothing(story):
+    """Run A is frozen (SIGSTOP) mid-backup past its lease; run B takes the lease over and
+    completes b1; A resumes: it stops at once with a clear message and records nothing, so b1
+    stays Completed with the size and sha256 of the archive in the bucket (issue 17, item 2)."""
+    cp = EmulatorProcess().start()
+    try:
+        seed_crossplane(cp.url, 200, token=cp.token)
+        story.connect("ctp1", cp)
+        story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
+        story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="ctp1"))
+        story.repo.commit("one backup")
+        command = _apply_command(story, "--lease-duration", "3s")
+        cp.inject("slow", count=-1, delay=0.2)  # A stays mid-backup for a long while
+        frozen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert _wait_for(lambda: _phase(story, "b1") is Phase.IN_PROGRESS), "A never started b1"
+            frozen.send_signal(signal.SIGSTOP)
+            time.sleep(4)  # past A's 3s lease: nobody renews it
+            cp.clear_faults()
+            second = subprocess.run(command, capture_output=True, text=True, timeout=240)
+            assert second.returncode == 0, second.stdout + second.stderr
+            assert "took over the lease" in second.stderr
+            state = check_bucket(story.bucket)
+            completed = state["backups"][("default", "b1")]
+            assert completed.phase is Phase.COMPLETED
+        finally:
+            frozen.send_signal(signal.SIGCONT)
+        out, err = frozen.communicate(timeout=240)
+        assert frozen.returncode == 1, out + err
+        assert "Traceback" not in err
+        (line,) = [text for text in err.splitlines() if text.startswith("error:")]
+        assert line.startswith("error: lease prod/cluster1/.ctpbackup/lease.json was taken over by ")
+        assert line.endswith("; this run stopped and writes nothing more")
+        state = check_bucket(story.bucket)  # A wrote nothing: B's record and archive stand
+        after = state["backups"][("default", "b1")]
+        assert (after.phase, after.size, after.sha256, after.started_at) == (
+            Phase.COMPLETED, completed.size, completed.sha256, completed.started_at)
+        assert list(story.bucket.list_incomplete_uploads(LAYOUT.root)) == []
+    finally:
+        cp.kill()
+
+
+def test_two_shards_at_once_never_abort_each_others_uploads(story):
+    """`apply --shard 0/2` and `--shard 1/2` run at the same time, each over its own control planes;
+    then one is killed mid-run while the other goes on: neither sweeps the other's uploads, and
+    after a rerun every backup is Completed with its whole archive (issue 17, item 3)."""
+    from ctpbackup.planner import shard_of
+
+    names = [f"ctp{i}" for i in range(40)]
+    per_shard = {s: [n for n in names if shard_of("default", n, 2) == s][:2] for s in (0, 1)}
+    cps = {}
+    # S3's smallest part size and archives of two parts or more: each run has open multipart uploads
+    # while the other sweeps
+    story.repo.write("config/sharedbackupconfig.yaml", MULTIPART_CONFIG.format(
+        bucket=story.bucket.name, endpoint=story.s3.host_port))
+    try:
+        for name in per_shard[0] + per_shard[1]:
+            cps[name] = EmulatorProcess().start()
+            _seed_large(cps[name], 32)
+            story.connect(name, cps[name])
+            story.repo.write(f"{name}.yaml", CONTROL_PLANE.format(name=name))
+        story.repo.write("b.yaml", "---\n".join(BACKUP.format(name=f"first-{n}", control_plane=n) for n in cps))
+        story.repo.commit("a backup of each control plane")
+        for cp in cps.values():
+            cp.inject("slow", count=-1, delay=0.02)
+        runs = [subprocess.Popen(_apply_command(story, "--shard", f"{s}/2", "--lease-duration", "2s"),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in (0, 1)]
+        for run in runs:
+            out, err = run.communicate(timeout=300)
+            assert run.returncode == 0, out + err
+            assert "left by an interrupted run" not in out + err
+        state = check_bucket(story.bucket)
+        assert sorted(n for _, n in state["backups"]) == sorted(f"first-{n}" for n in cps)
+        assert all(r.phase is Phase.COMPLETED for r in state["backups"].values())
+
+        # now shard 0 is killed mid-upload while shard 1 runs on
+        story.repo.write("c.yaml", "---\n".join(BACKUP.format(name=f"second-{n}", control_plane=n) for n in cps))
+        story.repo.commit("a second backup of each")
+        survivor = subprocess.Popen(_apply_command(story, "--shard", "1/2", "--lease-duration", "2s"),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        kill_when(_apply_command(story, "--shard", "0/2", "--lease-duration", "2s"),
+                  lambda: _phase(story, f"second-{per_shard[0][0]}") is Phase.IN_PROGRESS)
+        out, err = survivor.communicate(timeout=300)
+        assert survivor.returncode == 0, out + err
+        check_bucket(story.bucket)
+        for cp in cps.values():
+            cp.clear_faults()
+        time.sleep(2.5)  # the killed run's lease (2s) expires; its upload is older than a lease period
+        rerun = subprocess.run(_apply_command(story, "--shard", "0/2", "--lease-duration", "2s"), capture_output=True,
+                               text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        state = check_bucket(story.bucket)
+        assert len(state["backups"]) == 2 * len(cps)
+        assert all(r.phase is Phase.COMPLETED for r in state["backups"].values())
+        assert list(story.bucket.list_incomplete_uploads(LAYOUT.root)) == []
+    finally:
+        for cp in cps.values():
+            cp.kill()

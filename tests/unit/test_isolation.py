@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from ctpbackup.manifests import ManifestFile, load_desired_state
 from ctpbackup.planner import plan
+from ctpbackup.records import BackupRecord, Phase
 from tests.planner.test_plan import Recorded
 
 CONFIG = """apiVersion: spaces.upbound.io/v1alpha1
@@ -40,7 +41,7 @@ spec: {configRef: {kind: SharedBackupConfig, name: default}, controlPlane: ctp}
 
 
 def test_a_restore_cannot_name_another_namespaces_backup():
-    found = errors(CONFIG + """---
+    text = CONFIG + """---
 apiVersion: spaces.upbound.io/v1beta1
 kind: ControlPlane
 metadata: {name: ctp, namespace: team-a}
@@ -54,8 +55,15 @@ apiVersion: spaces.upbound.io/v1beta1
 kind: ControlPlane
 metadata: {name: thief, namespace: team-b}
 spec: {restore: {source: {kind: Backup, name: b1}}}
-""")
-    assert any("restore source Backup team-b/b1 not found in namespace 'team-b'" in e for e in found)
+"""
+    found = errors(text)
+    # whether a source exists needs the bucket index: the plan says so, looking in team-b only
+    assert found == []
+    record = BackupRecord("team-a", "b1", "ctp", "default", Phase.COMPLETED, sha256="0" * 64)
+    result = plan(load(text).require(), Recorded({record.key: record}), datetime(2026, 11, 25, tzinfo=UTC))
+    assert [(a.type.value, a.namespace, a.name, a.reason) for a in result.actions if a.name == "thief"] == [
+        ("error", "team-b", "thief", "spec.restore.source: Backup team-b/b1 is neither in Git nor recorded in the "
+         "bucket index; nothing done")]
 
 
 def test_a_connection_secret_cannot_live_in_another_namespace():

@@ -51,10 +51,19 @@ FIELDS = [
     (("SharedBackupConfig",), "spec.objectStorage.credentials.secretRef", None, "creds", "is not of type 'object'"),
     (("SharedBackupConfig",), "spec.objectStorage.credentials.secretRef.name", "bucket-creds", "Bucket Creds", "is not a"),
     (("SharedBackupConfig",), "spec.objectStorage.credentials.secretRef.key", "creds", "no/slash", "is not a Secret data key"),
-    (("SharedBackupConfig",), "spec.objectStorage.encryption", {"secretRef": {"name": "archive-key"}}, {}, "required"),
+    (("SharedBackupConfig",), "spec.objectStorage.encryption", {"secretRef": {"name": "archive-key"}}, {},
+     "give exactly one of secretRef or secretRefs"),
     (("SharedBackupConfig",), "spec.objectStorage.encryption.secretRef", {"name": "k", "key": "aes"}, {"key": "aes"}, "required"),
     (("SharedBackupConfig",), "spec.objectStorage.encryption.secretRef.name", "archive-key", "Archive Key", "is not a"),
     (("SharedBackupConfig",), "spec.objectStorage.encryption.secretRef.key", "key", "a/b", "is not a Secret data key"),
+    (("SharedBackupConfig",), "spec.objectStorage.encryption.secretRefs", [{"name": "new-key"}, {"name": "old", "key": "k"}],
+     [], "should be non-empty"),
+    (("SharedBackupConfig",), "spec.objectStorage.encryption.secretRefs[0]", {"name": "k"}, {"key": "k"}, "required"),
+    (("SharedBackupConfig",), "spec.objectStorage.encryption.secretRefs[0].name", "archive-key", "Archive Key", "is not a"),
+    (("SharedBackupConfig",), "spec.objectStorage.encryption.secretRefs[0].key", "key", "a/b", "is not a Secret data key"),
+    (("SharedBackupConfig",), "spec.objectStorage.encryption.allowUnauthenticatedBackups", ["b1", "nightly-ctp1"],
+     ["b1", "b1"], "non-unique elements"),
+    (("SharedBackupConfig",), "spec.objectStorage.encryption.allowUnauthenticatedBackups[0]", "b1", "B_1", "is not a"),
     (("ControlPlane",), "metadata.name", None, "a.dotted.name", "is not a Kubernetes DNS-1123 label"),
     (("ControlPlane",), "spec", None, "x", "is not of type 'object'"),
     (("ControlPlane",), "spec.class", "default", 3, "is not of type 'string'"),
@@ -62,6 +71,7 @@ FIELDS = [
     (("ControlPlane",), "spec.crossplane.autoUpgrade", {}, "x", "is not of type 'object'"),
     (("ControlPlane",), "spec.crossplane.autoUpgrade.channel", "Rapid", "Nightly", "is not one of"),
     (("ControlPlane",), "spec.crossplane.state", "Paused", "Stopped", "is not one of"),
+    (("ControlPlane",), "spec.allowInsecureKubeconfig", True, "yes", "is not of type 'boolean'"),
     (("ControlPlane",), "spec.crossplane.version", "1.20.0", "v1.20.0", "is not a Crossplane version"),
     (("ControlPlane",), "spec.hostNamespace", {"name": "host-ns"}, {}, "required field is missing"),
     (("ControlPlane",), "spec.hostNamespace.name", "host-ns", "Host", "is not a"),
@@ -149,8 +159,14 @@ def _complete(doc: dict, parts: list) -> None:
         spec["restore"]["source"].setdefault("name", "b")
     if parts[:2] == ["spec", "restore"] and len(parts) > 2 and parts[2] != "source":
         spec["restore"].setdefault("source", {"kind": "Backup", "name": "b"})
-    if parts[:3] == ["spec", "objectStorage", "encryption"] and len(parts) > 4:
-        spec["objectStorage"]["encryption"]["secretRef"].setdefault("name", "k")
+    if parts[:3] == ["spec", "objectStorage", "encryption"] and len(parts) > 3:
+        encryption = spec["objectStorage"]["encryption"]
+        if parts[3] == "secretRef" and len(parts) > 4:
+            encryption["secretRef"].setdefault("name", "k")
+        elif parts[3] == "secretRefs" and len(parts) > 5:
+            encryption["secretRefs"][0].setdefault("name", "k")
+        elif parts[3] == "allowUnauthenticatedBackups":
+            encryption.setdefault("secretRef", {"name": "k"})
     if parts[:2] == ["spec", "hostNamespace"] and len(parts) > 2:
         spec["hostNamespace"].setdefault("name", "host-ns")
     if parts[:2] == ["spec", "writeConnectionSecretToRef"] and len(parts) > 2:

@@ -1,0 +1,162 @@
+"""The status of every kind, computed from Git, the index's records and the time (tables)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ctpbackup import status
+from ctpbackup.manifests import ManifestFile, load_desired_state
+from ctpbackup.records import BackupRecord, Condition, OwnerKind, Phase, RestoreRecord
+from tests.planner.test_plan import Recorded
+
+NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+SLOT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+DOCS = """apiVersion: spaces.upbound.io/v1alpha1
+kind: SharedBackupConfig
+metadata: {name: default}
+spec: {objectStorage: {provider: Filesystem, bucket: /tmp/b, credentials: {source: InjectedIdentity}}}
+---
+apiVersion: spaces.upbound.io/v1beta1
+kind: ControlPlane
+metadata: {name: ctp1}
+---
+apiVersion: spaces.upbound.io/v1beta1
+kind: ControlPlane
+metadata: {name: ctp2}
+---
+apiVersion: spaces.upbound.io/v1beta1
+kind: ControlPlane
+metadata: {name: restored}
+spec: {restore: {source: {kind: Backup, name: b1}}}
+---
+apiVersion: spaces.upbound.io/v1alpha1
+kind: Backup
+metadata: {name: b1}
+spec: {configRef: {kind: SharedBackupConfig, name: default}, controlPlane: ctp1}
+---
+apiVersion: spaces.upbound.io/v1alpha1
+kind: SharedBackup
+metadata: {name: nightly}
+spec:
+  configRef: {kind: SharedBackupConfig, name: default}
+  controlPlaneSelector: {names: [ctp1, ctp2]}
+  failures: {controlPlanes: %s}
+---
+apiVersion: spaces.upbound.io/v1alpha1
+kind: SharedBackupSchedule
+metadata: {name: hourly}
+spec:
+  schedule: "@every 1h"
+  suspend: %s
+  configRef: {kind: SharedBackupConfig, name: default}
+  controlPlaneSelector: {names: [ctp1, ctp2]}
+"""
+UNREACHABLE = Condition("Completed", "False", "ControlPlaneUnreachable", "connection refused", NOW - timedelta(minutes=5))
+
+
+def desired(allowance: int = 0, suspend: str = "false"):
+    return load_desired_state([ManifestFile("a.yaml", (DOCS % (allowance, suspend)).encode())], "abc").require()
+
+
+def rec(name: str, cp: str, phase: Phase = Phase.COMPLETED, **kw) -> BackupRecord:
+    kw.setdefault("sha256", "0" * 64 if phase is Phase.COMPLETED else "")
+    return BackupRecord("default", name, cp, "default", phase, **kw)
+
+
+def report(*records: BackupRecord, restores: tuple[RestoreRecord, ...] = (), allowance: int = 0,
+           suspend: str = "false", buckets=()) -> status.Report:
+    recorded = Recorded({r.key: r for r in records}, {r.key: r for r in restores})
+    return status.report(desired(allowance, suspend), recorded, NOW, buckets)
+
+
+def conditions(o: status.ObjectStatus) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status, c.reason) for c in o.conditions}
+
+
+def test_default_wait_condition_follows_the_kind():
+    assert status.DEFAULT_CONDITION == {
+        "Backup": "Completed", "Restore": "Restored", "SharedBackup": "Completed", "SharedBackupSchedule": "Completed",
+        "BackupSchedule": "Completed", "ControlPlane": "Ready", "SharedBackupConfig": "Available"}
+    done = RestoreRecord("default", "restored", "Backup", "b1", Phase.COMPLETED, finished_at=NOW,
+                         conditions=(Condition("Restored", "True", "RestoreCompleted", "12 objects", NOW),))
+    found = report(rec("b1", "ctp1"), restores=(done,)).find("Restore", "default", "restored")
+    assert status.status_condition_met(found, "Restored") is True
+    assert status.status_condition_met(found, "Completed") is None  # the old default never met: waits
+
+
+@pytest.mark.parametrize("allowance, phase, completed, met", [
+    (0, "Failed", ("False", "TooManyFailures"), False),
+    (1, "Completed", ("True", "BackupsCompleted"), True),
+])
+def test_shared_backup_status_and_wait(allowance, phase, completed, met):
+    records = [rec("nightly-ctp1", "ctp1", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly"),
+               rec("nightly-ctp2", "ctp2", Phase.FAILED, retries=3, conditions=(UNREACHABLE,),
+                   owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly")]
+    (shared,) = report(*records, allowance=allowance).shared_backups
+    assert shared.fields == {"phase": phase, "selectedControlPlanes": ["ctp1", "ctp2"], "completed": ["ctp1"],
+                             "failed": ["ctp2"], "allowedFailures": allowance, "done": True}
+    assert conditions(shared) == {"Completed": completed}
+    assert status.status_condition_met(shared, "Completed") is met
+
+
+def hourly(cp: str, slot: datetime, phase: Phase = Phase.COMPLETED, **kw) -> BackupRecord:
+    return rec(f"hourly-{cp}-{slot:%Y%m%d%H%M%S}", cp, phase, owner_kind=OwnerKind.SHARED_BACKUP_SCHEDULE,
+               owner_name="hourly", slot=slot, **kw)
+
+
+@pytest.mark.parametrize("records, completed", [
+    ([], ("False", "NoBackupYet")),
+    ([hourly("ctp1", SLOT), hourly("ctp2", SLOT)], ("True", "BackupsCompleted")),
+    ([hourly("ctp1", SLOT), hourly("ctp2", SLOT - timedelta(hours=1))], ("False", "InProgress")),
+    ([hourly("ctp1", SLOT), hourly("ctp2", SLOT, Phase.FAILED, retries=3)], ("False", "BackupFailed")),
+    ([hourly("ctp1", SLOT), hourly("ctp2", SLOT, Phase.FAILED, retries=1)], ("False", "InProgress")),
+])
+def test_shared_backup_schedule_status(records, completed):
+    (schedule,) = report(*records).shared_backup_schedules
+    assert conditions(schedule) == {"Completed": completed, "Scheduled": ("True", "Scheduled")}
+    assert schedule.fields["nextSlot"] == "2026-11-25T11:00:00Z"
+    assert schedule.fields["selectedControlPlanes"] == ["ctp1", "ctp2"]
+    assert sorted(schedule.fields["lastSlots"]) == sorted({r.control_plane for r in records})
+
+
+def test_suspended_schedule_has_no_next_slot():
+    (schedule,) = report(suspend="true").shared_backup_schedules
+    assert schedule.fields["suspended"] is True and schedule.fields["nextSlot"] is None
+    assert conditions(schedule)["Scheduled"] == ("False", "Suspended")
+
+
+def test_control_plane_ready_as_last_seen():
+    ok = rec("b1", "ctp1", completed_at=NOW - timedelta(hours=1), server_version="v1.31.2")
+    later_down = rec("nightly-ctp1", "ctp1", Phase.FAILED, retries=3, conditions=(UNREACHABLE,),
+                     owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly")
+    cps = {o.name: o for o in report(ok, later_down).control_planes}
+    assert conditions(cps["ctp1"]) == {"Ready": ("False", "ControlPlaneUnreachable")}
+    assert cps["ctp1"].fields == {"serverVersion": "v1.31.2", "lastSeen": "2026-11-25T10:25:00Z",
+                                  "lastCompletedBackup": {"name": "b1", "completedAt": "2026-11-25T09:30:00Z"}}
+    cps = {o.name: o for o in report(ok).control_planes}
+    assert conditions(cps["ctp1"]) == {"Ready": ("True", "APIAnswered")}
+    assert conditions(cps["ctp2"]) == {"Ready": ("Unknown", "NotSeen")}
+    assert conditions(cps["restored"]) == {"Ready": ("Unknown", "NotSeen"), "Restored": ("False", "Pending")}
+
+
+def test_bucket_availability():
+    checks = [status.BucketAvailability("default", "default", False, "SharedBackupConfig default/default: no such "
+                                        "bucket", NOW)]
+    (config,) = report(buckets=checks).configs
+    assert config.fields == {"phase": "Unavailable", "lastCheckTime": "2026-11-25T10:30:00Z"}
+    assert conditions(config) == {"Available": ("False", "BucketUnavailable")}
+    assert status.status_condition_met(config, "Available") is None
+    (unchecked,) = report().configs
+    assert conditions(unchecked) == {"Available": ("Unknown", "NotChecked")}
+
+
+@pytest.mark.parametrize("phase, retries, met", [
+    (Phase.COMPLETED, 0, True), (Phase.FAILED, 3, False), (Phase.FAILED, 1, None), (Phase.IN_PROGRESS, 0, None),
+])
+def test_waiting_for_a_backup_ends_only_when_it_can_no_longer_complete(phase, retries, met):
+    conditions_ = (Condition("Completed", "True", "BackupCompleted", "", NOW),) if phase is Phase.COMPLETED else (
+        UNREACHABLE,)
+    record = rec("b1", "ctp1", phase, retries=retries, conditions=conditions_)
+    assert status.condition_met(record, "Completed", max_retries=3) is met
