@@ -245,6 +245,24 @@ def api_services(group_versions: list[tuple[str, str]]) -> Iterator[dict]:
                                           "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
 
 
+def kubernetes_endpoints(address: str = "127.0.0.1") -> tuple[dict, dict]:
+    """The Endpoints and EndpointSlice the API server keeps for the `kubernetes` Service (its own address)."""
+    endpoints = {"metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                 "subsets": [{"addresses": [{"ip": address}],
+                              "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]}
+    slice_ = {"metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+              "addressType": "IPv4", "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+              "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}
+    return endpoints, slice_
+
+
+def apiserver_lease(identity: str) -> dict:
+    """kube-system's identity Lease of the running API server (renewed by it; `kube-apiserver-<id>`)."""
+    return {"metadata": {"name": f"apiserver-{identity}", "labels": {
+        "apiserver.kubernetes.io/identity": "kube-apiserver", "kubernetes.io/hostname": "kubeemu"}},
+        "spec": {"holderIdentity": f"apiserver-{identity}_{identity}", "leaseDurationSeconds": 3600}}
+
+
 def kubernetes_service(cluster_ip: str) -> dict:
     return {"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
             "spec": {"type": "ClusterIP", "clusterIP": cluster_ip, "clusterIPs": [cluster_ip],

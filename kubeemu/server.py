@@ -359,6 +359,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/apis":
             return self._send(200, self._groups())
         parts = path.strip("/").split("/")
+        if parts[0] == "apis" and len(parts) == 2:
+            return self._send(200, self._group(parts[1]))
         if parts[0] == "api" and len(parts) >= 2:
             group, version, rest = "", parts[1], parts[2:]
         elif parts[0] == "apis" and len(parts) >= 3:
@@ -424,16 +426,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _groups(self) -> dict:
         """The unaggregated APIGroupList: versions highest priority first, the first preferred."""
-        store = self.server.api.store
-        groups = []
-        for group, versions in store.discovery().items():
-            if not group:
-                continue
-            preferred = next(iter(versions))
-            groups.append({"name": group,
-                           "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
-                           "preferredVersion": {"groupVersion": f"{group}/{preferred}", "version": preferred}})
+        groups = [_api_group(group, versions) for group, versions in self.server.api.store.discovery().items() if group]
         return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+    def _group(self, group: str) -> dict:
+        """/apis/<group>: one APIGroup document."""
+        versions = self.server.api.store.discovery().get(group)
+        if not group or not versions:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return {"kind": "APIGroup", "apiVersion": "v1", **_api_group(group, versions)}
 
     def _resource_list(self, group: str, version: str) -> dict:
         resources = self.server.api.store.discovery().get(group, {}).get(version)
@@ -569,6 +570,12 @@ def _aggregated_version(accept: str) -> str:
                 and values.get("as") == "APIGroupDiscoveryList" and values.get("v") in ("v2", "v2beta1"):
             return values["v"]
     return ""
+
+
+def _api_group(group: str, versions: dict) -> dict:
+    preferred = next(iter(versions))
+    return {"name": group, "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
+            "preferredVersion": {"groupVersion": f"{group}/{preferred}", "version": preferred}}
 
 
 def _aggregated_resource(res: Resource) -> dict:

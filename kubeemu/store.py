@@ -168,6 +168,10 @@ class Store:
         for body in bootstrap.api_services(group_versions):
             put("apiregistration.k8s.io", "apiservices", body, status=body.pop("status"))
         put("", "services", bootstrap.kubernetes_service(self.services.first_ip()), "default")
+        endpoints, endpoint_slice = bootstrap.kubernetes_endpoints()
+        put("", "endpoints", endpoints, "default")
+        put("discovery.k8s.io", "endpointslices", endpoint_slice, "default")
+        put("coordination.k8s.io", "leases", bootstrap.apiserver_lease(uuid.uuid4().hex[:26]), "kube-system")
 
     # -- resources ---------------------------------------------------------------------------------
 
@@ -590,15 +594,20 @@ class Store:
         with self.lock:
             if self.closed:
                 return
-            remaining = 0
+            remaining: dict[str, int] = {}
+            finalizers: dict[str, int] = {}
             for res in self._unique():
                 if not res.namespaced:
                     continue
                 for obj in list(self.tables[res.key].ordered(f"{namespace}/")):
                     with contextlib.suppress(ApiError):
                         self.delete(res, namespace, obj["metadata"]["name"])
-                remaining += sum(1 for _ in self.tables[res.key].ordered(f"{namespace}/"))
+                for obj in self.tables[res.key].ordered(f"{namespace}/"):
+                    remaining[res.qualified] = remaining.get(res.qualified, 0) + 1
+                    for finalizer in obj["metadata"].get("finalizers") or ():
+                        finalizers[finalizer] = finalizers.get(finalizer, 0) + 1
             if remaining:
+                self._namespace_conditions(namespace, remaining, finalizers)
                 timer = threading.Timer(self.gc_delay * 4, self._empty_namespace, args=(namespace,))
                 timer.daemon = True
                 timer.start()
@@ -608,6 +617,43 @@ class Store:
             if current is not None:
                 gone = copy.deepcopy(current)
                 self._remove(ns_res, _key(None, namespace), gone)
+
+    def _namespace_conditions(self, namespace: str, remaining: dict[str, int], finalizers: dict[str, int]) -> None:
+        """The namespace controller's deletion conditions (pkg/controller/namespace/deletion), written
+        only when they change."""
+        current = self.tables[NS_KEY].objects.get(_key(None, namespace))
+        if current is None:
+            return
+        old = {c.get("type"): c for c in (current.get("status") or {}).get("conditions") or ()}
+        stamp = now_text()
+        wanted = [
+            ("NamespaceDeletionDiscoveryFailure", "False", "ResourcesDiscovered", "All resources successfully discovered"),
+            ("NamespaceDeletionGroupVersionParsingFailure", "False", "ParsedGroupVersions",
+             "All legacy kube types successfully parsed"),
+            ("NamespaceDeletionContentFailure", "False", "ContentDeleted",
+             "All content successfully deleted, may be waiting on finalization"),
+            ("NamespaceContentRemaining", "True", "SomeResourcesRemain", "Some resources are remaining: " + ", ".join(
+                f"{resource} has {count} resource instances" for resource, count in sorted(remaining.items()))),
+            ("NamespaceFinalizersRemaining", "True" if finalizers else "False",
+             "SomeFinalizersRemain" if finalizers else "ContentHasNoFinalizers",
+             "Some content in the namespace has finalizers remaining: " + ", ".join(
+                 f"{name} in {count} resource instances" for name, count in sorted(finalizers.items()))
+             if finalizers else "All content-preserving finalizers finished"),
+        ]
+        conditions = []
+        for type_, status, reason, message in wanted:
+            previous = old.get(type_) or {}
+            same = (previous.get("status"), previous.get("reason"), previous.get("message")) == (status, reason, message)
+            conditions.append({"type": type_, "status": status, "reason": reason, "message": message,
+                               "lastTransitionTime": previous.get("lastTransitionTime", stamp) if same else stamp})
+        if [{k: c[k] for k in ("type", "status", "reason", "message")} for c in conditions] == [
+                {k: old.get(c["type"], {}).get(k) for k in ("type", "status", "reason", "message")} for c in conditions]:
+            return
+        new = copy.deepcopy(current)
+        new["status"] = {"phase": "Terminating", "conditions": conditions}
+        new["metadata"]["resourceVersion"] = str(self._next_rv())
+        self.tables[NS_KEY].put(_key(None, namespace), new)
+        self._emit("MODIFIED", self.resource("", "v1", "namespaces"), new)
 
     def _collect(self, owner_uid: str, orphan: bool) -> None:
         """Background garbage collection: dependents whose owners are all gone are deleted."""

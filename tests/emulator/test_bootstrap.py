@@ -122,6 +122,23 @@ def test_namespace_deletion(control_plane):
     assert names(control_plane, "/api/v1/namespaces/team-b/configmaps") == {"held"}  # the rest removed
     assert names(control_plane, "/api/v1/namespaces/team-b/serviceaccounts") == set()
     assert call(control_plane, "GET", "/api/v1/namespaces/team-b")[0] == 200  # waits for the finalizer
+    while True:  # the namespace controller's conditions say what it waits for
+        _, _, terminating = call(control_plane, "GET", "/api/v1/namespaces/team-b")
+        conditions = {c["type"]: c for c in terminating["status"].get("conditions") or ()}
+        if "NamespaceFinalizersRemaining" in conditions or time.monotonic() > deadline + 5:
+            break
+        time.sleep(0.05)
+    assert terminating["status"]["phase"] == "Terminating"
+    assert {t: (c["status"], c["reason"]) for t, c in conditions.items()} == {
+        "NamespaceDeletionDiscoveryFailure": ("False", "ResourcesDiscovered"),
+        "NamespaceDeletionGroupVersionParsingFailure": ("False", "ParsedGroupVersions"),
+        "NamespaceDeletionContentFailure": ("False", "ContentDeleted"),
+        "NamespaceContentRemaining": ("True", "SomeResourcesRemain"),
+        "NamespaceFinalizersRemaining": ("True", "SomeFinalizersRemain")}
+    assert conditions["NamespaceContentRemaining"]["message"] == (
+        "Some resources are remaining: configmaps has 1 resource instances")
+    assert conditions["NamespaceFinalizersRemaining"]["message"] == (
+        "Some content in the namespace has finalizers remaining: example.org/hold in 1 resource instances")
     call(control_plane, "PATCH", "/api/v1/namespaces/team-b/configmaps/held", {"metadata": {"finalizers": None}},
          content_type="application/merge-patch+json")
     while call(control_plane, "GET", "/api/v1/namespaces/team-b")[0] != 404 and time.monotonic() < deadline + 5:
@@ -170,3 +187,14 @@ def test_namespace_finalize_and_csr_approval_subresources(control_plane):
                         approved)
     assert code == 200 and got["status"]["conditions"][0]["type"] == "Approved"
     assert got["spec"]["usages"] == ["client auth"]  # the spec is not the approval's to change
+
+
+def test_kubernetes_endpoints_slice_and_apiserver_lease(control_plane):
+    _, _, endpoints = call(control_plane, "GET", "/api/v1/namespaces/default/endpoints/kubernetes")
+    assert endpoints["subsets"] == [{"addresses": [{"ip": "127.0.0.1"}],
+                                     "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]
+    _, _, slice_ = call(control_plane, "GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes")
+    assert (slice_["addressType"], slice_["metadata"]["labels"]) == ("IPv4", {"kubernetes.io/service-name": "kubernetes"})
+    (lease,) = call(control_plane, "GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases")[2]["items"]
+    assert lease["metadata"]["name"].startswith("apiserver-")
+    assert lease["metadata"]["labels"]["apiserver.kubernetes.io/identity"] == "kube-apiserver"

@@ -251,3 +251,24 @@ def test_kubectl_scale(control_plane, tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "deployment.apps/api scaled"
     assert call(control_plane, "GET", "/apis/apps/v1/namespaces/default/deployments/api")[2]["spec"]["replicas"] == 4
+
+
+@pytest.mark.parametrize(("group", "versions"), [("apps", ["v1"]), ("autoscaling", ["v2", "v1"]),
+                                                  ("rbac.authorization.k8s.io", ["v1"])])
+def test_api_group_document(control_plane, group, versions):
+    code, _, doc = call(control_plane, "GET", f"/apis/{group}")
+    assert (code, doc["kind"], doc["name"]) == (200, "APIGroup", group)
+    assert [v["version"] for v in doc["versions"]] == versions
+    assert doc["preferredVersion"] == {"groupVersion": f"{group}/{versions[0]}", "version": versions[0]}
+    code, _, status = call(control_plane, "GET", "/apis/nothing.example.org")
+    assert (code, status["reason"]) == (404, "NotFound")
+
+
+def test_kubectl_get_all_follows_the_all_category(control_plane, tmp_path):
+    call(control_plane, "POST", "/apis/apps/v1/namespaces/default/deployments", deployment("shop"))
+    call(control_plane, "POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "not-in-all"}})
+    kc = control_plane.write_kubeconfig(tmp_path / "kubeconfig")
+    run = subprocess.run([KUBECTL, "--kubeconfig", str(kc), "get", "all", "-n", "default", "-o", "name"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert sorted(run.stdout.split()) == ["deployment.apps/shop", "service/kubernetes"]
