@@ -388,7 +388,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     _, report = _survey(args, now)
     render = {"json": status.report_json, "yaml": status.report_yaml}.get(args.output)
     print(render(report) if render else status.report_table(report, now), end="")
-    return EXIT_OK
+    # every bucket that could be read is shown; one that could not makes the command fail, with one
+    # line each (as kubectl exits 1 when part of what it was asked for could not be fetched)
+    unavailable = [c for c in report.configs if c.fields.get("phase") == "Unavailable"]
+    for config in unavailable:
+        args.console.problem(f"error: {config.conditions[0].message}", logging.ERROR)
+    return EXIT_ERROR if unavailable else EXIT_OK
 
 
 def cmd_describe(args: argparse.Namespace) -> int:

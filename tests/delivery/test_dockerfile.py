@@ -153,7 +153,7 @@ def test_the_images_files_in_a_clean_venv_from_the_runtime_lock_run_version_and_
     app = tmp_path / "app"
     app.mkdir()
     copy_image_files(app)
-    assert sorted(p.name for p in app.iterdir()) == ["ctpbackup", "pyproject.toml", "reconcile.py",
+    assert sorted(p.name for p in app.iterdir()) == ["ctpbackup", "kubevalidation", "pyproject.toml", "reconcile.py",
                                                        "requirements-runtime.lock", "schemas"]
     clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
     version = subprocess.run([str(python), str(app / "reconcile.py"), "--version"], cwd=tmp_path,

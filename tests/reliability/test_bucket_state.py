@@ -215,7 +215,8 @@ def test_a_time_without_a_zone_in_a_shard_is_one_line_for_status(story, damage):
     for command in (("status",), ("plan",)):
         result = story.reconcile(*command, check=False)
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-        (line,) = [text for text in result.stderr.splitlines() if text.startswith("error:")]
+        events = [json.loads(text) for text in result.stderr.splitlines()]  # the story asks for JSON logs
+        (line,) = [e["message"] for e in events if e["message"].startswith("error:")]
         assert "prod/cluster1/default/ctp1/index.json: unreadable" in line and "index rebuild" in line, line
 
 
