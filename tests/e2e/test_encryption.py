@@ -158,7 +158,8 @@ def planted_archive() -> bytes:
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "pwned"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
         "subjects": [{"kind": "User", "name": "mallory", "apiGroup": "rbac.authorization.k8s.io"}]})
-    writer.add_json(archive.METADATA, {"formatVersion": 1, "controlPlane": "src", "backup": "b1", "totalObjects": 1,
+    writer.add_json(archive.METADATA, {"formatVersion": 1, "controlPlane": {"namespace": "default", "name": "src"},
+                                       "backup": {"namespace": "default", "name": "b1"}, "totalObjects": 1,
                                        "counts": {"clusterrolebindings.rbac.authorization.k8s.io": 1}})
     writer.close()
     return sink.getvalue()
