@@ -4,7 +4,6 @@ line and exit status 1; exit 2 (with --detailed-exitcode) means the plan has cha
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import logging
 import os
@@ -14,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-from ctpbackup import logs, metrics, plan_output, rbac, run, status
+from ctpbackup import __version__, logs, metrics, plan_output, rbac, run, status
 from ctpbackup.connect import ControlPlaneUnreachable, api_client_for
 from ctpbackup.durations import parse_duration
 from ctpbackup.execute import Executor
@@ -45,11 +44,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def version() -> str:
-    """The installed distribution's version (pyproject.toml), or "unknown" when run from a bare checkout."""
-    try:
-        return importlib.metadata.version("ctpbackup")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    """The package's version: `ctpbackup.__version__`, which pyproject.toml reads too, so an image that
+    copies the files without installing them says the same as an installed wheel."""
+    return __version__
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
