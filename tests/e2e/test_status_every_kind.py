@@ -64,7 +64,8 @@ def test_status_describe_and_wait_for_every_kind(story, tmp_path):
         story.repo.commit("every kind")
         applied = story.reconcile("apply", "--max-retries", "0", check=False)
         assert applied.returncode == 1  # nightly-ctp2 failed in this run
-        assert "nightly-ctp2: FAILED: InvalidKubeconfig" in applied.stdout
+        failed = [e for e in map(json.loads, applied.stdout.splitlines()) if e.get("outcome") == "failed"]  # JSON events
+        assert [(e["name"], e["message"].split(":")[0]) for e in failed] == [("nightly-ctp2", "InvalidKubeconfig")]
 
         status = status_of()
         (config,) = status["sharedBackupConfigs"]
@@ -140,7 +141,7 @@ def test_status_describe_and_wait_for_every_kind(story, tmp_path):
         config_file = tmp_path / "config.yaml"
         config_file.write_text((story.repo.path / "config/sharedbackupconfig.yaml").read_text())
         offline = story.reconcile("status", "-o", "json", "--config", str(config_file), "--repo", "/nonexistent")
-        assert json.loads(offline.stdout)["backups"] == story.status()["backups"]
+        assert json.loads(offline.stdout)["backups"] == status_of()["backups"]
         described = story.reconcile("describe", "backup", "nightly-ctp1", "--config", str(config_file))
         assert "Phase:          Completed" in described.stdout
     finally:
@@ -152,5 +153,5 @@ def test_wait_fails_at_once_for_a_name_neither_in_git_nor_recorded(story):
     story.repo.commit("one control plane")
     for kind in ("backup", "restore", "sharedbackup", "backupschedule", "sharedbackupschedule", "controlplane"):
         result = story.reconcile("wait", kind, "nope", "--timeout", "1h", check=False)
-        assert (result.returncode, result.stderr) == (
-            1, f"error: {kind} default/nope is neither in Git nor recorded in the bucket index\n")
+        assert (result.returncode, [json.loads(line)["message"] for line in result.stderr.splitlines()]) == (
+            1, [f"error: {kind} default/nope is neither in Git nor recorded in the bucket index"])
