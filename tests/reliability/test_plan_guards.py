@@ -122,7 +122,7 @@ def test_mass_delete_guard_other_namespace_does_not_hide_a_config_gone_from_git(
     (Phase.PENDING, 3, 3, "give-up"),
     (Phase.IN_PROGRESS, 7, 3, "give-up"),
     (Phase.IN_PROGRESS, 0, 0, "give-up"),
-    (Phase.FAILED, 3, 3, None),
+    (Phase.FAILED, 3, 3, "failed"),  # failed for good: listed as `! failed`, never retaken
     (Phase.COMPLETED, 3, 3, None),
 ])
 def test_interrupted_at_every_try_is_given_up(phase, retries, max_retries, expected):
