@@ -75,6 +75,10 @@ def redact_url(url: str) -> str:
     return f"{scheme}://***@{rest[len(userinfo) + 1:]}"
 
 
+#: the shortest piece of a password scrubbed on its own from git's messages
+MIN_PIECE = 4
+
+
 def redact_text(text: str, url: str) -> str:
     """`text` (say, git's stderr) with `url` redacted, and its userinfo and password removed in every
     form git may print them (as given, percent-decoded, and percent-encoded)."""
@@ -85,7 +89,11 @@ def redact_text(text: str, url: str) -> str:
     user, _, password = userinfo.partition(":")
     plain = unquote(password)
     values = {userinfo, unquote(userinfo), password, plain, quote(plain, safe=""), quote(plain)} - {"", user, unquote(user)}
-    for value in sorted(values, key=len, reverse=True):
+    # git may split the userinfo at another `@` or `:` than we do and print the rest of the password
+    # inside its own URL: every piece of it between delimiters goes too (pieces too short to be
+    # secret on their own, under MIN_PIECE characters, would scrub ordinary words)
+    pieces = {p for p in re.split(r"[^A-Za-z0-9_.~-]+", plain) if len(p) >= MIN_PIECE} - {user}
+    for value in sorted(values | pieces, key=len, reverse=True):
         text = text.replace(value, "***")
     return text
 

@@ -237,7 +237,8 @@ def test_a_run_frozen_past_its_lease_stops_when_it_wakes_and_writes_nothing(stor
         out, err = frozen.communicate(timeout=240)
         assert frozen.returncode == 1, out + err
         assert "Traceback" not in err
-        (line,) = [text for text in err.splitlines() if text.startswith("error:")]
+        messages = [json.loads(text)["message"] for text in err.splitlines()]  # the story asks for JSON logs
+        (line,) = [text for text in messages if text.startswith("error:")]
         assert line.startswith("error: lease prod/cluster1/.ctpbackup/lease.json was taken over by ")
         assert line.endswith("; this run stopped and writes nothing more")
         state = check_bucket(story.bucket)  # A wrote nothing: B's record and archive stand

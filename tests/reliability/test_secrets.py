@@ -94,7 +94,9 @@ def nasty(marker: str) -> str:
 
 
 S3_NASTY = nasty("NOLEAKsa")  # + a second line, below (a continuation line of the credentials file)
-TOKEN_NASTY = nasty("NOLEAKtk")
+# a bearer token ends at its first space on a real API server (the bearertoken authenticator splits the
+# Authorization header on spaces), so a usable token has none: `~` stands where the others have spaces
+TOKEN_NASTY = nasty("NOLEAKtk").replace(" ", "~")
 DATA_NASTY = nasty("NOLEAKsd") + "\n" + nasty("NOLEAKse")
 GIT_NASTY = nasty("NOLEAKgt")
 KEY_NASTY = b"NOLEAKek%@:/# \nNOLEAKek#@%:/ NL!"  # a raw 32-byte encryption key
