@@ -19,7 +19,7 @@ from pathlib import Path
 import urllib3
 from common import ROOT, api_client, seed_types  # noqa: I001 - bench/ is on sys.path when run as a script
 
-from ctpbackup.backup import ArchiveInfo, take_backup
+from ctpbackup.engines.backup import ArchiveInfo, take_backup
 from ctpbackup.storage.filesystem import FilesystemBucket
 from kubeemu import EmulatorProcess
 
@@ -65,7 +65,7 @@ def rss_of_backup(objects: int) -> int:
     with EmulatorProcess() as cp, tempfile.TemporaryDirectory() as tmp:
         seed_types(cp, objects)
         code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'bench')!r})\n"
-                "from common import api_client\nfrom ctpbackup.backup import take_backup, ArchiveInfo\n"
+                "from common import api_client\nfrom ctpbackup.engines.backup import take_backup, ArchiveInfo\n"
                 "from ctpbackup.storage.filesystem import FilesystemBucket\n"
                 f"take_backup(api_client(sys.stdin.read()), FilesystemBucket({tmp!r}), 'a/archive.tar.gz', ArchiveInfo('d','c','b'))\n"
                 "print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM')))")

@@ -21,13 +21,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ctpbackup import jsoncodec  # noqa: E402
-from ctpbackup.index import BucketIndex  # noqa: E402
-from ctpbackup.layout import BucketLayout  # noqa: E402
-from ctpbackup.manifests import ManifestFile, load_desired_state  # noqa: E402
-from ctpbackup.planner import plan  # noqa: E402
-from ctpbackup.records import BackupRecord, Condition, OwnerKind, Phase  # noqa: E402
-from ctpbackup.shard import Shard  # noqa: E402
+from ctpbackup.desired.manifests import ManifestFile, load_desired_state  # noqa: E402
+from ctpbackup.plan.planner import plan  # noqa: E402
 from ctpbackup.storage.filesystem import FilesystemBucket  # noqa: E402
+from ctpbackup.store.index import BucketIndex  # noqa: E402
+from ctpbackup.store.layout import BucketLayout  # noqa: E402
+from ctpbackup.store.records import BackupRecord, Condition, OwnerKind, Phase  # noqa: E402
+from ctpbackup.store.shard import Shard  # noqa: E402
 
 NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from common import api_client, seed_types  # noqa: I001 - bench/ is on sys.path when run as a script
 
-from ctpbackup.archive import ArchiveReader
-from ctpbackup.backup import ArchiveInfo, take_backup
-from ctpbackup.restore import run_restore
+from ctpbackup.engines.archive import ArchiveReader
+from ctpbackup.engines.backup import ArchiveInfo, take_backup
+from ctpbackup.engines.restore import run_restore
 from ctpbackup.storage.filesystem import FilesystemBucket
 from kubeemu import EmulatorProcess
 from kubeemu.fixtures import _Client, crd

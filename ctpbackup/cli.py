@@ -13,21 +13,24 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-from ctpbackup import __version__, logs, metrics, plan_output, rbac, run, status
-from ctpbackup.connect import ControlPlaneUnreachable, api_client_for
-from ctpbackup.durations import parse_duration
-from ctpbackup.execute import Executor
-from ctpbackup.gitsource import Snapshot, read_repository
-from ctpbackup.index import RecordedState
-from ctpbackup.lease import LeaseLost
-from ctpbackup.manifests import LoadResult, load_desired_state
-from ctpbackup.model import DesiredState
-from ctpbackup.planner import DEFAULT_MAX_RETRIES, NOT_CHANGES, Plan, PlanOptions, requested_backups
-from ctpbackup.problems import InvalidManifests, UserError
-from ctpbackup.records import Condition
-from ctpbackup.restore import answers
+from ctpbackup import __version__, logs, run
+from ctpbackup.apply import metrics, status
+from ctpbackup.apply.executor import Executor
+from ctpbackup.desired.gitsource import Snapshot, read_repository
+from ctpbackup.desired.manifests import LoadResult, load_desired_state
+from ctpbackup.desired.model import DesiredState
+from ctpbackup.desired.problems import InvalidManifests, UserError
+from ctpbackup.engines.restore import answers
+from ctpbackup.kube import rbac
+from ctpbackup.kube.connect import ControlPlaneUnreachable, api_client_for
+from ctpbackup.plan import render as plan_output
+from ctpbackup.plan.planner import DEFAULT_MAX_RETRIES, NOT_CHANGES, Plan, PlanOptions, requested_backups
+from ctpbackup.rules.durations import parse_duration
 from ctpbackup.run import SourceOptions
-from ctpbackup.shard import IndexCorrupt
+from ctpbackup.store.index import RecordedState
+from ctpbackup.store.lease import LeaseLost
+from ctpbackup.store.records import Condition
+from ctpbackup.store.shard import IndexCorrupt
 
 log = logging.getLogger(__name__)
 

@@ -82,7 +82,7 @@ class Console:
         self.json_stdout = is_json_stream(fmt, self.stdout)
         self.json_stderr = is_json_stream(fmt, self.stderr)
         self._events = self._logger("ctpbackup.output", self.stdout, self.json_stdout)
-        self._problems = self._logger("ctpbackup.problems", self.stderr, self.json_stderr)
+        self._problems = self._logger("ctpbackup.desired.problems", self.stderr, self.json_stderr)
 
     @staticmethod
     def _logger(name: str, stream, json_lines: bool) -> logging.Logger:

@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ctpbackup import logs
-from ctpbackup.gitsource import Snapshot, read_repository
-from ctpbackup.index import RecordedState
-from ctpbackup.lease import Lease, LeaseHeld
-from ctpbackup.manifests import LoadResult, ManifestFile, load_desired_state
-from ctpbackup.model import DesiredState
-from ctpbackup.planner import ActionType, Plan, PlanOptions, plan, shard_of
-from ctpbackup.problems import InvalidManifests, UserError
-from ctpbackup.secrets import DirectorySecretSource, KubernetesSecretSource, SecretSource
+from ctpbackup.desired.gitsource import Snapshot, read_repository
+from ctpbackup.desired.manifests import LoadResult, ManifestFile, load_desired_state
+from ctpbackup.desired.model import DesiredState
+from ctpbackup.desired.problems import InvalidManifests, UserError
+from ctpbackup.kube.secrets import DirectorySecretSource, KubernetesSecretSource, SecretSource
+from ctpbackup.plan.planner import ActionType, Plan, PlanOptions, plan, shard_of
 from ctpbackup.storage.base import StorageError
-from ctpbackup.targets import Target, TargetError, load_recorded, open_targets
+from ctpbackup.store.index import RecordedState
+from ctpbackup.store.lease import Lease, LeaseHeld
+from ctpbackup.store.targets import Target, TargetError, load_recorded, open_targets
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The small object-storage interface every provider implements (Thanos objstore's `Bucket`, in Python).
 
 Nothing above this module knows which cloud it talks to. Keys are plain strings built by
-`ctpbackup.layout`; a `version` is an opaque token (S3/Azure ETag, GCS generation, a content hash on a
+`ctpbackup.store.layout`; a `version` is an opaque token (S3/Azure ETag, GCS generation, a content hash on a
 local folder) used only to make conditional writes compare-and-swap.
 """
 

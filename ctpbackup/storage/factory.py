@@ -3,14 +3,14 @@ which provider it talks to."""
 
 from __future__ import annotations
 
-from ctpbackup.model import SharedBackupConfig
-from ctpbackup.secrets import SecretNotFound, SecretSource
+from ctpbackup.desired.model import SharedBackupConfig
+from ctpbackup.kube.secrets import SecretNotFound, SecretSource
 from ctpbackup.storage.base import Bucket, StorageError
 
 
 class StorageConfigError(StorageError):
     """The SharedBackupConfig's storage settings cannot be used. The message says what, not which
-    config: the caller (ctpbackup.targets) names the config once."""
+    config: the caller (ctpbackup.store.targets) names the config once."""
 
 
 def _credentials(config: SharedBackupConfig, secrets: SecretSource) -> bytes | None:

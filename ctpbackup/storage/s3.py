@@ -268,7 +268,7 @@ def _seconds(value: Any, default: float) -> float:
         return default
     if isinstance(value, int | float):
         return float(value)
-    from ctpbackup.durations import parse_duration
+    from ctpbackup.rules.durations import parse_duration
 
     try:
         return parse_duration(str(value)).total_seconds()

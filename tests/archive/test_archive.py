@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ctpbackup import archive
-from ctpbackup.archive import ArchiveError, ArchiveReader, ArchiveWriter
+from ctpbackup.engines import archive
+from ctpbackup.engines.archive import ArchiveError, ArchiveReader, ArchiveWriter
 
 SECRET = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
           "metadata": {"name": "super-secret-secret", "namespace": "default", "uid": "u-1", "resourceVersion": "42",

@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from ctpbackup.archive import ArchiveError, check_member, object_path
+from ctpbackup.engines.archive import ArchiveError, check_member, object_path
 
 
 def member(path: str) -> tarfile.TarInfo:

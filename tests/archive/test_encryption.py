@@ -14,9 +14,9 @@ import tarfile
 
 import pytest
 
-from ctpbackup import archive
-from ctpbackup.archive import ArchiveReader, ArchiveWriter
-from ctpbackup.encryption import (
+from ctpbackup.engines import archive
+from ctpbackup.engines.archive import ArchiveReader, ArchiveWriter
+from ctpbackup.engines.encryption import (
     CHUNK,
     HEADER,
     MAGIC,
@@ -264,7 +264,7 @@ def test_record_macs_cover_what_a_restore_trusts():
     import dataclasses
     from datetime import UTC, datetime
 
-    from ctpbackup.records import BackupRecord, Phase
+    from ctpbackup.store.records import BackupRecord, Phase
 
     ring = Keyring.of([K1])
     record = BackupRecord("default", "b1", "ctp1", "default", Phase.COMPLETED, archive_key="p/default/ctp1/b1",
@@ -291,8 +291,8 @@ def test_record_macs_cover_what_a_restore_trusts():
 
 
 def test_the_encryption_keys_and_allowed_backups_are_read_from_the_config_manifest():
-    from ctpbackup.manifests import ManifestFile, load_desired_state
-    from ctpbackup.model import SecretKeyRef
+    from ctpbackup.desired.manifests import ManifestFile, load_desired_state
+    from ctpbackup.desired.model import SecretKeyRef
 
     base = ("apiVersion: spaces.upbound.io/v1alpha1\nkind: SharedBackupConfig\nmetadata: {{name: c, namespace: default}}\n"
             "spec:\n  objectStorage:\n    provider: Filesystem\n    bucket: /tmp/x\n    credentials: {{source: InjectedIdentity}}\n"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ctpbackup import jsoncodec
+from ctpbackup.engines import jsoncodec
 
 EXACT = [
     {"spec": {"replicas": 3, "ratio": 0.1, "flag": True, "none": None, "list": [1, "a", {}]}},

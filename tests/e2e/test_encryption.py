@@ -9,7 +9,7 @@ import json
 import urllib.error
 import urllib.request
 
-from ctpbackup.encryption import Keyring, parse_key
+from ctpbackup.engines.encryption import Keyring, parse_key
 from kubeemu import EmulatorServer
 from kubeemu.fixtures import seed_crossplane
 from tests.fixtures.story import BACKUP, CONTROL_PLANE, RESTORED
@@ -139,8 +139,8 @@ def write_named_key(story, name: str, value: str) -> None:
 
 def edit_record(story, name: str, change) -> None:
     """What someone with write access to the bucket can do: rewrite a record (shard and record.json)."""
-    from ctpbackup.index import BucketIndex
-    from ctpbackup.layout import BucketLayout
+    from ctpbackup.store.index import BucketIndex
+    from ctpbackup.store.layout import BucketLayout
 
     BucketIndex(story.bucket, BucketLayout(PREFIX), config_name="default").update_backup(
         "default", "src", name, lambda old: change(old))
@@ -150,7 +150,7 @@ def planted_archive() -> bytes:
     """A plaintext archive granting cluster-admin, shaped like a real backup of src."""
     import io
 
-    from ctpbackup import archive
+    from ctpbackup.engines import archive
 
     sink = io.BytesIO()
     writer = archive.ArchiveWriter(sink)
@@ -302,7 +302,7 @@ def test_an_archive_and_record_of_the_earlier_format_still_restore(story):
     import hashlib
     import io
 
-    from ctpbackup.encryption import backup_context, decrypt_stream
+    from ctpbackup.engines.encryption import backup_context, decrypt_stream
     from tests.archive.test_encryption import encrypt_v1
 
     source = EmulatorServer(establish_delay=0.05).start()

@@ -14,11 +14,11 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from ctpbackup.backup import ArchiveInfo, take_backup
-from ctpbackup.connect import api_client_for
-from ctpbackup.kubeapi import KubeAPI, KubeError, carry_bearer_token
-from ctpbackup.model import ConnectionSecretRef, ControlPlane
-from ctpbackup.secrets import DirectorySecretSource, KubernetesSecretSource, SecretNotFound
+from ctpbackup.desired.model import ConnectionSecretRef, ControlPlane
+from ctpbackup.engines.backup import ArchiveInfo, take_backup
+from ctpbackup.kube.api import KubeAPI, KubeError, carry_bearer_token
+from ctpbackup.kube.connect import api_client_for
+from ctpbackup.kube.secrets import DirectorySecretSource, KubernetesSecretSource, SecretNotFound
 from ctpbackup.storage.filesystem import FilesystemBucket
 from kubeemu import EmulatorServer, kubeconfig
 from kubeemu.fixtures import SUPER_SECRET, _Client

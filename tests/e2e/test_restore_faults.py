@@ -17,9 +17,8 @@ from urllib.parse import quote
 
 import urllib3
 
-from ctpbackup.layout import BucketLayout
-from ctpbackup.restore import is_custom
-from ctpbackup.restore_order import (
+from ctpbackup.engines.restore import is_custom
+from ctpbackup.engines.restore_order import (
     LAST_APPLIED,
     PAUSED,
     PAUSED_BY_RESTORE,
@@ -27,6 +26,7 @@ from ctpbackup.restore_order import (
     clean,
     made_by_control_plane,
 )
+from ctpbackup.store.layout import BucketLayout
 from kubeemu import EmulatorServer
 from kubeemu.fixtures import crd
 from tests.fixtures.story import BACKUP, CONTROL_PLANE, RESTORED, ROOT

@@ -12,7 +12,7 @@ import yaml
 from kubernetes import client, config, dynamic
 from kubernetes.client.exceptions import ApiException
 
-from ctpbackup.kubeapi import carry_bearer_token
+from ctpbackup.kube.api import carry_bearer_token
 from kubeemu.fixtures import crd
 
 WIDGETS = crd("example.org", "widgets", "Widget", "Namespaced", "v1")

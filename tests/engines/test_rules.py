@@ -6,11 +6,10 @@ import json
 
 import pytest
 
-from ctpbackup import archive
-from ctpbackup.backup import CRD_KEY, exclusion_warnings, select_types, skip_reason
-from ctpbackup.kubeapi import ResourceType
-from ctpbackup.restore import _Entry, _generations
-from ctpbackup.restore_order import (
+from ctpbackup.engines import archive
+from ctpbackup.engines.backup import CRD_KEY, exclusion_warnings, select_types, skip_reason
+from ctpbackup.engines.restore import _Entry, _generations
+from ctpbackup.engines.restore_order import (
     LAST_APPLIED,
     TIERS,
     clean,
@@ -19,6 +18,7 @@ from ctpbackup.restore_order import (
     merge_user_fields,
     tier_of,
 )
+from ctpbackup.kube.api import ResourceType
 
 ALL = ("list", "create", "get", "delete")
 

@@ -8,8 +8,8 @@ import tempfile
 
 import pytest
 
-from ctpbackup.gitsource import read_repository, redact_url
-from ctpbackup.problems import UserError
+from ctpbackup.desired.gitsource import read_repository, redact_url
+from ctpbackup.desired.problems import UserError
 
 BACKUP = """apiVersion: spaces.upbound.io/v1alpha1
 kind: Backup

@@ -12,14 +12,14 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from ctpbackup import metrics
-from ctpbackup.execute import Outcome
-from ctpbackup.index import RecordedBackups, RecordedState
-from ctpbackup.layout import BucketLayout
-from ctpbackup.manifests import load_desired_state
-from ctpbackup.planner import Action, ActionType, shard_of
-from ctpbackup.records import BackupRecord, OwnerKind, Phase, RestoreRecord
-from ctpbackup.shard import Shard, ShardView
+from ctpbackup.apply import metrics
+from ctpbackup.apply.executor import Outcome
+from ctpbackup.desired.manifests import load_desired_state
+from ctpbackup.plan.planner import Action, ActionType, shard_of
+from ctpbackup.store.index import RecordedBackups, RecordedState
+from ctpbackup.store.layout import BucketLayout
+from ctpbackup.store.records import BackupRecord, OwnerKind, Phase, RestoreRecord
+from ctpbackup.store.shard import Shard, ShardView
 from kubeemu import EmulatorServer
 from kubeemu.fixtures import seed_crossplane
 from tests.fixtures.story import BACKUP, CONTROL_PLANE
@@ -87,7 +87,7 @@ spec:
 
 
 def desired():
-    from ctpbackup.gitsource import ManifestFile
+    from ctpbackup.desired.gitsource import ManifestFile
 
     text = DESIRED_YAML + "---\n" + (ROOT / "examples/config/sharedbackupconfig.yaml").read_text() + "---\n" + \
         CONTROL_PLANE.format(name="ctp1") + "---\n" + CONTROL_PLANE.format(name="ctp2") + "---\n" + \

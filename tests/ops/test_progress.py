@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ctpbackup import progress
+from ctpbackup.apply import progress
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent('''
     import logging, sys, threading, time
     from pathlib import Path
     from ctpbackup import logs
-    from ctpbackup.progress import Progress
+    from ctpbackup.apply.progress import Progress
 
     sync = Path(sys.argv[1])
     logs.configure("text", 0)
@@ -135,7 +135,7 @@ def test_two_backups_and_a_restore_stay_readable_on_a_terminal(tmp_path):
 def test_off_a_terminal_progress_is_periodic_json_events(caplog):
     """No bar without a terminal: a `progress` event every PERIOD seconds and at each new step."""
     clock = iter([0.0, 5.0, 31.0, 32.0, 40.0])
-    caplog.set_level(logging.INFO, logger="ctpbackup.progress")
+    caplog.set_level(logging.INFO, logger="ctpbackup.apply.progress")
     meter = progress.Progress("restore default/ctp3 ← b1", enabled=True, total=100, stream=sys.stdout,
                               clock=lambda: next(clock))  # t=0
     assert meter._task is None  # stdout is captured by pytest: not a terminal

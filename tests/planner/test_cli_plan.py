@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ctpbackup.index import BucketIndex
-from ctpbackup.layout import BucketLayout
-from ctpbackup.records import BackupRecord, Condition, OwnerKind, Phase
 from ctpbackup.storage.filesystem import FilesystemBucket
+from ctpbackup.store.index import BucketIndex
+from ctpbackup.store.layout import BucketLayout
+from ctpbackup.store.records import BackupRecord, Condition, OwnerKind, Phase
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = "2026-11-25T10:30:00Z"

@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from ctpbackup.digest import RecordedDigest
-from ctpbackup.index import BucketIndex, RecordedState
-from ctpbackup.layout import BucketLayout
-from ctpbackup.planner import plan
-from ctpbackup.records import BackupRecord, OwnerKind, Phase
-from ctpbackup.shard import IndexCorrupt
+from ctpbackup.plan.planner import plan
 from ctpbackup.storage.filesystem import FilesystemBucket
+from ctpbackup.store.digest import RecordedDigest
+from ctpbackup.store.index import BucketIndex, RecordedState
+from ctpbackup.store.layout import BucketLayout
+from ctpbackup.store.records import BackupRecord, OwnerKind, Phase
+from ctpbackup.store.shard import IndexCorrupt
 from tests.planner.test_plan import (
     BACKUP,
     CASES,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from ctpbackup.plan_output import FORMAT_VERSION, MARKDOWN_LIMIT, to_json, to_markdown, to_text
-from ctpbackup.planner import plan
-from ctpbackup.records import Phase
+from ctpbackup.plan.planner import plan
+from ctpbackup.plan.render import FORMAT_VERSION, MARKDOWN_LIMIT, to_json, to_markdown, to_text
+from ctpbackup.store.records import Phase
 from tests.planner.test_plan import BACKUP, NOW, RESTORED, desired, rec, recorded
 
 

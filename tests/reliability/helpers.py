@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from ctpbackup.index import BucketIndex
-from ctpbackup.layout import BucketLayout
-from ctpbackup.records import Phase
+from ctpbackup.store.index import BucketIndex
+from ctpbackup.store.layout import BucketLayout
+from ctpbackup.store.records import Phase
 
 LAYOUT = BucketLayout("prod/cluster1")
 

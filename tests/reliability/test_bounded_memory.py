@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ctpbackup.archive import ArchiveError, ArchiveReader
-from ctpbackup.records import MAX_MESSAGE, Condition, bounded, set_condition
-from ctpbackup.yamldocs import YamlError, parse_documents
+from ctpbackup.desired.yamldocs import YamlError, parse_documents
+from ctpbackup.engines.archive import ArchiveError, ArchiveReader
+from ctpbackup.store.records import MAX_MESSAGE, Condition, bounded, set_condition
 
 BLOCK = 512
 

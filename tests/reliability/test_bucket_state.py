@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from ctpbackup.index import BucketIndex
-from ctpbackup.layout import BucketLayout
-from ctpbackup.records import OwnerKind, Phase
+from ctpbackup.store.index import BucketIndex
+from ctpbackup.store.layout import BucketLayout
+from ctpbackup.store.records import OwnerKind, Phase
 from kubeemu import EmulatorServer
 from kubeemu.fixtures import seed_crossplane
 from tests.fixtures.story import BACKUP, CONTROL_PLANE, RESTORED
@@ -57,7 +57,7 @@ def drop_entry(story):
     """The shard without b1 (b2 still in it): as a lost update or a hand edit would leave it."""
     key = LAYOUT.index_key("default", "ctp1")
     bucket_index = BucketIndex(story.bucket, LAYOUT)
-    from ctpbackup.shard import Shard
+    from ctpbackup.store.shard import Shard
     shard = Shard.from_bytes(story.bucket.read(key)[0], key)
     del shard.backups["b1"]
     story.bucket.put(key, shard.to_bytes("default", "ctp1", LAYOUT))
@@ -202,7 +202,7 @@ def _zoneless_restore(header: dict, lines: list[dict]) -> None:
 def test_a_time_without_a_zone_in_a_shard_is_one_line_for_status(story, damage):
     from datetime import UTC, datetime
 
-    from ctpbackup.records import BackupRecord
+    from ctpbackup.store.records import BackupRecord
 
     when = datetime(2026, 11, 25, tzinfo=UTC)
     BucketIndex(story.bucket, LAYOUT).update_backup("default", "ctp1", "b1", lambda _: BackupRecord(
@@ -225,7 +225,7 @@ def test_a_time_without_a_zone_in_a_shards_expiry_list_only_makes_a_candidate_th
     whose time has a zone: nothing is deleted, nothing fails."""
     from datetime import UTC, datetime
 
-    from ctpbackup.records import BackupRecord
+    from ctpbackup.store.records import BackupRecord
 
     when = datetime(2026, 11, 25, tzinfo=UTC)
     BucketIndex(story.bucket, LAYOUT).update_backup("default", "ctp1", "b1", lambda _: BackupRecord(

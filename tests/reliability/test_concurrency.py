@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ctpbackup.records import Phase
+from ctpbackup.store.records import Phase
 from kubeemu import EmulatorProcess
 from kubeemu.fixtures import seed_crossplane
 from tests.fixtures.story import BACKUP, CONTROL_PLANE, ROOT

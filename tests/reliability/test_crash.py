@@ -12,7 +12,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 
-from ctpbackup.records import Phase
+from ctpbackup.store.records import Phase
 from kubeemu import EmulatorProcess, EmulatorServer
 from kubeemu.fixtures import seed_crossplane
 from tests.fixtures.story import BACKUP, CONFIG, CONTROL_PLANE, RESTORED, ROOT
@@ -201,7 +201,7 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 120) -> bool:
 
 
 def _phase(story, name: str):
-    from ctpbackup.index import BucketIndex
+    from ctpbackup.store.index import BucketIndex
 
     record = BucketIndex(story.bucket, LAYOUT).load().backups.get(("default", name))
     return record.phase if record else None
@@ -254,7 +254,7 @@ def test_two_shards_at_once_never_abort_each_others_uploads(story):
     """`apply --shard 0/2` and `--shard 1/2` run at the same time, each over its own control planes;
     then one is killed mid-run while the other goes on: neither sweeps the other's uploads, and
     after a rerun every backup is Completed with its whole archive (issue 17, item 3)."""
-    from ctpbackup.planner import shard_of
+    from ctpbackup.plan.planner import shard_of
 
     names = [f"ctp{i}" for i in range(40)]
     per_shard = {s: [n for n in names if shard_of("default", n, 2) == s][:2] for s in (0, 1)}

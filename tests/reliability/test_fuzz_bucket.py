@@ -16,11 +16,11 @@ import random
 from pathlib import Path
 
 from ctpbackup import cli
-from ctpbackup.layout import BucketLayout
-from ctpbackup.records import Phase
-from ctpbackup.shard import IndexCorrupt, Shard
 from ctpbackup.storage.base import ObjectNotFound
 from ctpbackup.storage.filesystem import FilesystemBucket
+from ctpbackup.store.layout import BucketLayout
+from ctpbackup.store.records import Phase
+from ctpbackup.store.shard import IndexCorrupt, Shard
 from kubeemu import EmulatorServer
 from kubeemu.fixtures import seed_crossplane
 

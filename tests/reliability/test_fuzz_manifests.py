@@ -12,8 +12,8 @@ import yaml
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from ctpbackup.manifests import ManifestFile, load_desired_state
-from ctpbackup.problems import Severity
+from ctpbackup.desired.manifests import ManifestFile, load_desired_state
+from ctpbackup.desired.problems import Severity
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FILES = sorted(EXAMPLES.rglob("*.yaml"))

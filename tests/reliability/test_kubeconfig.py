@@ -14,9 +14,14 @@ import sys
 import pytest
 import yaml
 
-from ctpbackup.connect import ControlPlaneUnreachable, InsecureKubeconfig, api_client_for, check_kubeconfig
-from ctpbackup.model import ConnectionSecretRef, ControlPlane
-from ctpbackup.secrets import DirectorySecretSource
+from ctpbackup.desired.model import ConnectionSecretRef, ControlPlane
+from ctpbackup.kube.connect import (
+    ControlPlaneUnreachable,
+    InsecureKubeconfig,
+    api_client_for,
+    check_kubeconfig,
+)
+from ctpbackup.kube.secrets import DirectorySecretSource
 from kubeemu import EmulatorServer
 from tests.fixtures.story import BACKUP, CONTROL_PLANE
 
@@ -222,7 +227,7 @@ def test_a_restore_into_a_control_plane_with_an_exec_kubeconfig_fails_and_runs_n
 @pytest.mark.parametrize("spec, allowed", [("{}", False), ("{allowInsecureKubeconfig: false}", False),
                                            ("{allowInsecureKubeconfig: true}", True)])
 def test_the_option_is_read_from_the_control_plane_manifest(spec, allowed):
-    from ctpbackup.manifests import ManifestFile, load_desired_state
+    from ctpbackup.desired.manifests import ManifestFile, load_desired_state
 
     text = f"apiVersion: spaces.upbound.io/v1beta1\nkind: ControlPlane\nmetadata: {{name: ctp1, namespace: default}}\nspec: {spec}\n"
     result = load_desired_state([ManifestFile("cp.yaml", text.encode())], "abc")

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ctpbackup.digest import RecordedDigest
-from ctpbackup.manifests import ManifestFile, load_desired_state
-from ctpbackup.planner import ActionType, PlanOptions, plan
-from ctpbackup.records import BackupRecord, OwnerKind, Phase
+from ctpbackup.desired.manifests import ManifestFile, load_desired_state
+from ctpbackup.plan.planner import ActionType, PlanOptions, plan
+from ctpbackup.store.digest import RecordedDigest
+from ctpbackup.store.records import BackupRecord, OwnerKind, Phase
 
 NOW = datetime(2026, 11, 25, 10, 30, 0, tzinfo=UTC)
 CONFIG = """---

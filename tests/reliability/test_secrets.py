@@ -80,8 +80,8 @@ import urllib.parse  # noqa: E402
 
 import pytest  # noqa: E402
 
-from ctpbackup.gitsource import redact_text, redact_url  # noqa: E402
-from ctpbackup.secrets import Redactor  # noqa: E402
+from ctpbackup.desired.gitsource import redact_text, redact_url  # noqa: E402
+from ctpbackup.kube.secrets import Redactor  # noqa: E402
 from ctpbackup.storage.base import StorageError  # noqa: E402
 from ctpbackup.storage.s3 import parse_shared_credentials  # noqa: E402
 from tests.fixtures.story import ROOT  # noqa: E402
@@ -226,8 +226,8 @@ def test_nasty_secrets_leak_through_no_output(story, s3_server, tmp_path, monkey
 @pytest.mark.parametrize("line", [f"aws_secret_access_key: {S3_NASTY}", f"aws_secret_access_key={S3_NASTY}",
                                   f"aws_secret_access_key = {S3_NASTY}\n  NOLEAKsz-second-line"])
 def test_bucket_credentials_are_scrubbed_on_their_own_however_the_file_writes_them(tmp_path, line):
-    from ctpbackup.model import Credentials, ObjectStorage, SecretKeyRef, SharedBackupConfig
-    from ctpbackup.secrets import DirectorySecretSource
+    from ctpbackup.desired.model import Credentials, ObjectStorage, SecretKeyRef, SharedBackupConfig
+    from ctpbackup.kube.secrets import DirectorySecretSource
     from ctpbackup.storage.factory import open_bucket
 
     folder = tmp_path / "default" / "creds"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ctpbackup.model import Credentials, ObjectStorage, SecretKeyRef, SharedBackupConfig
-from ctpbackup.secrets import DirectorySecretSource, SecretNotFound
+from ctpbackup.desired.model import Credentials, ObjectStorage, SecretKeyRef, SharedBackupConfig
+from ctpbackup.kube.secrets import DirectorySecretSource, SecretNotFound
 from ctpbackup.storage.base import StorageError
 from ctpbackup.storage.factory import StorageConfigError, open_bucket
 from tests.fixtures.objectstores import S3_KEY_ID, S3_SECRET, make_s3_bucket, shared_credentials_file

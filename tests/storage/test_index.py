@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ctpbackup.index import BucketIndex
-from ctpbackup.layout import BucketLayout
-from ctpbackup.lease import Lease, LeaseHeld, LeaseLost
-from ctpbackup.records import BackupRecord, Phase, RestoreRecord
-from ctpbackup.shard import IndexCorrupt
 from ctpbackup.storage.filesystem import FilesystemBucket
+from ctpbackup.store.index import BucketIndex
+from ctpbackup.store.layout import BucketLayout
+from ctpbackup.store.lease import Lease, LeaseHeld, LeaseLost
+from ctpbackup.store.records import BackupRecord, Phase, RestoreRecord
+from ctpbackup.store.shard import IndexCorrupt
 from tests.fixtures.objectstores import make_s3_bucket
 
 LAYOUT = BucketLayout("prod/cluster1")

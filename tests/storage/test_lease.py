@@ -12,14 +12,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from ctpbackup.index import BucketIndex
-from ctpbackup.layout import BucketLayout
-from ctpbackup.lease import Lease, LeaseHeld, LeaseLost
-from ctpbackup.planner import shard_of
-from ctpbackup.records import BackupRecord, Phase, RestoreRecord
+from ctpbackup.plan.planner import shard_of
 from ctpbackup.run import leases
 from ctpbackup.storage.filesystem import FilesystemBucket
-from ctpbackup.targets import Target
+from ctpbackup.store.index import BucketIndex
+from ctpbackup.store.layout import BucketLayout
+from ctpbackup.store.lease import Lease, LeaseHeld, LeaseLost
+from ctpbackup.store.records import BackupRecord, Phase, RestoreRecord
+from ctpbackup.store.targets import Target
 from tests.fixtures.objectstores import make_s3_bucket
 
 LAYOUT = BucketLayout("prod/cluster1")
@@ -93,7 +93,7 @@ def test_a_lease_held_further_ahead_than_a_lease_period_is_a_clock_error_and_tak
     bucket.put(LAYOUT.lease_key(), json.dumps({"holder": "skewed/9", "token": 4, "id": "x",
                                                "expiresAt": expires}).encode())
     lease = Lease(bucket, LAYOUT, holder="pod-a/1", duration=PERIOD, clock=Clock())
-    with caplog.at_level(logging.WARNING, logger="ctpbackup.lease"):
+    with caplog.at_level(logging.WARNING, logger="ctpbackup.store.lease"):
         lease.acquire()
     assert lease.token == 5
     assert caplog.messages == [
@@ -122,7 +122,7 @@ def test_a_lease_within_a_lease_period_is_held(bucket, expires):
 def test_an_unreadable_lease_is_taken_over_with_one_line(bucket, caplog, body, why):
     bucket.put(LAYOUT.lease_key(), body)
     lease = Lease(bucket, LAYOUT, holder="pod-a/1", duration=PERIOD, clock=Clock())
-    with caplog.at_level(logging.WARNING, logger="ctpbackup.lease"):
+    with caplog.at_level(logging.WARNING, logger="ctpbackup.store.lease"):
         lease.acquire()
     assert caplog.messages == [f"took over the lease prod/cluster1/.ctpbackup/lease.json of an unknown run: "
                                f"unreadable (prod/cluster1/.ctpbackup/lease.json: {why})"]

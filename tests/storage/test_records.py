@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from ctpbackup.records import BackupRecord, Condition, OwnerKind, Phase, RestoreRecord
+from ctpbackup.store.records import BackupRecord, Condition, OwnerKind, Phase, RestoreRecord
 
 T = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
 

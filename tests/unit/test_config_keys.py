@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ctpbackup.manifests import ManifestFile, load_desired_state
+from ctpbackup.desired.manifests import ManifestFile, load_desired_state
 from ctpbackup.storage.keys import NOT_SUPPORTED, SUPPORTED
 from ctpbackup.storage.s3 import S3Bucket
 from tests.fixtures.objectstores import S3_KEY_ID, S3_SECRET, s3_config

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ctpbackup.manifests import ManifestFile, load_desired_state
-from ctpbackup.planner import plan
-from ctpbackup.records import BackupRecord, Phase
+from ctpbackup.desired.manifests import ManifestFile, load_desired_state
+from ctpbackup.plan.planner import plan
+from ctpbackup.store.records import BackupRecord, Phase
 from tests.planner.test_plan import Recorded
 
 CONFIG = """apiVersion: spaces.upbound.io/v1alpha1

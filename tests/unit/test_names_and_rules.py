@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ctpbackup.manifests import ManifestFile, load_desired_state
-from ctpbackup.planner import plan
-from ctpbackup.records import BackupRecord, Phase
+from ctpbackup.desired.manifests import ManifestFile, load_desired_state
+from ctpbackup.plan.planner import plan
+from ctpbackup.store.records import BackupRecord, Phase
 from tests.planner.test_plan import Recorded
 
 NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ctpbackup.schemas import SCHEMA_DIR, SCHEMA_FILES, field_name, validate
+from ctpbackup.desired.schemas import SCHEMA_DIR, SCHEMA_FILES, field_name, validate
 
 REF = {"kind": "SharedBackupConfig", "name": "default"}
 SELECTOR = {"labelSelectors": [{"matchLabels": {"backup": "enabled"}}]}

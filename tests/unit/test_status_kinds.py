@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ctpbackup import status
-from ctpbackup.manifests import ManifestFile, load_desired_state
-from ctpbackup.records import BackupRecord, Condition, OwnerKind, Phase, RestoreRecord
+from ctpbackup.apply import status
+from ctpbackup.desired.manifests import ManifestFile, load_desired_state
+from ctpbackup.store.records import BackupRecord, Condition, OwnerKind, Phase, RestoreRecord
 from tests.planner.test_plan import Recorded
 
 NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)

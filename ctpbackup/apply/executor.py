@@ -1,0 +1,464 @@
+"""Carry out a plan: take backups, run restores, delete or orphan, recording each result in the index
+as it completes. One failure never stops the others; the report says what failed and why.
+
+Order of writes for a backup (nothing is ever recorded Completed without a whole archive):
+InProgress record -> archive upload (committed only when whole, and only if no archive is there) ->
+Completed record with size, sha256 and counts. A deletion marks the record Deleted before it removes
+the archive.
+
+Nothing is ever overwritten: before a backup is taken, an archive already at its key is adopted when
+its per-backup record is Completed with that size and sha256; else, when the index records the backup
+as interrupted, it is removed (under the lease) and taken again; when the index does not know the
+backup at all, it is reported and left alone. Archive keys come from the layout (namespace, control
+plane, backup), never from a record: whoever can edit a record cannot point it at another archive.
+Every index write passes the lease's fence; once the lease is lost the run stops (LeaseLost).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ctpbackup.desired.model import DesiredState
+from ctpbackup.engines import backup as backup_engine
+from ctpbackup.engines import jsoncodec
+from ctpbackup.engines import restore as restore_engine
+from ctpbackup.kube.connect import INSECURE_KUBECONFIG, ControlPlaneUnreachable, api_client_for
+from ctpbackup.kube.secrets import SecretSource
+from ctpbackup.plan.planner import DEFAULT_MAX_RESTORE_ATTEMPTS, Action, ActionType, Plan
+from ctpbackup.rules.sizes import human_size
+from ctpbackup.storage.base import ObjectNotFound, StorageError
+from ctpbackup.store import record_mac
+from ctpbackup.store.index import RecordExists
+from ctpbackup.store.layout import BucketLayout
+from ctpbackup.store.lease import LeaseLost
+from ctpbackup.store.records import (
+    INTERRUPTED,
+    BackupRecord,
+    Condition,
+    Phase,
+    RestoreRecord,
+    bounded,
+    set_condition,
+)
+from ctpbackup.store.shard import IndexCorrupt
+from ctpbackup.store.targets import Target
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: Action
+    ok: bool
+    message: str
+    #: a restore that could not start yet (not a failure)
+    waiting: bool = False
+    size: int = 0  # archive bytes written (backups)
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:  # printed and exported: bounded whatever produced it
+        if len(self.message) > 500:
+            object.__setattr__(self, "message", bounded(self.message))
+
+
+@dataclass
+class ApplyReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok and not o.waiting]
+
+    def summary(self) -> dict[str, int]:
+        done: dict[str, int] = defaultdict(int)
+        for o in self.outcomes:
+            done[f"{o.action.type.value}:{'waiting' if o.waiting else 'ok' if o.ok else 'failed'}"] += 1
+        return dict(done)
+
+
+@dataclass
+class Executor:
+    desired: DesiredState
+    targets: Mapping[tuple[str, str], Target]
+    secrets: SecretSource
+    clock: Clock = utcnow
+    concurrency: int = 4
+    existing: str = "skip"  # restore: "skip" or "update" objects already in the target
+    workdir: Path | None = None
+    progress: bool = False
+    #: a restore that has not Completed after this many attempts ends (finishedAt) as it stands
+    max_restore_attempts: int = DEFAULT_MAX_RESTORE_ATTEMPTS
+
+    def run(self, plan: Plan) -> ApplyReport:
+        report = ApplyReport()
+        by_control_plane: dict[tuple[str, str], list[Action]] = defaultdict(list)
+        for action in plan.actions:
+            if action.type in (ActionType.BACKUP, ActionType.RETRY, ActionType.GIVE_UP):
+                by_control_plane[(action.namespace, action.control_plane)].append(action)
+        # different control planes concurrently; one control plane's backups one after another
+        with ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="backup") as pool:
+            for outcomes in pool.map(lambda group: [self._backup_or_give_up(a) for a in group],
+                                     by_control_plane.values()):
+                report.outcomes.extend(outcomes)
+        for action in plan.actions:
+            if action.type is ActionType.RESTORE:
+                report.outcomes.append(self._unless_the_index_fails(self.restore, action))
+        for action in plan.actions:
+            if action.type in (ActionType.DELETE, ActionType.ORPHAN):
+                report.outcomes.append(self._unless_the_index_fails(self.delete, action))
+        return report
+
+    def _unless_the_index_fails(self, do: Callable[[Action], Outcome], action: Action) -> Outcome:
+        """A restore or deletion whose index record cannot be written (the bucket fails, or the
+        shard is damaged) fails alone; the other actions go on, and the next run tries again."""
+        try:
+            return do(action)
+        except StorageError as err:
+            log.warning("%s %s/%s: the index could not be updated: %s", action.type.value, action.namespace,
+                        action.name, err)
+            return Outcome(action, False, f"IndexWriteFailed: {err}")
+
+    # -- backups -----------------------------------------------------------------------------------
+
+    def _backup_or_give_up(self, action: Action) -> Outcome:
+        return self.give_up(action) if action.type is ActionType.GIVE_UP else self.backup(action)
+
+    def give_up(self, action: Action) -> Outcome:
+        """A backup interrupted at every try up to the retry limit: Failed, reason Interrupted (so
+        that status, wait and SharedBackup phases see an end)."""
+        request = action.request
+        assert request is not None and action.record is not None
+        target = self.targets[(action.namespace, request.options.config)]
+        now = self.clock()
+        tries = action.record.retries + 1
+        message = f"interrupted at each of {tries} tries (the run was killed or lost its lease); retry limit reached"
+
+        def fail(old: BackupRecord | None) -> BackupRecord:
+            base = old or action.record
+            return dataclasses.replace(base, phase=Phase.FAILED, conditions=set_condition(
+                base.conditions, Condition("Completed", "False", INTERRUPTED, message, now)))
+
+        try:
+            target.index.update_backup(request.namespace, request.control_plane, request.name, fail)
+        except StorageError as err:
+            return Outcome(action, False, f"IndexWriteFailed: {err}")
+        log.warning("backup %s/%s failed: %s: %s", request.namespace, request.name, INTERRUPTED, message)
+        return Outcome(action, True, f"recorded Failed: {INTERRUPTED}: {message}")
+
+    def _adopt_or_clear(self, action: Action, target: Target, archive_key: str) -> Outcome | None:
+        """Before a backup is taken: what is already at its keys. None to go on and take it; else
+        the outcome (adopted, or reported and left alone). Raises StorageError when the bucket
+        cannot tell."""
+        request = action.request
+        assert request is not None
+        ns, cp, name = request.namespace, request.control_plane, request.name
+        attrs = target.bucket.attributes(archive_key)
+        beside, readable = _record_beside(target.bucket, target.layout, ns, cp, name)
+        if attrs is None:
+            if action.record is None and not readable:
+                return Outcome(action, False, f"RecordUnreadable: the record of Backup {name} in the bucket is "
+                                              "unreadable and the index does not list the backup; nothing was taken "
+                                              "(run `reconcile.py index rebuild`)")
+            if action.record is None and beside is not None and beside.phase is Phase.COMPLETED:
+                return Outcome(action, False, f"ArchiveMissing: Backup {name} is recorded Completed beside its "
+                                              "archive's key but the archive is gone; nothing was taken again")
+            return None
+        if beside is not None and beside.phase is Phase.COMPLETED and beside.size == attrs.size and \
+                beside.sha256 and _sha256_of(target.bucket, archive_key) == beside.sha256:
+            target.index.update_backup(ns, cp, name, lambda _old: beside, replace_unindexed=True)
+            log.warning("backup %s/%s: adopted the archive already in the bucket (it matches its record)", ns, name)
+            return Outcome(action, True, f"adopted: the archive in the bucket matches its Completed record "
+                                         f"({beside.size} bytes, sha256 {beside.sha256[:12]}…)", size=0)
+        if action.record is None or not readable:
+            why = "the index does not list" if action.record is None else "the index records as interrupted"
+            return Outcome(action, False, f"ArchiveExists: an archive of Backup {name} is in the bucket that {why} "
+                                          "and no readable Completed record matches; it is kept and not taken "
+                                          "again (run `reconcile.py index rebuild`, or remove it)")
+        # the index records this backup as interrupted: the archive is a killed run's, never recorded
+        if target.index.fence is not None:
+            target.index.fence()
+        target.bucket.delete(archive_key)
+        log.warning("backup %s/%s: removed the archive of an interrupted try (no Completed record matches it); "
+                    "taking the backup again", ns, name)
+        return None
+
+    def backup(self, action: Action) -> Outcome:
+        request = action.request
+        assert request is not None
+        target = self.targets[(action.namespace, request.options.config)]
+        retries = action.record.retries + 1 if action.type is ActionType.RETRY and action.record else 0
+        archive_key = target.layout.archive_key(request.namespace, request.control_plane, request.name)
+        try:
+            settled = self._adopt_or_clear(action, target, archive_key)
+        except RecordExists as err:
+            return Outcome(action, False, f"RecordExists: {err}")
+        except StorageError as err:
+            return Outcome(action, False, f"IndexWriteFailed: {err}")
+        if settled is not None:
+            return settled
+        started = self.clock()
+
+        def begin(old: BackupRecord | None) -> BackupRecord:
+            ttl = request.options.ttl
+            created = old.created_at if old and old.created_at else started
+            return BackupRecord(
+                namespace=request.namespace, name=request.name, control_plane=request.control_plane,
+                config=request.options.config, phase=Phase.IN_PROGRESS, owner_kind=request.owner_kind,
+                owner_name=request.owner_name, slot=request.slot, git_commit=self.desired.commit,
+                conditions=set_condition(old.conditions if old else (), Condition(
+                    "Completed", "False", "InProgress", "backup in progress", started)),
+                retries=retries, created_at=created, started_at=started, archive_key=archive_key,
+                deletion_policy=request.options.deletion_policy, ttl=request.options.ttl_text,
+                expires_at=created + ttl if ttl else None, excluded_resources=request.options.excluded_resources,
+                use_owner_references=request.use_owner_references, selector=request.selector,
+                retry_request=request.retry_request,
+            )
+
+        index = target.index
+        try:
+            index.update_backup(request.namespace, request.control_plane, request.name, begin, replace_unindexed=True)
+        except StorageError as err:  # nothing recorded, nothing taken: the next run tries again
+            return Outcome(action, False, f"IndexWriteFailed: {err}")
+        control_plane = self.desired.control_planes[(request.namespace, request.control_plane)]
+        try:
+            api = api_client_for(control_plane, self.secrets)
+            with api:
+                result = backup_engine.take_backup(
+                    api, target.bucket, archive_key,
+                    backup_engine.ArchiveInfo(namespace=request.namespace, control_plane=request.control_plane,
+                                              backup=request.name, git_commit=self.desired.commit,
+                                              excluded_resources=request.options.excluded_resources),
+                    progress=self.progress, encryption_key=target.keyring,
+                )
+        except (ControlPlaneUnreachable, backup_engine.BackupFailed) as err:
+            return self._backup_failed(action, index, err.reason, err.message, retries)
+        except Exception as err:  # noqa: BLE001 - one backup's bug must not stop the others
+            log.exception("backup %s/%s failed unexpectedly", request.namespace, request.name)
+            return self._backup_failed(action, index, "InternalError", f"{type(err).__name__}: {err}", retries)
+
+        finished = self.clock()
+
+        def complete(old: BackupRecord | None) -> BackupRecord:
+            assert old is not None
+            return record_mac.sign(dataclasses.replace(
+                old, phase=Phase.COMPLETED, completed_at=finished, size=result.size, sha256=result.sha256,
+                counts=dict(result.counts), archive_format_version=result.format_version, encrypted=result.encrypted,
+                warnings=result.warnings, server_version=result.server_version,
+                conditions=set_condition(old.conditions, Condition(
+                    "Completed", "True", "BackupCompleted",
+                    f"{sum(result.counts.values())} objects, {human_size(result.size)}"
+                    + (f", {len(result.warnings)} warning(s)" if result.warnings else ""), finished)),
+            ), target.keyring)
+
+        try:
+            index.update_backup(request.namespace, request.control_plane, request.name, complete)
+        except StorageError as err:  # the archive is whole but not recorded: the next run retakes it
+            return Outcome(action, False, f"IndexWriteFailed: {err}")
+        log.info("backup %s/%s completed", request.namespace, request.name, extra={"fields": {
+            "event": "backup", "namespace": request.namespace, "backup": request.name,
+            "controlPlane": request.control_plane, "phase": "Completed", "objects": sum(result.counts.values()),
+            "bytes": result.size, "sha256": result.sha256, "seconds": round((finished - started).total_seconds(), 3)}})
+        return Outcome(action, True, f"{sum(result.counts.values())} objects, {human_size(result.size)}", size=result.size,
+                       seconds=(finished - started).total_seconds())
+
+    def _backup_failed(self, action: Action, index, reason: str, message: str, retries: int) -> Outcome:
+        request = action.request
+        now = self.clock()
+
+        def fail(old: BackupRecord | None) -> BackupRecord:
+            assert old is not None
+            return dataclasses.replace(old, phase=Phase.FAILED, retries=retries, conditions=set_condition(
+                old.conditions, Condition("Completed", "False", reason, message, now)))
+
+        try:
+            index.update_backup(request.namespace, request.control_plane, request.name, fail)
+        except StorageError as err:
+            log.warning("could not record the failure of %s/%s: %s", request.namespace, request.name, err)
+        message = bounded(message)
+        log.warning("backup %s/%s failed: %s: %s", request.namespace, request.name, reason, message, extra={"fields": {
+            "event": "backup", "namespace": request.namespace, "backup": request.name,
+            "controlPlane": request.control_plane, "phase": "Failed", "reason": reason}})
+        return Outcome(action, False, f"{reason}: {message}")
+
+    # -- restores ----------------------------------------------------------------------------------
+
+    def restore(self, action: Action) -> Outcome:
+        ns, name = action.namespace, action.name
+        source = action.record
+        assert source is not None
+        target = self.targets[(ns, source.config)]
+        control_plane = self.desired.control_planes[(ns, name)]
+        now = self.clock()
+
+        def pending(reason: str, message: str, phase: Phase = Phase.PENDING) -> Outcome:
+            def change(old: RestoreRecord | None) -> RestoreRecord:
+                base = old or RestoreRecord(ns, name, action.restore_source[0], action.restore_source[1], Phase.PENDING)
+                return dataclasses.replace(base, phase=phase, git_commit=self.desired.commit,
+                                           conditions=set_condition(base.conditions, Condition(
+                                               "Restored", "False", reason, message, now)))
+            target.index.update_restore(ns, name, change)
+            if phase is Phase.FAILED:
+                return Outcome(action, False, f"{reason}: {message}")
+            return Outcome(action, False, f"waiting: {message}", waiting=True)
+
+        try:
+            api = api_client_for(control_plane, self.secrets)
+        except ControlPlaneUnreachable as err:  # a refused kubeconfig is there to stay: a failure, not a wait
+            return pending(err.reason, err.message, Phase.FAILED if err.reason == INSECURE_KUBECONFIG else Phase.PENDING)
+        with api:
+            if not restore_engine.answers(api):
+                return pending("ControlPlaneUnreachable", f"the API of control plane {ns}/{name} does not answer")
+            started = self.clock()
+            target.index.update_restore(ns, name, lambda old: dataclasses.replace(
+                old or RestoreRecord(ns, name, action.restore_source[0], action.restore_source[1], Phase.PENDING),
+                phase=Phase.IN_PROGRESS, backup_name=source.name, git_commit=self.desired.commit,
+                attempts=(old.attempts if old else 0) + 1, started_at=started,
+                conditions=set_condition(old.conditions if old else (), Condition(
+                    "Restored", "False", "InProgress", f"restoring from Backup {source.name}", started))))
+            try:
+                keys = record_mac.check_restorable(source, target.keyring,
+                                                   target.config.object_storage.allow_unauthenticated_backups)
+                with tempfile.TemporaryDirectory(prefix="ctpbackup-restore-", dir=self.workdir) as tmp:
+                    # the archive's key from the layout, never from the (editable) record
+                    source = dataclasses.replace(source, archive_key=target.layout.archive_key(
+                        source.namespace, source.control_plane, source.name))
+                    archive = restore_engine.fetch_verified(target.bucket, source, Path(tmp), keys)
+                    if target.index.fence is not None:
+                        target.index.fence()  # a run that lost its lease writes nothing to the target either
+                    result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress,
+                                                         label=f"restore {ns}/{name} ← {source.name}")
+            except (restore_engine.RestoreFailed, record_mac.RecordRefused) as err:
+                return self._restore_failed(action, target, err.reason, err.message)
+            except LeaseLost:
+                raise
+            except Exception as err:  # noqa: BLE001
+                log.exception("restore of %s/%s failed unexpectedly", ns, name)
+                return self._restore_failed(action, target, "InternalError", f"{type(err).__name__}: {err}")
+        finished = self.clock()
+        if not result.completed:
+            return self._restore_partially_failed(action, target, result, started, finished)
+        target.index.update_restore(ns, name, lambda old: dataclasses.replace(
+            old, phase=Phase.COMPLETED, finished_at=finished, counts=result.counts, warnings=result.warnings,
+            conditions=set_condition(old.conditions, Condition(
+                "Restored", "True", "RestoreCompleted", result.summary(), finished))))
+        log.info("restore %s/%s completed", ns, name, extra={"fields": {
+            "event": "restore", "namespace": ns, "controlPlane": name, "backup": source.name, "phase": "Completed",
+            "restored": result.total("restored"), "skipped": result.total("skipped"), "failed": result.total("failed"),
+            "warnings": len(result.warnings), "seconds": round((finished - started).total_seconds(), 3)}})
+        return Outcome(action, True, result.summary(), seconds=(finished - started).total_seconds())
+
+    def _restore_partially_failed(self, action: Action, target: Target, result: restore_engine.RestoreResult,
+                                  started: datetime, finished: datetime) -> Outcome:
+        """Some objects failed, or something it paused is still paused: PartiallyFailed (as Velero
+        reports it), exit 1. The next run tries again (existing objects skipped, what it paused
+        unpaused) until Completed; after the last attempt it ends here, with finishedAt."""
+        ns, name = action.namespace, action.name
+        message = f"{result.summary()}; first: {result.first_reasons()}"
+
+        def change(old: RestoreRecord | None) -> RestoreRecord:
+            assert old is not None
+            last = old.attempts >= self.max_restore_attempts
+            return dataclasses.replace(
+                old, phase=Phase.PARTIALLY_FAILED, finished_at=finished if last else None, counts=result.counts,
+                warnings=result.warnings, conditions=set_condition(old.conditions, Condition(
+                    "Restored", "False", "PartiallyFailed", message, finished)))
+
+        target.index.update_restore(ns, name, change)
+        log.warning("restore %s/%s partially failed: %s", ns, name, message, extra={"fields": {
+            "event": "restore", "namespace": ns, "controlPlane": name, "phase": "PartiallyFailed",
+            "restored": result.total("restored"), "skipped": result.total("skipped"), "failed": result.total("failed"),
+            "stillPaused": result.still_paused, "seconds": round((finished - started).total_seconds(), 3)}})
+        return Outcome(action, False, f"PartiallyFailed: {message}", seconds=(finished - started).total_seconds())
+
+    def _restore_failed(self, action: Action, target: Target, reason: str, message: str) -> Outcome:
+        now = self.clock()
+        log.warning("restore %s/%s failed: %s: %s", action.namespace, action.name, reason, message)
+        try:
+            target.index.update_restore(action.namespace, action.name, lambda old: dataclasses.replace(
+                old, phase=Phase.FAILED, finished_at=now if old.attempts >= self.max_restore_attempts else None,
+                conditions=set_condition(old.conditions, Condition("Restored", "False", reason, message, now))))
+        except StorageError as err:  # the cause stays in the outcome; the record still says InProgress: retried
+            return Outcome(action, False, f"{reason}: {message} (and the index could not be updated: {err})")
+        return Outcome(action, False, f"{reason}: {message}")
+
+    # -- deletions ---------------------------------------------------------------------------------
+
+    def delete(self, action: Action) -> Outcome:
+        record = action.record
+        assert record is not None
+        target = self.targets.get((record.namespace, record.config))
+        if target is None:
+            return Outcome(action, False, f"SharedBackupConfig {record.namespace}/{record.config} is not in Git: "
+                                          "cannot reach its bucket")
+        now = self.clock()
+        policy = "Delete" if action.type is ActionType.DELETE else "Orphan"
+
+        def deleted(old: BackupRecord | None) -> BackupRecord:
+            if old is None:  # the record was read from another control plane's shard
+                raise IndexCorrupt(f"backup {record.namespace}/{record.name} is not in the index shard of control "
+                                   f"plane {record.control_plane}; run `reconcile.py index rebuild`")
+            return dataclasses.replace(old, phase=Phase.DELETED, deleted_with=policy, deleted_at=now,
+                                       conditions=set_condition(old.conditions, Condition(
+                                           "Deleted", "True", f"DeletionPolicy{policy}", action.reason, now)))
+
+        target.index.update_backup(record.namespace, record.control_plane, record.name, deleted)
+        if action.type is ActionType.DELETE:
+            # the key of this backup's own archive, from the layout: a record's archiveKey is never trusted
+            archive_key = target.layout.archive_key(record.namespace, record.control_plane, record.name)
+            for attempt in range(3):
+                try:
+                    if target.index.fence is not None:
+                        target.index.fence()
+                    target.bucket.delete(archive_key)
+                    break
+                except Exception as err:  # noqa: BLE001 - the record already says Deleted; report the leftover
+                    if attempt == 2:
+                        return Outcome(action, False, f"marked Deleted but the archive could not be removed: {err}")
+                    time.sleep(0.5 * (attempt + 1))
+        return Outcome(action, True, "archive removed" if action.type is ActionType.DELETE else "archive kept")
+
+
+def _record_beside(bucket, layout: BucketLayout, namespace: str, control_plane: str,
+                   name: str) -> tuple[BackupRecord | None, bool]:
+    """The per-backup record next to the archive's key, and whether it could be read (True when there
+    is none). A record naming another backup counts as unreadable."""
+    try:
+        data, _ = bucket.read(layout.backup_record_key(namespace, control_plane, name))
+    except ObjectNotFound:
+        return None, True
+    try:
+        doc = jsoncodec.loads(data)
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        record = BackupRecord.from_dict(doc)
+        if (record.namespace, record.control_plane, record.name) != (namespace, control_plane, name):
+            raise ValueError("a record of another backup")
+        if not isinstance(record.sha256, str) or type(record.size) is not int:
+            raise ValueError("size or sha256")
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
+        return None, False
+    return dataclasses.replace(record, archive_key=layout.archive_key(namespace, control_plane, name)), True
+
+
+def _sha256_of(bucket, key: str) -> str:
+    digest = hashlib.sha256()
+    with bucket.open_read(key) as stream:
+        while chunk := stream.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()

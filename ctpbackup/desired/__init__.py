@@ -1,0 +1,1 @@
+"""Desired state: the manifests of one Git commit, parsed, validated and typed (Git -> YAML -> schemas -> model)."""

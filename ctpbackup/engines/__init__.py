@@ -1,0 +1,1 @@
+"""The engines that move objects: backup (export into an archive) and restore (ordered re-creation)."""

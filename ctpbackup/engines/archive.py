@@ -1,0 +1,359 @@
+"""The backup archive format (version 1): a gzip'd tar a restore, or a person with `tar`, can read.
+
+    resources/<resource>.<group>/cluster/<name>.json                 cluster-scoped object
+    resources/<resource>.<group>/namespaces/<namespace>/<name>.json  namespaced object
+    uids.jsonl       one {"path", "uid"} per line: each object's old uid, to remap ownerReferences
+    metadata.json    format version, control plane, server version, times, Git commit, counts, exclusions
+
+Core resources have no group: `resources/secrets/namespaces/default/x.json` (Velero's layout).
+Names are written by one rule, shared by the writer and the reader (`encode_name`): letters, digits
+and `-._:@+~=` as they are, every other byte of the name's UTF-8 as `%XX` (`%` itself is in no
+Kubernetes name). So every name Kubernetes accepts can be stored, RBAC's path-segment names too
+(`oidc:platform+sre`, unicode); a name no Kubernetes object can have fails the backup.
+Server-owned metadata is stripped from each object; everything a restore needs is kept (status,
+labels, annotations, finalizers, ownerReferences with the owner's old uid).
+
+The writer streams: objects go into the tar as they arrive and the gzip'd bytes into the upload,
+hashed (sha256) and counted on the way. The reader trusts nothing: it refuses unsafe paths, links,
+oversized members and unknown format versions before anything is restored.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import tarfile
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import unquote_to_bytes
+
+from ctpbackup.engines import jsoncodec
+from ctpbackup.engines.encryption import EncryptingWriter
+
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = {1}
+METADATA = "metadata.json"
+UIDS = "uids.jsonl"
+
+#: metadata fields the API server owns; a restore must not send them
+SERVER_FIELDS = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink",
+                 "deletionTimestamp", "deletionGracePeriodSeconds")
+
+MAX_MEMBER_BYTES = 64 * 1024 * 1024
+MAX_TOTAL_BYTES = 16 * 1024 * 1024 * 1024
+MAX_MEMBERS = 5_000_000
+MAX_RATIO = 200  # uncompressed / compressed: beyond this, a decompression bomb
+#: the longest member name, in bytes: PATH_MAX on Linux; the format's names are far shorter (a
+#: resource, a namespace and a name of at most 253 characters each)
+MAX_NAME_BYTES = 4096
+#: the largest pax extended header: a few records (path, size, mtime) are all a member needs
+MAX_PAX_BYTES = 64 * 1024
+
+_SEGMENT = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
+#: kept as they are in a member name; any other byte of the name's UTF-8 is written %XX
+NAME_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._:@+~=")
+_NAME = r"(?:[-A-Za-z0-9._:@+~=]|%[0-9A-F]{2})+"
+_MEMBER = re.compile(
+    rf"^(?:{re.escape(METADATA)}|{re.escape(UIDS)}|resources/(?P<resource>{_SEGMENT})/"
+    rf"(?:cluster|namespaces/(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?))/(?P<name>{_NAME})\.json)$"
+)
+
+
+class ArchiveError(Exception):
+    """The archive is unreadable, unsafe or of an unknown format: nothing may be restored from it."""
+
+
+def encode_name(name: str) -> str:
+    """An object's name as its archive member spells it. Every name Kubernetes accepts can be
+    encoded: DNS subdomains and labels, and the path segments RBAC and a few other types allow
+    (kube-apiserver's ValidatePathSegmentName: anything but "", ".", "..", "/" and "%"). Raises
+    ArchiveError for a name no Kubernetes object can have."""
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "%" in name:
+        raise ArchiveError(f"object name {name!r} is not a name Kubernetes accepts (it cannot be stored)")
+    if all(c in NAME_SAFE for c in name):
+        return name
+    try:
+        data = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ArchiveError(f"object name {name!r} is not valid UTF-8 (it cannot be stored)") from None
+    return "".join(chr(b) if chr(b) in NAME_SAFE else f"%{b:02X}" for b in data)
+
+
+def decode_name(encoded: str) -> str:
+    """The inverse of encode_name; raises ArchiveError unless `encoded` is what encode_name writes."""
+    try:
+        name = unquote_to_bytes(encoded).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ArchiveError(f"{encoded!r}: not an encoded object name") from None
+    if encode_name(name) != encoded:
+        raise ArchiveError(f"{encoded!r}: not the archive's spelling of a name")
+    return name
+
+
+def object_path(resource_key: str, namespace: str | None, name: str) -> str:
+    """The member path of an object; raises ArchiveError for a name that cannot be stored."""
+    if namespace:
+        return f"resources/{resource_key}/namespaces/{namespace}/{encode_name(name)}.json"
+    return f"resources/{resource_key}/cluster/{encode_name(name)}.json"
+
+
+def clean_object(obj: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The object as stored (server-owned metadata removed) and its old uid. Annotations are kept
+    byte for byte, the last-applied configuration too (a restore reads explicit nodePorts from it)."""
+    meta = dict(obj.get("metadata") or {})
+    uid = meta.get("uid", "")
+    for key in SERVER_FIELDS:
+        meta.pop(key, None)
+    cleaned = dict(obj)
+    cleaned["metadata"] = meta
+    return cleaned, uid
+
+
+class _HashingSink:
+    """Counts and hashes every byte on its way to the real sink."""
+
+    def __init__(self, sink: BinaryIO):
+        self.sink = sink
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        self.sink.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class WrittenArchive:
+    size: int
+    sha256: str
+
+
+BLOCK = 512
+
+
+# The fixed fields of a regular-file ustar header, and the sum of their bytes for the checksum
+_MODE_IDS = b"0000644\0" + b"0000000\0" + b"0000000\0"  # offsets 100..124: mode, uid, gid
+_TYPE_TO_MAGIC = b"0" + b"\0" * 100 + b"ustar\x0000" + b"\0" * 80  # offsets 156..345
+_FIXED_SUM = sum(_MODE_IDS) + sum(b" " * 8) + sum(_TYPE_TO_MAGIC)
+MAX_USTAR_SIZE = 0o77777777777  # 11 octal digits: larger members need a PAX size record
+
+
+def _ustar_header(name: str, size: int, mtime: int) -> bytes:
+    """A POSIX ustar header for a regular file (what tarfile writes, without its per-member costs);
+    names that do not fit ustar get tarfile's own PAX header. Built by concatenation with the checksum
+    summed over the variable fields only: this runs once per object."""
+    raw = name.encode("ascii", "surrogateescape") if name.isascii() else b""
+    prefix, base = b"", raw
+    if len(raw) > 100:  # split at the first "/" that leaves a name of at most 100 bytes, as tarfile does
+        cut = raw.find(b"/", len(raw) - 101)
+        if 0 < cut <= 155 and cut < len(raw) - 1:
+            prefix, base = raw[:cut], raw[cut + 1:]
+        else:
+            base = b""
+    if not base or size > MAX_USTAR_SIZE:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = size, mtime, 0o644
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    times = b"%011o\0%011o\0" % (size, mtime)
+    checksum = _FIXED_SUM + sum(base) + sum(times) + sum(prefix)
+    return b"".join((base, b"\0" * (100 - len(base)), _MODE_IDS, times, b"%06o\0 " % checksum, _TYPE_TO_MAGIC,
+                     prefix, b"\0" * (167 - len(prefix))))
+
+
+class ArchiveWriter:
+    """Write objects into a gzip'd tar streamed to `sink` (an Upload or any binary file)."""
+
+    def __init__(self, sink: BinaryIO, *, compresslevel: int = 6, encryption_key: bytes | None = None,
+                 encryption_context: bytes = b""):
+        self._sink = _HashingSink(sink)  # size and sha256 are of the bytes stored, encrypted or not
+        self._encryptor = (EncryptingWriter(self._sink, encryption_key, encryption_context)
+                           if encryption_key is not None else None)
+        target = self._encryptor or self._sink
+        self._gzip = gzip.GzipFile(fileobj=target, mode="wb", compresslevel=compresslevel, mtime=0)
+        self._now = int(time.time())
+        self._pending = bytearray()
+
+    def _write(self, data: bytes) -> None:
+        # compress in 1 MiB batches: zlib releases the GIL on large buffers, so listing threads run meanwhile
+        self._pending += data
+        if len(self._pending) >= 1024 * 1024:
+            self._gzip.write(self._pending)
+            self._pending.clear()
+
+    def add_bytes(self, path: str, data: bytes) -> None:
+        padding = -len(data) % BLOCK
+        self._write(_ustar_header(path, len(data), self._now) + data + b"\0" * padding)
+
+    def add_json(self, path: str, value: Any) -> int:
+        data = jsoncodec.dumps(value)
+        self.add_bytes(path, data)
+        return len(data)
+
+    def add_file(self, path: str, file: BinaryIO, size: int) -> None:
+        self._write(_ustar_header(path, size, self._now))
+        remaining = size
+        while remaining:
+            chunk = file.read(min(remaining, 1024 * 1024))
+            if not chunk:
+                raise ArchiveError(f"{path}: source ended early")
+            self._write(chunk)
+            remaining -= len(chunk)
+        self._write(b"\0" * (-size % BLOCK))
+
+    @property
+    def bytes_written(self) -> int:
+        return self._sink.size
+
+    def close(self) -> WrittenArchive:
+        self._write(b"\0" * (2 * BLOCK))  # the end-of-archive marker
+        self._gzip.write(self._pending)
+        self._pending.clear()
+        self._gzip.close()
+        if self._encryptor is not None:
+            self._encryptor.close()
+        return WrittenArchive(self._sink.size, self._sink.sha256.hexdigest())
+
+
+@dataclass(frozen=True)
+class Member:
+    path: str
+    resource: str  # "" for metadata.json / uids.jsonl
+    namespace: str
+    name: str
+    size: int
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A tar header whose GNU long-name/long-link and pax extended headers are size-checked before
+    tarfile reads them: tarfile reads such a header's whole data into memory (a 149 KB gzip'd
+    archive can claim a 150 MB long name), so the check must come first."""
+
+    def _proc_gnulong(self, tarfile):  # type L (long name) and K (long link name)
+        if self.size > MAX_NAME_BYTES:
+            raise ArchiveError(f"a GNU long-name header of {self.size} bytes (names are at most {MAX_NAME_BYTES})")
+        return super()._proc_gnulong(tarfile)
+
+    def _proc_pax(self, tarfile):  # type x (this member) and g (global)
+        if self.size > MAX_PAX_BYTES:
+            raise ArchiveError(f"a pax extended header of {self.size} bytes (at most {MAX_PAX_BYTES} are read)")
+        return super()._proc_pax(tarfile)
+
+
+def _shown(name: str) -> str:
+    """A member name as a message shows it: quoted, at most 200 characters."""
+    text = repr(name)
+    return text if len(text) <= 200 else text[:180] + f"...' ({len(name)} characters)"
+
+
+class ArchiveReader:
+    """Read a downloaded (and already checksum-verified) archive, member by member, safely."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.compressed_size = path.stat().st_size
+
+    def _open(self) -> tarfile.TarFile:
+        try:
+            return tarfile.open(self.path, mode="r:gz", tarinfo=_BoundedTarInfo)
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise ArchiveError(f"not a gzip'd tar archive: {err}") from None
+
+    def members(self) -> Iterator[tuple[Member, tarfile.TarFile, tarfile.TarInfo]]:
+        total = 0
+        count = 0
+        with self._open() as tar:
+            try:
+                for info in tar:
+                    count += 1
+                    member = check_member(info)
+                    total += info.size
+                    if count > MAX_MEMBERS:
+                        raise ArchiveError(f"more than {MAX_MEMBERS} members")
+                    if total > MAX_TOTAL_BYTES or total > MAX_RATIO * max(self.compressed_size, 1024 * 1024):
+                        raise ArchiveError("archive expands far beyond its compressed size (decompression bomb?)")
+                    yield member, tar, info
+            except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile, zlib.error) as err:
+                raise ArchiveError(f"corrupt archive: {err}") from None
+
+    def validate(self) -> dict[str, Any]:
+        """Read every member once (paths, sizes, JSON) and return metadata.json; raises ArchiveError."""
+        metadata = None
+        for member, tar, info in self.members():
+            data = _read(tar, info)
+            try:
+                value = [jsoncodec.loads(line) for line in data.splitlines()] if member.path == UIDS else jsoncodec.loads(data)
+            except ValueError:
+                raise ArchiveError(f"{member.path}: not JSON") from None
+            if member.path == METADATA:
+                metadata = value
+            elif member.resource and not isinstance(value, dict):
+                raise ArchiveError(f"{member.path}: not a Kubernetes object")
+        if metadata is None:
+            raise ArchiveError(f"{METADATA} missing")
+        version = metadata.get("formatVersion")
+        if version not in SUPPORTED_VERSIONS:
+            raise ArchiveError(f"archive format version {version!r} is not supported (this release reads {sorted(SUPPORTED_VERSIONS)})")
+        return metadata
+
+    def objects(self, resources: set[str] | None = None) -> Iterator[tuple[Member, dict[str, Any]]]:
+        """Objects (optionally only of some resources), in archive order."""
+        for member, tar, info in self.members():
+            if not member.resource or (resources is not None and member.resource not in resources):
+                continue
+            yield member, jsoncodec.loads(_read(tar, info))
+
+    def read_json(self, path: str) -> Any:
+        for member, tar, info in self.members():
+            if member.path == path:
+                return jsoncodec.loads(_read(tar, info))
+        raise ArchiveError(f"{path} missing")
+
+    def uids(self) -> dict[str, str]:
+        """Archive path -> old uid of every object (what a restore needs to remap owners)."""
+        for member, tar, info in self.members():
+            if member.path == UIDS:
+                return {e["path"]: e["uid"] for e in map(json.loads, _read(tar, info).splitlines())}
+        return {}
+
+
+def check_member(info: tarfile.TarInfo) -> Member:
+    """Refuse anything but regular files at the documented paths. Messages show at most 200
+    characters of a name, whatever its length."""
+    name = info.name
+    if len(name) > MAX_NAME_BYTES:
+        raise ArchiveError(f"{_shown(name)}: a member name longer than {MAX_NAME_BYTES} characters")
+    if not info.isreg():
+        raise ArchiveError(f"{_shown(name)}: only regular files are allowed (links, devices and folders are refused)")
+    if name.startswith("/") or ".." in name.split("/") or "\\" in name:
+        raise ArchiveError(f"{_shown(name)}: unsafe path")
+    match = _MEMBER.match(name)
+    if not match:
+        raise ArchiveError(f"{_shown(name)}: not a path of the archive format")
+    if info.size > MAX_MEMBER_BYTES:
+        raise ArchiveError(f"{_shown(name)}: {info.size} bytes is larger than any Kubernetes object")
+    return Member(name, match.group("resource") or "", match.group("namespace") or "",
+                  decode_name(match.group("name")) if match.group("name") else "", info.size)
+
+
+def _read(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    handle = tar.extractfile(info)
+    if handle is None:
+        raise ArchiveError(f"{_shown(info.name)}: unreadable")
+    try:
+        data = handle.read(MAX_MEMBER_BYTES + 1)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise ArchiveError(f"corrupt archive at {_shown(info.name)}: {err}") from None
+    if len(data) != info.size:
+        raise ArchiveError(f"{_shown(info.name)}: truncated")
+    return data

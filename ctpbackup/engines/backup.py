@@ -1,0 +1,335 @@
+"""The backup engine: export every API object of a control plane into an archive in the bucket.
+
+Resource types are listed concurrently (bounded), pages flow through a bounded queue into one archive
+writer, and the archive's bytes flow into a multipart upload: memory stays flat however large the
+control plane. The upload is committed only when the archive is whole; any failure aborts it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+import queue
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from kubernetes.client import ApiClient
+
+from ctpbackup.apply.progress import Progress
+from ctpbackup.engines import archive, jsoncodec
+from ctpbackup.engines.encryption import backup_context
+from ctpbackup.engines.restore_order import made_by_control_plane
+from ctpbackup.kube.api import KubeAPI, KubeError, ResourceType
+from ctpbackup.storage.base import Bucket, PreconditionFailed, StorageError
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 500
+LIST_WORKERS = 4
+
+#: resource types never exported, and why (Upbound's exporter and Velero agree on these)
+SKIPPED_TYPES = {
+    "events": "events are transient",
+    "events.events.k8s.io": "events are transient",
+    "leases.coordination.k8s.io": "leases belong to the running controllers",
+    "nodes": "nodes belong to the running cluster",
+    "componentstatuses": "computed by the API server",
+    "endpoints": "derived from Services",
+    "endpointslices.discovery.k8s.io": "derived from Services",
+    "pods": "run by controllers, recreated from their owners",
+    "replicasets.apps": "run by Deployments, recreated from them",
+    "controllerrevisions.apps": "managed by controllers",
+}
+CRD_KEY = "customresourcedefinitions.apiextensions.k8s.io"
+PACKAGE_GROUP = "pkg.crossplane.io"
+MAX_LISTED = 100  # names of objects left out one by one, per resource, in metadata.json
+_NAMESPACES = ResourceType("", "v1", "namespaces", "Namespace", False, ("list",))
+
+
+class BackupFailed(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ArchiveInfo:
+    namespace: str
+    control_plane: str
+    backup: str
+    git_commit: str = ""
+    excluded_resources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    archive_key: str
+    size: int
+    sha256: str
+    counts: dict[str, int]
+    format_version: int
+    server_version: str
+    excluded: dict[str, dict[str, object]] = field(default_factory=dict)
+    encrypted: bool = False
+    #: what the backup found questionable but did anyway (an excludedResources entry matching nothing)
+    warnings: tuple[str, ...] = ()
+
+
+def select_types(types: Iterable[ResourceType], excluded_resources: Iterable[str]) -> tuple[list[ResourceType], dict[str, str]]:
+    """The listable types to export, and every type left out with the reason."""
+    user_excluded = set(excluded_resources)
+    chosen, left_out = [], {}
+    for rtype in types:
+        if "list" not in rtype.verbs or "create" not in rtype.verbs:
+            continue  # not something a restore could re-create (reviews, bindings, …)
+        if rtype.key in SKIPPED_TYPES:
+            left_out[rtype.key] = SKIPPED_TYPES[rtype.key]
+        elif rtype.key in user_excluded and rtype.key != CRD_KEY:
+            left_out[rtype.key] = "excludedResources"
+        else:
+            chosen.append(rtype)
+    if CRD_KEY in user_excluded:
+        left_out[CRD_KEY] = "excludedResources (CRDs of exported custom resources are still included)"
+    return chosen, left_out
+
+
+def exclusion_warnings(types: Iterable[ResourceType], excluded_resources: Iterable[str]) -> list[str]:
+    """One warning per excludedResources entry that matches no served resource (an entry is a
+    `resource.group` key, as `kubectl api-resources` names them: `secrets`, `buckets.s3.aws.upbound.io`),
+    naming the nearest served one."""
+    served = sorted({t.key for t in types})
+    warnings = []
+    for entry in excluded_resources:
+        if entry in served:
+            continue
+        near = difflib.get_close_matches(entry, served, n=1, cutoff=0.5)
+        plural = [k for k in served if k.split(".", 1)[0] in (entry + "s", entry + "es", entry.split(".", 1)[0] + "s")]
+        nearest = (plural or near or [""])[0]
+        warnings.append(f"excludedResources entry {entry!r} matches no resource the control plane serves"
+                        + (f"; did you mean {nearest!r}?" if nearest else ".") + " Nothing was excluded for it.")
+    return warnings
+
+
+def storage_versions(kube: KubeAPI, types: list[ResourceType], chosen: list[ResourceType],
+                     page_size: int = PAGE_SIZE) -> tuple[list[ResourceType], dict[str, dict[str, str]]]:
+    """Custom resources are read at their CRD's storage version when it is served (what new writes
+    are stored as: objects still at an older `status.storedVersions` entry are converted by the
+    server on read), else at the preferred version discovery found; built-ins at the preferred
+    version. Returns the types to list and, per resource key, {"apiVersion", "chosen": "storage" |
+    "preferred"} for metadata.json (a restore writes each object back through that version)."""
+    crd_type = next((t for t in types if t.key == CRD_KEY), None)
+    storage: dict[str, str] = {}
+    if crd_type is not None:
+        for page in kube.list_pages(crd_type, page_size):
+            for obj in page:
+                spec = obj.get("spec") or {}
+                key = f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}"
+                stored = [v.get("name") for v in spec.get("versions") or () if v.get("storage") and v.get("served")]
+                if stored:
+                    storage[key] = stored[0]
+    out, versions = [], {}
+    for rtype in chosen:
+        if rtype.key in storage and storage[rtype.key] != rtype.version:
+            rtype = dataclasses.replace(rtype, version=storage[rtype.key])
+        out.append(rtype)
+        versions[rtype.key] = {"apiVersion": rtype.api_version, "chosen": "storage" if rtype.key in storage else "preferred"}
+    return out, dict(sorted(versions.items()))
+
+
+def skip_reason(rtype: ResourceType, obj: dict, crd_wanted: set[str], crd_all: bool,
+                terminating: frozenset[str] = frozenset()) -> str:
+    """Why one object is not exported, or ''."""
+    meta = obj.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return "being deleted"
+    if rtype.namespaced and meta.get("namespace") in terminating:
+        return "being deleted (its namespace is terminating)"
+    made = made_by_control_plane(rtype.key, meta.get("namespace") or "", meta.get("name") or "")
+    if made is not None and not made.fields:
+        return f"made by every control plane itself ({made.objects})"
+    if rtype.key == CRD_KEY:
+        spec = obj.get("spec") or {}
+        served = f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}"
+        if served in crd_wanted:
+            return ""  # always kept: its custom resources are in the backup
+        return "" if crd_all else "excludedResources"
+    for owner in meta.get("ownerReferences") or ():
+        if str(owner.get("apiVersion", "")).startswith(PACKAGE_GROUP + "/") and str(owner.get("kind", "")).endswith("Revision"):
+            return "owned by a Crossplane package revision, which recreates it"
+    return ""
+
+
+def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveInfo, *, progress: bool = False,
+                workers: int = LIST_WORKERS, page_size: int = PAGE_SIZE, encryption_key: bytes | None = None) -> BackupResult:
+    """Export the control plane behind `api_client` into `bucket` at `key`."""
+    kube = KubeAPI(api_client)
+    started = datetime.now(UTC)
+    try:
+        server_version = kube.server_version()
+        types = kube.discover()
+    except KubeError as err:
+        reason = "ControlPlaneUnreachable" if err.status in (0, 502, 503, 504) else "DiscoveryFailed"
+        raise BackupFailed(reason, f"control plane {info.namespace}/{info.control_plane}: {err.message}") from None
+    chosen, left_out = select_types(types, info.excluded_resources)
+    warnings = exclusion_warnings(types, info.excluded_resources)
+    try:
+        chosen, versions = storage_versions(kube, types, chosen, page_size)
+        terminating = frozenset(ns["metadata"]["name"] for page in kube.list_pages(_NAMESPACES, page_size)
+                                for ns in page if (ns.get("metadata") or {}).get("deletionTimestamp"))
+    except KubeError as err:
+        reason = "ControlPlaneUnreachable" if err.status in (0, 502, 503, 504) else "ListFailed"
+        raise BackupFailed(reason, err.message) from None
+    export = _Export(crd_wanted={t.key for t in chosen if t.group and t.key != CRD_KEY},
+                     crd_all=CRD_KEY not in set(info.excluded_resources), terminating=terminating)
+    meter = Progress(f"backup {info.namespace}/{info.control_plane} → {info.backup}", enabled=progress)
+    upload = None
+    try:
+        upload = bucket.open_upload(key, content_type="application/gzip", if_absent=True)  # never replaces one
+        writer = archive.ArchiveWriter(upload, encryption_key=encryption_key,
+                                       encryption_context=backup_context(info.namespace, info.control_plane, info.backup))
+        with tempfile.TemporaryFile() as uid_spool:
+            for rtype, page in _list_concurrently(kube, chosen, workers, page_size):
+                export.write_page(writer, uid_spool, rtype, page)
+                meter.update(objects=len(page), bytes_total=writer.bytes_written)
+            size = uid_spool.tell()
+            uid_spool.seek(0)
+            writer.add_file(archive.UIDS, uid_spool, size)
+        excluded = export.exclusions(left_out)
+        writer.add_json(archive.METADATA, {
+            "formatVersion": archive.FORMAT_VERSION,
+            "controlPlane": {"namespace": info.namespace, "name": info.control_plane},
+            "backup": {"namespace": info.namespace, "name": info.backup},
+            "serverVersion": server_version,
+            "startedAt": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "completedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "gitCommit": info.git_commit,
+            "counts": dict(sorted(export.counts.items())),
+            "totalObjects": sum(export.counts.values()),
+            "excluded": excluded,
+            "excludedResources": list(info.excluded_resources),
+            "versions": versions,
+            "warnings": warnings,
+        })
+        written = writer.close()
+        upload.commit()
+        upload = None
+    except KubeError as err:
+        reason = "ControlPlaneUnreachable" if err.status in (0, 502, 503, 504) else "ListFailed"
+        raise BackupFailed(reason, err.message) from None
+    except PreconditionFailed:
+        raise BackupFailed("ArchiveExists", f"an archive appeared at {key} while this backup was taken (another "
+                                            "run?); it was left as it is") from None
+    except StorageError as err:
+        raise BackupFailed("BucketWriteFailed", str(err)) from None
+    except archive.ArchiveError as err:  # never a Completed backup that cannot be restored
+        raise BackupFailed("UnstorableObject", str(err)) from None
+    finally:
+        if upload is not None:
+            try:
+                upload.abort()
+            except Exception:  # noqa: BLE001 - the original error matters more; leftovers are swept later
+                log.warning("could not abort the upload of %s", key)
+        meter.close()
+    return BackupResult(key, written.size, written.sha256, dict(export.counts), archive.FORMAT_VERSION,
+                        server_version, excluded, encrypted=encryption_key is not None, warnings=tuple(warnings))
+
+
+@dataclass
+class _Export:
+    """What one backup keeps, skips and counts, object by object."""
+
+    crd_wanted: set[str]
+    crd_all: bool
+    terminating: frozenset[str] = frozenset()  # namespaces being deleted
+    counts: Counter = field(default_factory=Counter)
+    skipped: dict[tuple[str, str], int] = field(default_factory=dict)  # (reason, resource) -> objects
+    #: (reason, resource) -> the first names of objects left out one by one (being deleted)
+    names: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+    def write_page(self, writer: archive.ArchiveWriter, uid_spool, rtype: ResourceType, page: list[dict]) -> None:
+        for obj in page:
+            why = skip_reason(rtype, obj, self.crd_wanted, self.crd_all, self.terminating)
+            if why:
+                self.skipped[(why, rtype.key)] = self.skipped.get((why, rtype.key), 0) + 1
+                if why.startswith("being deleted"):
+                    listed = self.names.setdefault((why, rtype.key), [])
+                    if len(listed) < MAX_LISTED:
+                        meta = obj.get("metadata") or {}
+                        listed.append(f"{meta['namespace']}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name")))
+                continue
+            cleaned, uid = archive.clean_object(obj)
+            cleaned.setdefault("apiVersion", rtype.api_version)
+            cleaned.setdefault("kind", rtype.kind)
+            meta = cleaned["metadata"]
+            try:
+                path = archive.object_path(rtype.key, meta.get("namespace") if rtype.namespaced else None, meta.get("name"))
+            except archive.ArchiveError as err:
+                where = f"{meta.get('namespace')}/" if meta.get("namespace") else ""
+                raise archive.ArchiveError(f"{rtype.key} {where}{meta.get('name')!r}: {err}") from None
+            writer.add_json(path, cleaned)
+            if uid:
+                uid_spool.write(jsoncodec.dumps({"path": path, "uid": uid}) + b"\n")
+            self.counts[rtype.key] += 1
+
+    def exclusions(self, left_out: dict[str, str]) -> dict[str, dict[str, object]]:
+        excluded: dict[str, dict[str, object]] = {k: {"reason": v} for k, v in sorted(left_out.items())}
+        for (why, rkey), n in sorted(self.skipped.items()):
+            key = f"{rkey} (some objects)" if not why.startswith("being deleted") else f"{rkey} (being deleted)"
+            entry: dict[str, object] = {"reason": why, "objects": n}
+            if (why, rkey) in self.names:
+                entry["names"] = self.names[(why, rkey)]
+            if key in excluded:  # an object being deleted and one in a terminating namespace
+                excluded[key] = {"reason": "being deleted", "objects": int(excluded[key]["objects"]) + n,  # type: ignore[call-overload]
+                                 "names": [*excluded[key].get("names", []), *entry.get("names", [])][:MAX_LISTED]}  # type: ignore[misc]
+            else:
+                excluded[key] = entry
+        return excluded
+
+
+def _list_concurrently(kube: KubeAPI, types: list[ResourceType], workers: int,
+                       page_size: int) -> Iterator[tuple[ResourceType, list[dict]]]:
+    """Yield (type, page) as a bounded pool of listers produces them; the first error stops them all."""
+    pages: queue.Queue = queue.Queue(maxsize=workers)  # in-flight pages bound the memory
+    stop = threading.Event()
+    done = object()
+
+    def put(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                pages.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def lister(rtype: ResourceType) -> None:
+        try:
+            for page in kube.list_pages(rtype, page_size):
+                if not put((rtype, page)):
+                    return
+            put((rtype, done))
+        except BaseException as err:  # noqa: BLE001 - handed to the consuming thread, which raises it
+            put((rtype, err))
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="list") as pool:
+        try:
+            for rtype in types:
+                pool.submit(lister, rtype)
+            remaining = len(types)
+            while remaining:
+                rtype, page = pages.get()
+                if page is done:
+                    remaining -= 1
+                elif isinstance(page, BaseException):
+                    raise page
+                else:
+                    yield rtype, page
+        finally:
+            stop.set()  # listers blocked on a full queue give up instead of hanging the pool

@@ -1,0 +1,460 @@
+"""The bucket index: what backups and restores exist and in which condition. The job's only state.
+
+One shard per control plane (`<prefix>/<ns>/<cp>/index.json`), so writers of different control
+planes never contend and a plan reads one small object per control plane. Every update is a
+compare-and-swap on the shard (conditional put); a lost race re-reads and re-applies the change, so
+no update is ever lost. Each backup's record is also written next to its archive *before* the shard,
+and the restore record next to the shard, so `rebuild` can recreate every shard from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import itertools
+import json
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ctpbackup.engines import jsoncodec
+from ctpbackup.storage.base import Bucket, ObjectNotFound, PreconditionFailed, StorageError
+from ctpbackup.store.digest import Owner, RecordedDigest
+from ctpbackup.store.layout import ARCHIVE_FILE, INDEX_FILE, RECORD_FILE, BucketLayout
+from ctpbackup.store.records import (
+    RECORD_SCHEMA_VERSION,
+    RECORD_UNREADABLE,
+    BackupRecord,
+    Condition,
+    Phase,
+    RestoreRecord,
+)
+from ctpbackup.store.shard import Shard, ShardView, unreadable_as_corrupt
+
+log = logging.getLogger(__name__)
+
+CAS_ATTEMPTS = 50
+
+
+class IndexConflict(StorageError):
+    """Too many concurrent writers on one shard: retry the run."""
+
+
+class RecordExists(StorageError):
+    """A backup record exists next to its archive that the index shard does not list: adopt or report it."""
+
+
+class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
+    """Every recorded backup by (namespace, name), over the shards read. Planning needs the digest
+    of them all, but the whole record of only the few it acts on: a record is decoded on first
+    access (a damaged one is an IndexCorrupt then, and the plan fails closed)."""
+
+    def __init__(self) -> None:
+        self._where: dict[tuple[str, str], tuple[ShardView, int]] = {}
+        self._decoded: dict[tuple[str, str], BackupRecord] = {}
+        self._views: list[ShardView] = []
+        self._digest: RecordedDigest | None = RecordedDigest()
+
+    def add(self, view: ShardView) -> None:
+        keys = view.backup_keys()
+        if self._digest is not None and (not self._where.keys().isdisjoint(keys) or
+                                         (view.records is not None and len(set(keys)) != len(keys))):
+            self._digest = None  # a backup read twice: the merged digests would count it twice
+        for key in keys if self._decoded else ():
+            self._decoded.pop(key, None)
+        self._where.update(zip(keys, zip(itertools.repeat(view), range(len(keys))), strict=True))
+        self._views.append(view)
+        if self._digest is not None:
+            self._digest.merge(view.digest)
+
+    @classmethod
+    def union(cls, groups: Iterable[RecordedBackups]) -> RecordedBackups:
+        """Every group's shards, in order (a later one wins a key read twice), each added once."""
+        out = cls()
+        for group in groups:
+            for view in group._views:
+                out.add(view)
+        return out
+
+    def digest(self) -> RecordedDigest:
+        """The shards' digests merged; when a backup was read twice (one bucket through two configs,
+        or one name in two shards), the digest of the records this Mapping holds (slower, exact)."""
+        if self._digest is None:
+            self._digest = RecordedDigest.of(self.values())
+        return self._digest
+
+    def shard_views(self) -> list[ShardView]:
+        """The shards read, in order: headers parsed, records decoded only on demand (metrics)."""
+        return list(self._views)
+
+    def kept_by(self, owners: Set[Owner]) -> Iterator[BackupRecord]:
+        """Live backups kept by reference (useOwnerReferencesInBackup) by one of `owners`: decodes
+        the shards whose digest says they hold some, and only those."""
+        for view in self._views:
+            if not view.digest.referenced_owners & owners:
+                continue
+            for key in view.backup_keys():
+                record = self[key]
+                if record.use_owner_references and record.phase is not Phase.DELETED and \
+                        (record.owner_kind, record.namespace, record.owner_name) in owners:
+                    yield record
+
+    def control_planes(self) -> set[tuple[str, str]]:
+        """(namespace, control plane) of every shard read that holds a backup: the control planes
+        the index knows (a restore cannot be asked for one of them after the fact)."""
+        out: set[tuple[str, str]] = set()
+        for view in self._views:
+            if view.records is not None:  # versions 1 and 2: the control plane is in each record
+                out.update((record.namespace, record.control_plane) for record in view.records)
+            elif view.names:
+                out.add((view.namespace, view.control_plane))
+        return out
+
+    def __getitem__(self, key: tuple[str, str]) -> BackupRecord:
+        record = self._decoded.get(key)
+        if record is None:
+            view, i = self._where[key]
+            with unreadable_as_corrupt(view.key, f"record of backup {key[1]}"):
+                record = view.record(i)
+            self._decoded[key] = record
+        return record
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._where
+
+
+@contextlib.contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """Loading builds hundreds of thousands of small objects (names, keys, digest entries) and no
+    reference cycles; left on, the cycle collector walks them again and again while they are built.
+    Afterwards they are frozen out of its sight too: they live for the run, and reference counting
+    still frees them. The next load thaws what the previous one froze, so nothing stays frozen for
+    good."""
+    enabled = gc.isenabled()
+    gc.disable()
+    gc.unfreeze()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+@dataclass(frozen=True)
+class RecordedState:
+    """What the index records: backups by (namespace, name), restores by (namespace, control plane)."""
+
+    backups: RecordedBackups = field(default_factory=RecordedBackups)
+    restores: Mapping[tuple[str, str], RestoreRecord] = field(default_factory=dict)
+
+    def digest(self) -> RecordedDigest:
+        return self.backups.digest()
+
+    def kept_by(self, owners: Set[Owner]) -> Iterable[BackupRecord]:
+        return self.backups.kept_by(owners)
+
+    def control_planes(self) -> set[tuple[str, str]]:
+        return self.backups.control_planes()
+
+    @classmethod
+    def union(cls, states: Iterable[RecordedState]) -> RecordedState:
+        """What several buckets record, as one state (a later one wins a key recorded twice)."""
+        states = list(states)
+        if len(states) == 1:  # one bucket: nothing to combine
+            return states[0]
+        return cls(RecordedBackups.union(s.backups for s in states),
+                   {key: r for s in states for key, r in s.restores.items()})
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    shards: int
+    backups: int
+    restores: int
+    skipped: tuple[str, ...] = ()
+    #: records of backups whose archive exists, unreadable: kept as Failed, reason RecordUnreadable
+    unreadable: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        text = f"rebuilt {self.shards} index shard(s): {self.backups} backup(s), {self.restores} restore(s)"
+        if self.unreadable:
+            text += (f"; {len(self.unreadable)} backup(s) kept from their archive, record unreadable "
+                     f"(RecordUnreadable): " + ", ".join(self.unreadable[:10]))
+        if self.skipped:
+            text += f"; {len(self.skipped)} unreadable record(s) skipped: " + ", ".join(self.skipped[:10])
+        return text
+
+
+class BucketIndex:
+    def __init__(self, bucket: Bucket, layout: BucketLayout, *, config_name: str = "", workers: int = 16):
+        self.bucket = bucket
+        self.layout = layout
+        self.config_name = config_name
+        self.workers = workers
+        #: called before every write (the lease's `check`): raises LeaseLost when this run no longer
+        #: holds the lease, so a stale holder's writes are refused. None: no lease (tests, tools)
+        self.fence: Callable[[], None] | None = None
+
+    def _fenced(self) -> None:
+        if self.fence is not None:
+            self.fence()
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def _read_shard(self, key: str) -> tuple[Shard, str | None]:
+        try:
+            data, version = self.bucket.read(key)
+        except ObjectNotFound:
+            return Shard(), None
+        return Shard.from_bytes(data, key), version
+
+    def shard_keys(self, namespaces: Iterable[str] | None = None) -> list[str]:
+        return self._shard_keys_and_orphans(namespaces)[0]
+
+    def _shard_keys_and_orphans(self, namespaces: Iterable[str] | None) -> tuple[list[str], list[str]]:
+        """The shard keys, and the control-plane prefixes holding backups or a restore record but no shard."""
+        prefixes = [self.layout.namespace_prefix(ns) for ns in namespaces] if namespaces is not None else [self.layout.root]
+        keys = set()
+        with_backups: set[tuple[str, str]] = set()
+        for prefix in prefixes:
+            for item in self.bucket.list(prefix):
+                parsed = self.layout.parse(item.key)
+                if not parsed:
+                    continue
+                if parsed[2] == INDEX_FILE:
+                    keys.add(item.key)
+                elif parsed[2].startswith("backups/") or parsed[2] == f"restore/{RECORD_FILE}":
+                    with_backups.add(parsed[:2])
+        orphans = sorted(self.layout.control_plane_prefix(ns, cp) for ns, cp in with_backups
+                         if self.layout.index_key(ns, cp) not in keys)
+        return sorted(keys), orphans
+
+    def load(self, namespaces: Iterable[str] | None = None) -> RecordedState:
+        """Every shard under the prefix (or the given namespaces), read concurrently. A control plane
+        with backups but no shard (the shard was deleted, or a run died before writing its first
+        one) is read from its per-backup records instead: planning without them would take those
+        backups again. The next write to that control plane writes the shard from them too."""
+        keys, orphans = self._shard_keys_and_orphans(namespaces)
+
+        def fetch(key: str) -> bytes | None:  # no version needed to plan: a plain read, no hashing
+            try:
+                with self.bucket.open_read(key) as stream:
+                    return stream.read()
+            except ObjectNotFound:
+                return None
+
+        backups = RecordedBackups()
+        restores: dict[tuple[str, str], RestoreRecord] = {}
+        with _without_cycle_collection(), ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(keys)))) as pool:
+            # threads wait on the bucket; decoding stays on this thread, where it does not fight
+            # the readers for the GIL. A window of reads in flight bounds the memory.
+            window = 4 * self.workers
+            for start in range(0, len(keys), window):
+                batch = keys[start:start + window]
+                for key, data in zip(batch, pool.map(fetch, batch), strict=True):
+                    if data is None:
+                        continue
+                    with unreadable_as_corrupt(key):
+                        view = ShardView.parse(data, key)
+                        where = self.layout.parse(key)[:2]
+                        if view.records is None and (view.namespace, view.control_plane) != where:
+                            raise ValueError("the header names another control plane")
+                        if view.records is not None and any(r.namespace != where[0] for r in view.records):
+                            raise ValueError("a record of another namespace")
+                    backups.add(view)
+                    if view.restore is not None:
+                        restores[view.restore.key] = view.restore
+            for prefix in orphans:
+                namespace, control_plane, _ = self.layout.parse(prefix + INDEX_FILE)
+                shard, unreadable = self._from_records(namespace, control_plane)
+                log.warning("%s: no index shard; read %d backup record(s) instead%s", prefix, len(shard.backups),
+                            f" ({len(unreadable)} unreadable: run `reconcile.py index rebuild`)" if unreadable else "")
+                key = self.layout.index_key(namespace, control_plane)
+                view = ShardView.parse(shard.to_bytes(namespace, control_plane, self.layout), key)
+                backups.add(view)
+                if view.restore is not None:
+                    restores[view.restore.key] = view.restore
+        return RecordedState(backups, restores)
+
+    def _from_records(self, namespace: str, control_plane: str) -> tuple[Shard, list[str]]:
+        """The shard of one control plane as its per-backup and restore records say (for a shard
+        that is missing), and the keys of the records that could not be read."""
+        shard = Shard()
+        unreadable = []
+        for item in self.bucket.list(self.layout.control_plane_prefix(namespace, control_plane)):
+            parsed = self.layout.parse(item.key)
+            if not parsed or not item.key.endswith("/" + RECORD_FILE):
+                continue
+            parts = parsed[2].split("/")
+            try:
+                doc = jsoncodec.loads(self.bucket.read(item.key)[0])
+                if not isinstance(doc, dict) or int(doc.get("schemaVersion", 1)) > RECORD_SCHEMA_VERSION:
+                    raise ValueError("not a record this release reads")
+                if len(parts) == 3 and parts[0] == "backups":
+                    record = BackupRecord.from_dict(doc)
+                    if (record.namespace, record.control_plane, record.name) != (namespace, control_plane, parts[1]):
+                        raise ValueError("a record of another backup")
+                    shard.backups[record.name] = record
+                elif parts == ["restore", RECORD_FILE]:
+                    restore = RestoreRecord.from_dict(doc)
+                    if restore.key == (namespace, control_plane):
+                        shard.restore = restore
+            except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, ObjectNotFound):
+                unreadable.append(item.key)
+        return shard, unreadable
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def _update(self, namespace: str, control_plane: str, apply: Callable[[Shard], Callable[[], None] | None]) -> None:
+        """Read the shard, let `apply` change it (returning the side write to do first), and
+        compare-and-swap it back; on a lost race, start again from a fresh read."""
+        key = self.layout.index_key(namespace, control_plane)
+        for attempt in range(CAS_ATTEMPTS):
+            shard, version = self._read_shard(key)
+            if version is None:  # no shard (yet, or any more): start from the records, never from nothing
+                shard = self._from_records(namespace, control_plane)[0]
+            before = apply(shard)
+            if before is not None:
+                before()
+            try:
+                data = shard.to_bytes(namespace, control_plane, self.layout)
+                self._fenced()
+                if version is None:
+                    self.bucket.put_if_absent(key, data)
+                else:
+                    self.bucket.put_if_match(key, data, version)
+                return
+            except PreconditionFailed:
+                time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
+        raise IndexConflict(f"{self.bucket.description}: {key}: {CAS_ATTEMPTS} concurrent updates in a row; try again")
+
+    def update_backup(self, namespace: str, control_plane: str, name: str,
+                      change: Callable[[BackupRecord | None], BackupRecord], *,
+                      replace_unindexed: bool = False) -> BackupRecord:
+        """Change one backup's record: its per-backup record, then its shard, both compare-and-swap
+        and fenced. A per-backup record the shard does not list is replaced only with
+        `replace_unindexed` (the caller looked at it first); else RecordExists."""
+        result: list[BackupRecord] = []
+
+        def apply(shard: Shard) -> Callable[[], None]:
+            old = shard.backups.get(name)
+            record = change(old)
+            shard.backups[name] = record
+            result[:] = [record]
+            data = json.dumps(record.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+            key = self.layout.backup_record_key(namespace, control_plane, name)
+            return lambda: self._write_record(key, data, replace=old is not None or replace_unindexed)
+
+        self._update(namespace, control_plane, apply)
+        return result[0]
+
+    def update_restore(self, namespace: str, control_plane: str,
+                       change: Callable[[RestoreRecord | None], RestoreRecord]) -> RestoreRecord:
+        result: list[RestoreRecord] = []
+
+        def apply(shard: Shard) -> Callable[[], None]:
+            record = change(shard.restore)
+            shard.restore = record
+            result[:] = [record]
+            data = json.dumps(record.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+            return lambda: self._write_record(self.layout.restore_record_key(namespace, control_plane), data,
+                                              replace=True)
+
+        self._update(namespace, control_plane, apply)
+        return result[0]
+
+    def _write_record(self, key: str, data: bytes, *, replace: bool) -> None:
+        """Write a per-backup (or restore) record next to its archive, fenced and compare-and-swap:
+        created only if absent, replaced only if unchanged since read. A backup record the shard
+        does not know (`replace` False) is never replaced: that backup is adopted or reported
+        (RecordExists), not silently taken again."""
+        for _ in range(CAS_ATTEMPTS):
+            try:
+                _, version = self.bucket.read(key)
+            except ObjectNotFound:
+                version = None
+            self._fenced()
+            try:
+                if version is None:
+                    self.bucket.put_if_absent(key, data)
+                elif not replace:
+                    raise RecordExists(f"{self.bucket.description}: {key} exists but the index shard does not "
+                                       "list it; it is never overwritten (run `reconcile.py index rebuild`)")
+                else:
+                    self.bucket.put_if_match(key, data, version)
+                return
+            except PreconditionFailed:
+                continue
+        raise IndexConflict(f"{self.bucket.description}: {key}: {CAS_ATTEMPTS} concurrent updates in a row; try again")
+
+    # -- repair --------------------------------------------------------------------------------------
+
+    def rebuild(self) -> RebuildReport:
+        """Recreate every shard from the per-backup and restore records found by listing the bucket.
+        Every backup whose archive exists is kept: one whose record is unreadable (not JSON, `[]`, a
+        field of the wrong type, or naming another backup) is kept as Failed with reason
+        RecordUnreadable, which no plan retakes or deletes by itself. Unreadable records without an
+        archive are reported, never silently dropped."""
+        groups: dict[tuple[str, str], Shard] = defaultdict(Shard)
+        skipped: list[str] = []
+        unreadable: list[str] = []
+        archives: set[tuple[str, str, str]] = set()
+        records: list[tuple[str, str, str, str]] = []  # (namespace, control plane, rest, key)
+        for item in self.bucket.list(self.layout.root):
+            parsed = self.layout.parse(item.key)
+            if not parsed:
+                continue
+            namespace, control_plane, rest = parsed
+            parts = rest.split("/")
+            if len(parts) == 3 and parts[0] == "backups" and parts[2] == ARCHIVE_FILE:
+                archives.add((namespace, control_plane, parts[1]))
+            elif item.key.endswith("/" + RECORD_FILE):
+                records.append((namespace, control_plane, rest, item.key))
+        for namespace, control_plane, rest, key in records:
+            parts = rest.split("/")
+            try:
+                data, _ = self.bucket.read(key)
+                doc = jsoncodec.loads(data)
+                if not isinstance(doc, dict):
+                    raise ValueError("not a JSON object")
+                if int(doc.get("schemaVersion", 1)) > RECORD_SCHEMA_VERSION:
+                    raise ValueError("newer schemaVersion")
+                if len(parts) == 3 and parts[0] == "backups":
+                    record = BackupRecord.from_dict(doc)
+                    if (record.namespace, record.control_plane, record.name) != (namespace, control_plane, parts[1]):
+                        raise ValueError("a record of another backup")
+                    groups[(namespace, control_plane)].backups[record.name] = record
+                elif rest == f"restore/{RECORD_FILE}":
+                    groups[(namespace, control_plane)].restore = RestoreRecord.from_dict(doc)
+            except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, ObjectNotFound):
+                if len(parts) == 3 and parts[0] == "backups" and (namespace, control_plane, parts[1]) in archives:
+                    continue  # kept below, from its archive
+                skipped.append(key)
+        for namespace, control_plane, name in sorted(archives):
+            shard = groups[(namespace, control_plane)]
+            if name in shard.backups:
+                continue
+            unreadable.append(self.layout.backup_record_key(namespace, control_plane, name))
+            shard.backups[name] = BackupRecord(
+                namespace=namespace, name=name, control_plane=control_plane, config=self.config_name,
+                phase=Phase.FAILED, archive_key=self.layout.archive_key(namespace, control_plane, name),
+                conditions=(Condition("Completed", "False", RECORD_UNREADABLE,
+                                      "the archive exists but its record is missing or unreadable; kept as it is "
+                                      "(restore the record, or delete the Backup to remove the archive)"),))
+        for (namespace, control_plane), shard in sorted(groups.items()):
+            key = self.layout.index_key(namespace, control_plane)
+            self._fenced()
+            self.bucket.put(key, shard.to_bytes(namespace, control_plane, self.layout), content_type="application/json")
+        return RebuildReport(len(groups), sum(len(s.backups) for s in groups.values()),
+                             sum(1 for s in groups.values() if s.restore), tuple(skipped), tuple(unreadable))

@@ -1,0 +1,95 @@
+"""The buckets of a run: one per SharedBackupConfig, opened once, read only within its namespace.
+
+Several configs may point at the same bucket and prefix; each reads only its own namespace's part of
+the index, so one group can never see or touch another's backups.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ctpbackup.desired.model import SharedBackupConfig
+from ctpbackup.engines.encryption import EncryptionError, Keyring, parse_key
+from ctpbackup.kube.secrets import SecretNotFound, SecretSource
+from ctpbackup.storage.base import Bucket, StorageError
+from ctpbackup.storage.factory import open_bucket
+from ctpbackup.store.index import BucketIndex, RecordedState
+from ctpbackup.store.layout import BucketLayout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the backups of one SharedBackupConfig go."""
+
+    config: SharedBackupConfig
+    bucket: Bucket
+    layout: BucketLayout
+    index: BucketIndex
+    #: the client-side encryption keys (extension), when the config names some and they were read;
+    #: the first encrypts and authenticates records, all decrypt; never in a repr
+    keyring: Keyring | None = field(default=None, repr=False)
+
+    @property
+    def location(self) -> tuple[str, str, str]:
+        storage = self.config.object_storage
+        return (storage.provider, storage.bucket, storage.prefix)
+
+    @property
+    def namespace(self) -> str:
+        return self.config.namespace
+
+
+class TargetError(Exception):
+    """A bucket of the run cannot be opened or read; the run fails closed."""
+
+
+def open_targets(configs: Iterable[SharedBackupConfig], secrets: SecretSource, *,
+                 encryption_keys: bool = False) -> dict[tuple[str, str], Target]:
+    """Open each config's bucket and index; with `encryption_keys`, also read its archive keys into a
+    Keyring (a missing or malformed key then fails the run before anything is written, naming the
+    Secret and never its value)."""
+    targets = {}
+    for config in configs:
+        try:
+            bucket = open_bucket(config, secrets)
+        except StorageError as err:
+            raise TargetError(f"SharedBackupConfig {config.namespace}/{config.name}: {err}") from None
+        layout = BucketLayout(config.object_storage.prefix)
+        keyring = None
+        refs = config.object_storage.encryption_key_refs
+        if refs and encryption_keys:
+            materials = []
+            for ref in refs:
+                try:
+                    materials.append(parse_key(secrets.get(config.namespace, ref.name, ref.key)))
+                except (SecretNotFound, EncryptionError) as err:
+                    raise TargetError(f"SharedBackupConfig {config.namespace}/{config.name}: encryption key "
+                                      f"{ref.name}/{ref.key}: {err}") from None
+            keyring = Keyring.of(materials)
+        targets[(config.namespace, config.name)] = Target(config, bucket, layout,
+                                                          BucketIndex(bucket, layout, config_name=config.name), keyring)
+    return targets
+
+
+def load_recorded(targets: Mapping[tuple[str, str], Target]) -> RecordedState:
+    """Union of what every bucket records, each read only for its config's namespace. Records made
+    through another config of the same namespace and location are read once."""
+    seen: dict[tuple[str, str, str, str], Target] = {}
+    for target in targets.values():
+        seen.setdefault(target.location + (target.namespace,), target)
+
+    def read(target: Target) -> RecordedState:
+        try:
+            return target.index.load(namespaces=[target.namespace])
+        except StorageError as err:
+            raise TargetError(f"cannot read the bucket index of SharedBackupConfig "
+                              f"{target.config.namespace}/{target.config.name}: {err}") from None
+
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(seen)))) as pool:
+        states = list(pool.map(read, seen.values()))
+    return RecordedState.union(states)
