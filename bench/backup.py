@@ -21,6 +21,8 @@ from common import ROOT, api_client, seed_types  # noqa: I001 - bench/ is on sys
 
 from ctpbackup.engines.backup import ArchiveInfo, take_backup
 from ctpbackup.storage.filesystem import FilesystemBucket
+from ctpbackup.store.backup_store import BackupStore
+from ctpbackup.store.layout import BucketLayout
 from kubeemu import EmulatorProcess
 
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
@@ -28,7 +30,8 @@ KUBECTL = str(Path(sys.executable).parent / "kubectl")
 
 def ours(cp, bucket: FilesystemBucket) -> tuple[float, int]:
     started = time.perf_counter()
-    result = take_backup(api_client(cp.kubeconfig_text()), bucket, "bench/archive.tar.gz", ArchiveInfo("default", "bench", "b"))
+    result = take_backup(api_client(cp.kubeconfig_text()), BackupStore(bucket, BucketLayout("bench")),
+                         ArchiveInfo("default", "bench", "b"))
     return time.perf_counter() - started, sum(result.counts.values())
 
 
@@ -67,7 +70,9 @@ def rss_of_backup(objects: int) -> int:
         code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'bench')!r})\n"
                 "from common import api_client\nfrom ctpbackup.engines.backup import take_backup, ArchiveInfo\n"
                 "from ctpbackup.storage.filesystem import FilesystemBucket\n"
-                f"take_backup(api_client(sys.stdin.read()), FilesystemBucket({tmp!r}), 'a/archive.tar.gz', ArchiveInfo('d','c','b'))\n"
+                "from ctpbackup.store.backup_store import BackupStore\nfrom ctpbackup.store.layout import BucketLayout\n"
+                f"take_backup(api_client(sys.stdin.read()), BackupStore(FilesystemBucket({tmp!r}), BucketLayout()), "
+                "ArchiveInfo('d','c','b'))\n"
                 "print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM')))")
         out = subprocess.run([sys.executable, "-c", code], input=cp.kubeconfig_text(), capture_output=True, text=True, check=True)
         return int(out.stdout.strip().splitlines()[-1])

@@ -24,6 +24,8 @@ from ctpbackup.engines.archive import ArchiveReader
 from ctpbackup.engines.backup import ArchiveInfo, take_backup
 from ctpbackup.engines.restore import run_restore
 from ctpbackup.storage.filesystem import FilesystemBucket
+from ctpbackup.store.backup_store import BackupStore
+from ctpbackup.store.layout import BucketLayout
 from kubeemu import EmulatorProcess
 from kubeemu.fixtures import _Client, crd
 
@@ -49,8 +51,9 @@ def main() -> int:
         bucket = FilesystemBucket(Path(tmp) / "bucket")
         with EmulatorProcess() as source:
             seed_types(source, args.objects, args.types)
-            take_backup(api_client(source.kubeconfig_text()), bucket, "a/archive.tar.gz", ArchiveInfo("d", "c", "b"))
-        archive = Path(tmp) / "bucket" / "a" / "archive.tar.gz"
+            result = take_backup(api_client(source.kubeconfig_text()), BackupStore(bucket, BucketLayout()),
+                                 ArchiveInfo("d", "c", "b"))
+        archive = Path(tmp) / "bucket" / result.archive_key
         objects = [obj for member, obj in ArchiveReader(archive).objects() if member.resource.endswith("bench.example.org")]
 
         with EmulatorProcess() as target:

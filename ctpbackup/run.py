@@ -244,15 +244,15 @@ def leases(targets: dict[tuple[str, str], Target], wait: float, clock: Callable[
     Under the lease, multipart uploads left by a crashed run are swept: only those of this shard's
     control planes (another shard's run may be uploading right now) and only those older than a
     lease period (no live run of this shard has one that old without renewing past it)."""
-    name = "lease" if shard[1] == 1 else f"lease-shard-{shard[0]}-of-{shard[1]}"
     holder = f"{socket.gethostname()}/{os.getpid()}"
     seen: dict[tuple, Target] = {}
     for target in targets.values():
         seen.setdefault(target.location, target)
+    index, count = shard
     with ExitStack() as stack:
         for location in sorted(seen):
             target = seen[location]
-            lease = Lease(target.bucket, target.layout, holder=holder, duration=duration, clock=clock, name=name)
+            lease = Lease(target.bucket, target.layout, holder=holder, duration=duration, clock=clock, shard=shard)
             try:
                 lease.acquire(wait=wait)
             except LeaseHeld as err:
@@ -263,23 +263,14 @@ def leases(targets: dict[tuple[str, str], Target], wait: float, clock: Callable[
             lease.start_renewing()
             for same in targets.values():
                 if same.location == location:
-                    same.index.fence = lease.check
-                    stack.callback(setattr, same.index, "fence", None)
-            swept = target.bucket.abort_incomplete_uploads(
-                target.layout.root, older_than_seconds=duration.total_seconds(),
-                select=lambda key, layout=target.layout: _in_shard(layout, key, shard))
+                    same.fence_with(lease.check)
+                    stack.callback(same.fence_with, None)
+            swept = target.store.sweep_uploads(
+                duration.total_seconds(),
+                None if count == 1 else lambda namespace, name: shard_of(namespace, name, count) == index)
             if swept:
                 log.warning("removed %d incomplete upload(s) left by an interrupted run", swept)
         yield
-
-
-def _in_shard(layout, key: str, shard: tuple[int, int]) -> bool:
-    """Whether an upload's key is an archive of a control plane of this shard."""
-    parsed = layout.parse(key)
-    if parsed is None:
-        return False
-    index, count = shard
-    return count == 1 or shard_of(parsed[0], parsed[1], count) == index
 
 
 def refresh(prepared: Prepared) -> Prepared:

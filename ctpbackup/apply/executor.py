@@ -17,10 +17,8 @@ Every index write passes the lease's fence; once the lease is lost the run stops
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import tempfile
-import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,16 +28,14 @@ from pathlib import Path
 
 from ctpbackup.desired.model import DesiredState
 from ctpbackup.engines import backup as backup_engine
-from ctpbackup.engines import jsoncodec
 from ctpbackup.engines import restore as restore_engine
 from ctpbackup.kube.connect import INSECURE_KUBECONFIG, ControlPlaneUnreachable, api_client_for
 from ctpbackup.kube.secrets import SecretSource
 from ctpbackup.plan.planner import DEFAULT_MAX_RESTORE_ATTEMPTS, Action, ActionType, Plan
 from ctpbackup.rules.sizes import human_size
-from ctpbackup.storage.base import ObjectNotFound, StorageError
+from ctpbackup.storage.base import StorageError
 from ctpbackup.store import record_mac
 from ctpbackup.store.index import RecordExists
-from ctpbackup.store.layout import BucketLayout
 from ctpbackup.store.lease import LeaseLost
 from ctpbackup.store.records import (
     INTERRUPTED,
@@ -161,15 +157,16 @@ class Executor:
         log.warning("backup %s/%s failed: %s: %s", request.namespace, request.name, INTERRUPTED, message)
         return Outcome(action, True, f"recorded Failed: {INTERRUPTED}: {message}")
 
-    def _adopt_or_clear(self, action: Action, target: Target, archive_key: str) -> Outcome | None:
+    def _adopt_or_clear(self, action: Action, target: Target) -> Outcome | None:
         """Before a backup is taken: what is already at its keys. None to go on and take it; else
         the outcome (adopted, or reported and left alone). Raises StorageError when the bucket
         cannot tell."""
         request = action.request
         assert request is not None
         ns, cp, name = request.namespace, request.control_plane, request.name
-        attrs = target.bucket.attributes(archive_key)
-        beside, readable = _record_beside(target.bucket, target.layout, ns, cp, name)
+        store = target.store
+        attrs = store.archive_attributes(ns, cp, name)
+        beside, readable = store.backup_record_beside(ns, cp, name)
         if attrs is None:
             if action.record is None and not readable:
                 return Outcome(action, False, f"RecordUnreadable: the record of Backup {name} in the bucket is "
@@ -180,7 +177,7 @@ class Executor:
                                               "archive's key but the archive is gone; nothing was taken again")
             return None
         if beside is not None and beside.phase is Phase.COMPLETED and beside.size == attrs.size and \
-                beside.sha256 and _sha256_of(target.bucket, archive_key) == beside.sha256:
+                beside.sha256 and store.archive_sha256(ns, cp, name) == beside.sha256:
             target.index.update_backup(ns, cp, name, lambda _old: beside, replace_unindexed=True)
             log.warning("backup %s/%s: adopted the archive already in the bucket (it matches its record)", ns, name)
             return Outcome(action, True, f"adopted: the archive in the bucket matches its Completed record "
@@ -191,9 +188,7 @@ class Executor:
                                           "and no readable Completed record matches; it is kept and not taken "
                                           "again (run `reconcile.py index rebuild`, or remove it)")
         # the index records this backup as interrupted: the archive is a killed run's, never recorded
-        if target.index.fence is not None:
-            target.index.fence()
-        target.bucket.delete(archive_key)
+        store.delete_archive(ns, cp, name)
         log.warning("backup %s/%s: removed the archive of an interrupted try (no Completed record matches it); "
                     "taking the backup again", ns, name)
         return None
@@ -203,9 +198,9 @@ class Executor:
         assert request is not None
         target = self.targets[(action.namespace, request.options.config)]
         retries = action.record.retries + 1 if action.type is ActionType.RETRY and action.record else 0
-        archive_key = target.layout.archive_key(request.namespace, request.control_plane, request.name)
+        archive_key = target.store.archive_key(request.namespace, request.control_plane, request.name)
         try:
-            settled = self._adopt_or_clear(action, target, archive_key)
+            settled = self._adopt_or_clear(action, target)
         except RecordExists as err:
             return Outcome(action, False, f"RecordExists: {err}")
         except StorageError as err:
@@ -240,7 +235,7 @@ class Executor:
             api = api_client_for(control_plane, self.secrets)
             with api:
                 result = backup_engine.take_backup(
-                    api, target.bucket, archive_key,
+                    api, target.store,
                     backup_engine.ArchiveInfo(namespace=request.namespace, control_plane=request.control_plane,
                                               backup=request.name, git_commit=self.desired.commit,
                                               excluded_resources=request.options.excluded_resources),
@@ -335,10 +330,8 @@ class Executor:
                 keys = record_mac.check_restorable(source, target.keyring,
                                                    target.config.object_storage.allow_unauthenticated_backups)
                 with tempfile.TemporaryDirectory(prefix="ctpbackup-restore-", dir=self.workdir) as tmp:
-                    # the archive's key from the layout, never from the (editable) record
-                    source = dataclasses.replace(source, archive_key=target.layout.archive_key(
-                        source.namespace, source.control_plane, source.name))
-                    archive = restore_engine.fetch_verified(target.bucket, source, Path(tmp), keys)
+                    # the store reads the archive at the layout's key, never at the (editable) record's
+                    archive = restore_engine.fetch_verified(target.store, source, Path(tmp), keys)
                     if target.index.fence is not None:
                         target.index.fence()  # a run that lost its lease writes nothing to the target either
                     result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress,
@@ -419,46 +412,10 @@ class Executor:
 
         target.index.update_backup(record.namespace, record.control_plane, record.name, deleted)
         if action.type is ActionType.DELETE:
-            # the key of this backup's own archive, from the layout: a record's archiveKey is never trusted
-            archive_key = target.layout.archive_key(record.namespace, record.control_plane, record.name)
-            for attempt in range(3):
-                try:
-                    if target.index.fence is not None:
-                        target.index.fence()
-                    target.bucket.delete(archive_key)
-                    break
-                except Exception as err:  # noqa: BLE001 - the record already says Deleted; report the leftover
-                    if attempt == 2:
-                        return Outcome(action, False, f"marked Deleted but the archive could not be removed: {err}")
-                    time.sleep(0.5 * (attempt + 1))
+            # this backup's own archive, at the layout's key: a record's archiveKey is never trusted
+            try:
+                target.store.delete_archive(record.namespace, record.control_plane, record.name, attempts=3)
+            except Exception as err:  # noqa: BLE001 - the record already says Deleted; report the leftover
+                return Outcome(action, False, f"marked Deleted but the archive could not be removed: {err}")
         return Outcome(action, True, "archive removed" if action.type is ActionType.DELETE else "archive kept")
 
-
-def _record_beside(bucket, layout: BucketLayout, namespace: str, control_plane: str,
-                   name: str) -> tuple[BackupRecord | None, bool]:
-    """The per-backup record next to the archive's key, and whether it could be read (True when there
-    is none). A record naming another backup counts as unreadable."""
-    try:
-        data, _ = bucket.read(layout.backup_record_key(namespace, control_plane, name))
-    except ObjectNotFound:
-        return None, True
-    try:
-        doc = jsoncodec.loads(data)
-        if not isinstance(doc, dict):
-            raise ValueError("not a JSON object")
-        record = BackupRecord.from_dict(doc)
-        if (record.namespace, record.control_plane, record.name) != (namespace, control_plane, name):
-            raise ValueError("a record of another backup")
-        if not isinstance(record.sha256, str) or type(record.size) is not int:
-            raise ValueError("size or sha256")
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
-        return None, False
-    return dataclasses.replace(record, archive_key=layout.archive_key(namespace, control_plane, name)), True
-
-
-def _sha256_of(bucket, key: str) -> str:
-    digest = hashlib.sha256()
-    with bucket.open_read(key) as stream:
-        while chunk := stream.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -26,7 +26,8 @@ from ctpbackup.engines import archive, jsoncodec
 from ctpbackup.engines.encryption import backup_context
 from ctpbackup.engines.restore_order import made_by_control_plane
 from ctpbackup.kube.api import KubeAPI, KubeError, ResourceType
-from ctpbackup.storage.base import Bucket, PreconditionFailed, StorageError
+from ctpbackup.storage.base import PreconditionFailed, StorageError
+from ctpbackup.store.backup_store import BackupStore
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +167,13 @@ def skip_reason(rtype: ResourceType, obj: dict, crd_wanted: set[str], crd_all: b
     return ""
 
 
-def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveInfo, *, progress: bool = False,
+def take_backup(api_client: ApiClient, store: BackupStore, info: ArchiveInfo, *, progress: bool = False,
                 workers: int = LIST_WORKERS, page_size: int = PAGE_SIZE, encryption_key: bytes | None = None) -> BackupResult:
-    """Export the control plane behind `api_client` into `bucket` at `key`."""
+    """Export the control plane behind `api_client` into the archive of backup `info.backup` in
+    `store` (put create-if-absent: an archive already there is never replaced). Raises BackupFailed
+    with the reason (ControlPlaneUnreachable, DiscoveryFailed, ListFailed, ArchiveExists,
+    BucketWriteFailed, UnstorableObject); the upload is aborted on any failure."""
+    key = store.archive_key(info.namespace, info.control_plane, info.backup)
     kube = KubeAPI(api_client)
     started = datetime.now(UTC)
     try:
@@ -191,7 +196,7 @@ def take_backup(api_client: ApiClient, bucket: Bucket, key: str, info: ArchiveIn
     meter = Progress(f"backup {info.namespace}/{info.control_plane} → {info.backup}", enabled=progress)
     upload = None
     try:
-        upload = bucket.open_upload(key, content_type="application/gzip", if_absent=True)  # never replaces one
+        upload = store.put_archive(info.namespace, info.control_plane, info.backup)  # never replaces one
         writer = archive.ArchiveWriter(upload, encryption_key=encryption_key,
                                        encryption_context=backup_context(info.namespace, info.control_plane, info.backup))
         with tempfile.TemporaryFile() as uid_spool:

@@ -10,7 +10,6 @@ created paused and unpaused at the end unless they were paused in the source.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import shutil
 import tempfile
@@ -40,14 +39,13 @@ from ctpbackup.engines.restore_order import (
     tier_of,
 )
 from ctpbackup.kube.api import KubeAPI, KubeError, ResourceType
-from ctpbackup.storage.base import Bucket, ObjectNotFound, StorageError
+from ctpbackup.store.backup_store import ArchiveCheckFailed, BackupStore
 from ctpbackup.store.records import BackupRecord
 
 CRD_KEY = "customresourcedefinitions.apiextensions.k8s.io"
 
 log = logging.getLogger(__name__)
 
-MAX_ARCHIVE_BYTES = 50 * 1024 * 1024 * 1024
 MAX_WARNINGS = 200
 WORKERS = 16
 CHUNK = 1000
@@ -103,40 +101,18 @@ def answers(api_client: ApiClient) -> bool:
         return False
 
 
-def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path, encryption_key: Keyring | bytes | None = None) -> Path:
-    """Download the archive of `record` into `dest` and prove it is the one the index recorded
-    (then decrypt it, when it was encrypted on the client)."""
-    if not record.archive_key or not record.sha256:
-        raise RestoreFailed("ArchiveMissing", f"Backup {record.name} has no recorded archive")
-    if record.size <= 0 or record.size > MAX_ARCHIVE_BYTES:
-        raise RestoreFailed("ArchiveRejected", f"recorded archive size {record.size} is not plausible")
+def fetch_verified(store: BackupStore, record: BackupRecord, dest: Path,
+                   encryption_key: Keyring | bytes | None = None) -> Path:
+    """Download the archive of `record` from `store` into `dest`, proven the one the index recorded
+    (size and sha256, by the store), then decrypt it when it was encrypted on the client and check
+    every member and that it names this backup of this control plane. Returns the path of the
+    plain archive. Raises RestoreFailed with the reason (ArchiveMissing, ArchiveRejected,
+    IntegrityCheckFailed, ArchiveUnreadable, EncryptionKeyMissing, DecryptionFailed,
+    ArchiveMismatch)."""
     try:
-        attrs = bucket.attributes(record.archive_key)
-        if attrs is None:
-            raise RestoreFailed("ArchiveMissing", f"archive of Backup {record.name} is not in the bucket")
-        if attrs.size != record.size:
-            raise RestoreFailed("IntegrityCheckFailed", f"archive of Backup {record.name} is {attrs.size} bytes; "
-                                                        f"the index recorded {record.size}")
-        path = dest / "archive.tar.gz"
-        digest = hashlib.sha256()
-        size = 0
-        with bucket.open_read(record.archive_key) as stream, path.open("wb") as out:
-            while chunk := stream.read(1024 * 1024):
-                size += len(chunk)
-                if size > record.size:
-                    raise RestoreFailed("IntegrityCheckFailed", f"archive of Backup {record.name} is longer than recorded")
-                digest.update(chunk)
-                out.write(chunk)
-    except RestoreFailed:
-        raise
-    except (StorageError, ObjectNotFound) as err:
-        raise RestoreFailed("ArchiveUnreadable", f"cannot read the archive of Backup {record.name}: {err}") from None
-    except Exception as err:  # noqa: BLE001 - a body cut off mid-download surfaces from the HTTP layer
-        raise RestoreFailed("ArchiveUnreadable", f"the download of Backup {record.name}'s archive broke off "
-                                                 f"({type(err).__name__})") from None
-    if size != record.size or digest.hexdigest() != record.sha256:
-        raise RestoreFailed("IntegrityCheckFailed",
-                            f"archive of Backup {record.name} does not match the sha256 recorded in the index")
+        path = store.fetch_archive(record, dest)
+    except ArchiveCheckFailed as err:
+        raise RestoreFailed(err.reason, err.message) from None
     if record.encrypted:
         if encryption_key is None:
             raise RestoreFailed("EncryptionKeyMissing", f"Backup {record.name} is encrypted and its config names no key")

@@ -57,8 +57,11 @@ class BucketLayout:
     def restore_record_key(self, namespace: str, control_plane: str) -> str:
         return self._join(namespace, control_plane, "restore", RECORD_FILE)
 
-    def lease_key(self, name: str = "lease") -> str:
-        """The apply lease; a sharded run takes one per shard (`lease-shard-0-of-4`)."""
+    def lease_key(self, shard: tuple[int, int] = (0, 1)) -> str:
+        """The apply lease of shard `(index, count)` of the run: `lease.json` for an unsharded run
+        (count 1), `lease-shard-<index>-of-<count>.json` for each shard of a sharded one."""
+        index, count = shard
+        name = "lease" if count == 1 else f"lease-shard-{index}-of-{count}"
         return self._join(".ctpbackup", f"{name}.json")
 
     def parse(self, key: str) -> tuple[str, str, str] | None:

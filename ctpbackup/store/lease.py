@@ -86,13 +86,14 @@ def read_state(data: bytes, key: str) -> LeaseState:
 
 
 class Lease:
-    """The lease of one bucket location. `duration` is the lease period: how long a lease lasts
-    without renewal, and the clock tolerance (an expiry further ahead is a clock error)."""
+    """The lease of one bucket location, or of one shard `(index, count)` of it (its key from the
+    layout). `duration` is the lease period: how long a lease lasts without renewal, and the clock
+    tolerance (an expiry further ahead is a clock error)."""
 
     def __init__(self, bucket: Bucket, layout: BucketLayout, *, holder: str, duration: timedelta,
-                 clock: Callable[[], datetime] = _utcnow, name: str = "lease"):
+                 clock: Callable[[], datetime] = _utcnow, shard: tuple[int, int] = (0, 1)):
         self.bucket = bucket
-        self.key = layout.lease_key(name)
+        self.key = layout.lease_key(shard)
         self.holder = holder
         self.duration = duration
         self.clock = clock

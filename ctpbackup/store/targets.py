@@ -7,7 +7,7 @@ the index, so one group can never see or touch another's backups.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -16,6 +16,7 @@ from ctpbackup.engines.encryption import EncryptionError, Keyring, parse_key
 from ctpbackup.kube.secrets import SecretNotFound, SecretSource
 from ctpbackup.storage.base import Bucket, StorageError
 from ctpbackup.storage.factory import open_bucket
+from ctpbackup.store.backup_store import BackupStore
 from ctpbackup.store.index import BucketIndex, RecordedState
 from ctpbackup.store.layout import BucketLayout
 
@@ -33,6 +34,17 @@ class Target:
     #: the client-side encryption keys (extension), when the config names some and they were read;
     #: the first encrypts and authenticates records, all decrypt; never in a repr
     keyring: Keyring | None = field(default=None, repr=False)
+    #: the one way to this location's archives (built from `bucket` and `layout`)
+    store: BackupStore = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "store", BackupStore(self.bucket, self.layout))
+
+    def fence_with(self, check: Callable[[], None] | None) -> None:
+        """Make every index write and archive deletion of this target first call `check` (the
+        lease's fence; None when the lease is released)."""
+        self.index.fence = check
+        self.store.fence = check
 
     @property
     def location(self) -> tuple[str, str, str]:

@@ -20,6 +20,8 @@ from ctpbackup.kube.api import KubeAPI, KubeError, carry_bearer_token
 from ctpbackup.kube.connect import api_client_for
 from ctpbackup.kube.secrets import DirectorySecretSource, KubernetesSecretSource, SecretNotFound
 from ctpbackup.storage.filesystem import FilesystemBucket
+from ctpbackup.store.backup_store import BackupStore
+from ctpbackup.store.layout import BucketLayout
 from kubeemu import EmulatorServer, kubeconfig
 from kubeemu.fixtures import SUPER_SECRET, _Client
 from tests.fixtures.objectstores import shared_credentials_file
@@ -53,11 +55,12 @@ def connected(tmp_path, cp, **credential) -> tuple[ControlPlane, DirectorySecret
 def test_a_backup_authenticates_with_the_connection_kubeconfig(control_plane, tmp_path, credential):
     put_secret(control_plane, "super-secret-secret", {"password": b"supersecret"})
     plane, secrets = connected(tmp_path, control_plane, **credential)
-    result = take_backup(api_client_for(plane, secrets), FilesystemBucket(tmp_path / "bucket"), "a/archive.tar.gz",
-                         ArchiveInfo("default", "ctp1", "b1"))
+    store = BackupStore(FilesystemBucket(tmp_path / "bucket"), BucketLayout())
+    result = take_backup(api_client_for(plane, secrets), store, ArchiveInfo("default", "ctp1", "b1"))
     assert result.counts["secrets"] == 1
     assert result.counts["namespaces"] >= 1
-    assert (tmp_path / "bucket" / "a" / "archive.tar.gz").stat().st_size == result.size
+    assert result.archive_key == "default/ctp1/backups/b1/archive.tar.gz"
+    assert (tmp_path / "bucket" / "default" / "ctp1" / "backups" / "b1" / "archive.tar.gz").stat().st_size == result.size
 
 
 @pytest.mark.parametrize("token", ["wrong-token", "another-wrong-one"])

@@ -145,11 +145,13 @@ def test_lease_held_takeover_and_release(kind, tmp_path, s3_server):
 
 def test_sharded_runs_take_separate_leases(tmp_path):
     bucket = FilesystemBucket(tmp_path / "b")
-    a = Lease(bucket, LAYOUT, holder="a", duration=timedelta(minutes=5), name="lease-shard-0-of-2")
-    b = Lease(bucket, LAYOUT, holder="b", duration=timedelta(minutes=5), name="lease-shard-1-of-2")
+    a = Lease(bucket, LAYOUT, holder="a", duration=timedelta(minutes=5), shard=(0, 2))
+    b = Lease(bucket, LAYOUT, holder="b", duration=timedelta(minutes=5), shard=(1, 2))
     a.acquire()
     b.acquire()
-    assert a.key != b.key
+    assert (a.key, b.key) == (LAYOUT.lease_key((0, 2)), LAYOUT.lease_key((1, 2)))
+    assert (a.key, b.key) == (LAYOUT.root + ".ctpbackup/lease-shard-0-of-2.json",
+                              LAYOUT.root + ".ctpbackup/lease-shard-1-of-2.json")
 
 
 def test_shards_write_what_backups_share_once_and_read_back_every_field(tmp_path):

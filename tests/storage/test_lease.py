@@ -162,7 +162,8 @@ def test_a_sweep_aborts_only_its_own_shards_uploads(bucket):
     target = target_of(bucket)
     with leases({("default", "default"): target}, 0, lambda: datetime.now(UTC), (1, 2), timedelta(seconds=1)):
         assert target.index.fence is not None
-    assert target.index.fence is None
+        assert target.store.fence is target.index.fence
+    assert (target.index.fence, target.store.fence) == (None, None)
     assert sorted(bucket.list_incomplete_uploads(LAYOUT.root)) == sorted(keys[cp] for cp in theirs)
 
 
