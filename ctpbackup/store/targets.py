@@ -15,7 +15,7 @@ from ctpbackup.desired.model import SharedBackupConfig
 from ctpbackup.engines.encryption import EncryptionError, Keyring, parse_key
 from ctpbackup.kube.secrets import SecretNotFound, SecretSource
 from ctpbackup.storage.base import Bucket, StorageError
-from ctpbackup.storage.factory import open_bucket
+from ctpbackup.storage.factory import StorageConfigError, open_bucket
 from ctpbackup.store.backup_store import BackupStore
 from ctpbackup.store.index import BucketIndex, RecordedState
 from ctpbackup.store.layout import BucketLayout
@@ -60,6 +60,26 @@ class TargetError(Exception):
     """A bucket of the run cannot be opened or read; the run fails closed."""
 
 
+def open_config_bucket(config: SharedBackupConfig, secrets: SecretSource) -> Bucket:
+    """The bucket a SharedBackupConfig names (`spec.objectStorage`: provider, bucket, config), with
+    the credentials its Secret holds (`credentials.source: Secret`, the key `secretRef.key` of
+    Secret `secretRef.name` in the config's namespace) or the SDK's default chain
+    (`InjectedIdentity`), as Spaces' SharedBackupConfig defines them. Every secret value parsed
+    from the credentials is given to the Secret source's redactor. Nothing is sent to the provider
+    here. Raises StorageConfigError (the Secret is missing, or the provider refuses the settings);
+    the message never names the config (the caller does) nor carries a secret."""
+    storage = config.object_storage
+    credentials = None
+    if storage.credentials.source == "Secret":
+        ref = storage.credentials.secret_ref
+        assert ref is not None  # the schema requires it for source Secret
+        try:
+            credentials = secrets.get(config.namespace, ref.name, ref.key)
+        except SecretNotFound as err:
+            raise StorageConfigError(f"credentials: {err}") from None
+    return open_bucket(storage.provider, storage.bucket, storage.config, credentials, redact=secrets.redactor.add)
+
+
 def open_targets(configs: Iterable[SharedBackupConfig], secrets: SecretSource, *,
                  encryption_keys: bool = False) -> dict[tuple[str, str], Target]:
     """Open each config's bucket and index; with `encryption_keys`, also read its archive keys into a
@@ -68,7 +88,7 @@ def open_targets(configs: Iterable[SharedBackupConfig], secrets: SecretSource, *
     targets = {}
     for config in configs:
         try:
-            bucket = open_bucket(config, secrets)
+            bucket = open_config_bucket(config, secrets)
         except StorageError as err:
             raise TargetError(f"SharedBackupConfig {config.namespace}/{config.name}: {err}") from None
         layout = BucketLayout(config.object_storage.prefix)

@@ -228,7 +228,7 @@ def test_nasty_secrets_leak_through_no_output(story, s3_server, tmp_path, monkey
 def test_bucket_credentials_are_scrubbed_on_their_own_however_the_file_writes_them(tmp_path, line):
     from ctpbackup.desired.model import Credentials, ObjectStorage, SecretKeyRef, SharedBackupConfig
     from ctpbackup.kube.secrets import DirectorySecretSource
-    from ctpbackup.storage.factory import open_bucket
+    from ctpbackup.store.targets import open_config_bucket
 
     folder = tmp_path / "default" / "creds"
     folder.mkdir(parents=True)
@@ -237,7 +237,7 @@ def test_bucket_credentials_are_scrubbed_on_their_own_however_the_file_writes_th
     config = SharedBackupConfig("default", "c", ObjectStorage(
         "AWS", "bucket", Credentials("Secret", SecretKeyRef("creds", "creds")),
         config={"endpoint": "127.0.0.1:1", "insecure": True, "region": "us-east-1"}))
-    open_bucket(config, secrets)
+    open_config_bucket(config, secrets)
     secret = parse_shared_credentials((folder / "creds").read_bytes())["aws_secret_access_key"]
     assert secret.startswith(S3_NASTY)
     assert secrets.redactor.scrub(f"a {secret} b") == "a *** b"
