@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ctpbackup import logs
-from ctpbackup.desired.gitsource import Snapshot, read_repository
-from ctpbackup.desired.manifests import LoadResult, ManifestFile, load_desired_state
+from ctpbackup.desired.gitsource import ManifestFile, Snapshot, read_repository
+from ctpbackup.desired.manifests import LoadResult, load_desired_state
 from ctpbackup.desired.model import DesiredState
 from ctpbackup.desired.problems import InvalidManifests, UserError
 from ctpbackup.kube.secrets import DirectorySecretSource, KubernetesSecretSource, SecretSource
@@ -100,29 +100,32 @@ def host_cluster(path: str) -> KubernetesSecretSource:
     return source
 
 
-def prepare(options: SourceOptions, *, encryption_keys: bool = False) -> Prepared:
-    """Read Git and the bucket index; fail closed on any invalid manifest or unreadable bucket.
-    `encryption_keys`: also read the archives' encryption keys (apply needs them; plans and status
-    do not, so a pull-request workflow never holds them)."""
-    snapshot = read_repository(options.repo, options.ref, options.path, options.worktree)
-    first = load_desired_state(snapshot.files, snapshot.commit)
+def read_source(options: SourceOptions) -> Snapshot:
+    """The manifests of the run, read from Git once (`options.repo` at `options.ref`)."""
+    return read_repository(options.repo, options.ref, options.path, options.worktree)
+
+
+def prepare(options: SourceOptions, *, encryption_keys: bool = False, snapshot: Snapshot | None = None) -> Prepared:
+    """Read Git (unless `snapshot` is that read already) and parse it, once; then the bucket index.
+    Fails closed on any invalid manifest or unreadable bucket: the buckets of the configs that did
+    build are opened even when other manifests have errors (a broken config is then reported with
+    the rest). Restore sources are resolved against the index later, by the plan. `encryption_keys`:
+    also read the archives' encryption keys (apply needs them; plans and status do not, so a
+    pull-request workflow never holds them)."""
+    if snapshot is None:
+        snapshot = read_source(options)
+    result = load_desired_state(snapshot.files, snapshot.commit)
     secrets = secret_source(options)
-    targets = _targets(first, secrets, encryption_keys)
-    with _fail_closed(first):
+    targets = _targets(result, secrets, encryption_keys)
+    with _fail_closed(result):
         recorded = load_recorded(targets)
-    # restore sources may name backups only the index knows; finished restores need no source any more
-    result = load_desired_state(
-        snapshot.files, snapshot.commit,
-        recorded_backups=frozenset(recorded.backups),
-        finished_restores=frozenset(k for k, r in recorded.restores.items() if r.finished_at is not None),
-    )
     return Prepared(snapshot, result.require(), targets, recorded, secrets, result)
 
 
 def buckets(options: SourceOptions) -> dict[tuple[str, str], Target]:
     """The buckets of the SharedBackupConfigs in Git, their index not read: what `index rebuild`
     needs, so that it can repair an index no plan can read."""
-    snapshot = read_repository(options.repo, options.ref, options.path, options.worktree)
+    snapshot = read_source(options)
     return _targets(load_desired_state(snapshot.files, snapshot.commit), secret_source(options), False)
 
 
@@ -183,7 +186,7 @@ def survey(options: SourceOptions, now: datetime, config_file: str | None = None
         snapshot = Snapshot(config_file, "", "", "", True, (ManifestFile(os.path.basename(config_file) or "config.yaml",
                                                                          content),))
     else:
-        snapshot = read_repository(options.repo, options.ref, options.path, options.worktree)
+        snapshot = read_source(options)
     result = load_desired_state(snapshot.files, snapshot.commit)
     desired = result.require()
     if config_file and not desired.configs:

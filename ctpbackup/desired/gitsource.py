@@ -20,13 +20,24 @@ from urllib.parse import quote, unquote, urlsplit
 
 import git
 
-from ctpbackup.desired.manifests import YAML_SUFFIXES, ManifestFile
 from ctpbackup.desired.problems import UserError
 
 log = logging.getLogger(__name__)
 
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 _URL = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
+
+#: the files read from a repository; every other file is left where it is
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """One YAML file of the repository, as committed: its bytes are parsed by
+    `ctpbackup.desired.manifests`, which this module never imports."""
+
+    path: str  # relative to the repository root, '/'-separated
+    content: bytes
 
 
 @dataclass(frozen=True)

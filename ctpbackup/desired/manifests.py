@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ctpbackup.desired import schemas
+from ctpbackup.desired.gitsource import YAML_SUFFIXES, ManifestFile
 from ctpbackup.desired.model import (
     DEFAULT_NAMESPACE,
     GROUP,
@@ -44,15 +45,6 @@ from ctpbackup.storage.keys import problems as config_key_problems
 
 log = logging.getLogger(__name__)
 
-YAML_SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass(frozen=True)
-class ManifestFile:
-    path: str  # relative to the repository root, '/'-separated
-    content: bytes
-
-
 @dataclass
 class LoadResult:
     desired: DesiredState | None
@@ -76,14 +68,11 @@ class LoadResult:
         return self.desired
 
 
-def load_desired_state(files: Iterable[ManifestFile], commit: str, recorded_backups: frozenset[tuple[str, str]] = frozenset(),
-                       finished_restores: frozenset[tuple[str, str]] = frozenset()) -> LoadResult:
-    """Parse, validate and model every manifest of our kinds.
-
-    `recorded_backups` (namespace, name) are backups the bucket index knows, which a restore may name
-    even after they left Git; `finished_restores` are control planes whose restore already finished,
-    whose `restore.source` need not resolve any more.
-    """
+def load_desired_state(files: Iterable[ManifestFile], commit: str) -> LoadResult:
+    """Parse, validate and model every manifest of our kinds: once a run, from what Git alone shows.
+    Each file's bytes are read once. Whether a restore's source exists needs the bucket index: the
+    plan checks it, after the index is read (a restore may name a backup that left Git but that the
+    index still records, and a finished restore's source need not resolve any more)."""
     result = LoadResult(desired=None)
     objects: dict[str, dict[tuple[str, str], Any]] = {kind: {} for kind in schemas.KINDS}
     first_seen: dict[tuple[str, str, str], Origin] = {}
@@ -107,7 +96,7 @@ def load_desired_state(files: Iterable[ManifestFile], commit: str, recorded_back
     # objects that failed their own checks still exist as far as references to them go
     declared = frozenset(first_seen)
     result.partial = desired
-    result.problems.extend(check_references(desired, recorded_backups, finished_restores, declared))
+    result.problems.extend(check_references(desired, declared=declared))
     if not result.errors:
         result.desired = desired
     return result

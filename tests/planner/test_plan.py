@@ -84,10 +84,9 @@ class Recorded:
                 and (r.owner_kind, r.namespace, r.owner_name) in owners]
 
 
-def desired(*docs: str, known: tuple[str, ...] = ("old",)):
+def desired(*docs: str):
     text = CONFIG + CP % ("ctp1", "yes") + CP % ("ctp2", "yes") + CP % ("ctp3", "no") + "".join(docs)
-    result = load_desired_state([ManifestFile("all.yaml", text.encode())], "abc1234def",
-                                recorded_backups=frozenset(("default", n) for n in known))
+    result = load_desired_state([ManifestFile("all.yaml", text.encode())], "abc1234def")
     assert not result.errors, [str(p) for p in result.errors]
     return result.require()
 
