@@ -19,36 +19,16 @@ from ctpbackup.storage.filesystem import FilesystemBucket
 from ctpbackup.store.index import BucketIndex
 from ctpbackup.store.layout import BucketLayout
 from ctpbackup.store.records import BackupRecord, Phase
+from tests.planner.test_cli_plan import BACKUP, MANIFESTS
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
-CONFIG = """apiVersion: spaces.upbound.io/v1alpha1
-kind: SharedBackupConfig
-metadata: {name: default}
-spec:
-  objectStorage:
-    provider: Filesystem
-    bucket: %s
-    prefix: prod
-    credentials: {source: InjectedIdentity}
-"""
-CONTROL_PLANES = """apiVersion: spaces.upbound.io/v1beta1
-kind: ControlPlane
-metadata: {name: ctp1}
----
-apiVersion: spaces.upbound.io/v1beta1
+RESTORED = """apiVersion: spaces.upbound.io/v1beta1
 kind: ControlPlane
 metadata: {name: restored}
 spec:
   restore:
     source: {kind: Backup, name: %s}
-"""
-BACKUP = """apiVersion: spaces.upbound.io/v1alpha1
-kind: Backup
-metadata: {name: b-new}
-spec:
-  configRef: {kind: SharedBackupConfig, name: default}
-  controlPlane: ctp1
 """
 
 
@@ -91,16 +71,16 @@ def completed(name: str) -> BackupRecord:
 @pytest.fixture
 def repo(gitops_repo, tmp_path):
     (tmp_path / "secrets").mkdir()
-    gitops_repo.write("config.yaml", CONFIG % (tmp_path / "bucket"))
-    gitops_repo.write("backups/b-new.yaml", BACKUP)
+    gitops_repo.write("config.yaml", MANIFESTS % (tmp_path / "bucket"))
+    gitops_repo.write("backups/b1.yaml", BACKUP)
     return gitops_repo
 
 
-@pytest.mark.parametrize("source", ["only-in-the-index", "b-new"])
+@pytest.mark.parametrize("source", ["only-in-the-index", "b1"])
 def test_a_plan_and_an_apply_read_git_once_and_parse_once(repo, tmp_path, source):
     """`source` stands for the family: a restore naming a backup that left Git but is in the index,
     and one naming a backup declared in Git."""
-    repo.write("control-planes.yaml", CONTROL_PLANES % source)
+    repo.write("restored.yaml", RESTORED % source)
     repo.commit()
     BucketIndex(FilesystemBucket(tmp_path / "bucket"), BucketLayout("prod")).update_backup(
         "default", "ctp1", "only-in-the-index", lambda _old: completed("only-in-the-index"), replace_unindexed=True)
@@ -114,10 +94,10 @@ def test_a_plan_and_an_apply_read_git_once_and_parse_once(repo, tmp_path, source
 
     assert git_source.reads == 1
     assert sorted((f.path, f.reads) for f in git_source.files) == [
-        ("backups/b-new.yaml", 1), ("config.yaml", 1), ("control-planes.yaml", 1)]
+        ("backups/b1.yaml", 1), ("config.yaml", 1), ("restored.yaml", 1)]
     assert prepared.load.errors == []
     kinds = sorted((a.type, a.name) for a in first.actions)
-    assert (ActionType.BACKUP, "b-new") in kinds
+    assert (ActionType.BACKUP, "b1") in kinds
     assert [(a.type, a.name) for a in second.actions if a.type is ActionType.ERROR] == []
     if source == "only-in-the-index":
         restore = next(a for a in first.actions if a.name == "restored")
@@ -125,7 +105,7 @@ def test_a_plan_and_an_apply_read_git_once_and_parse_once(repo, tmp_path, source
 
 
 def test_a_restore_naming_a_backup_nobody_knows_is_the_plans_error_not_the_parsers(repo, tmp_path):
-    repo.write("control-planes.yaml", CONTROL_PLANES % "never-taken")
+    repo.write("restored.yaml", RESTORED % "never-taken")
     repo.commit()
     options = run.SourceOptions(repo=str(repo.path), secrets_dir=str(tmp_path / "secrets"))
     prepared = run.prepare(options)
