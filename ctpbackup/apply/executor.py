@@ -9,8 +9,9 @@ the archive.
 Nothing is ever overwritten: before a backup is taken, an archive already at its key is adopted when
 its per-backup record is Completed with that size and sha256; else, when the index records the backup
 as interrupted, it is removed (under the lease) and taken again; when the index does not know the
-backup at all, it is reported and left alone. Archive keys come from the layout (namespace, control
-plane, backup), never from a record: whoever can edit a record cannot point it at another archive.
+backup at all, it is reported and left alone. Archives are reached only through the target's backup
+store, at keys the layout builds from (namespace, control plane, backup), never from a record:
+whoever can edit a record cannot point it at another archive.
 Every index write passes the lease's fence; once the lease is lost the run stops (LeaseLost).
 """
 

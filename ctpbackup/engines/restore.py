@@ -1,10 +1,10 @@
 """The restore engine: re-create a backup's objects in a control plane, in dependency order.
 
-Integrity first: the archive is downloaded, its size and sha256 checked against the index, and every
-member checked (paths, links, sizes, format version) before a single object is written. Then tier by
-tier (see restore_order): objects of a tier are created concurrently, owners before dependents,
-ownerReferences remapped to the new uids, status written through /status, Crossplane resources
-created paused and unpaused at the end unless they were paused in the source.
+Integrity first: the backup store downloads the archive and checks its size and sha256 against the
+index, then every member is checked (paths, links, sizes, format version) before a single object is
+written. Then tier by tier (see restore_order): objects of a tier are created concurrently, owners
+before dependents, ownerReferences remapped to the new uids, status written through /status,
+Crossplane resources created paused and unpaused at the end unless they were paused in the source.
 """
 
 from __future__ import annotations
