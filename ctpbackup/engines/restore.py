@@ -39,11 +39,10 @@ from ctpbackup.engines.restore_order import (
     merge_user_fields,
     tier_of,
 )
-from ctpbackup.kube.api import KubeAPI, KubeError, ResourceType
+from ctpbackup.kube.api import CRD_KEY, KubeAPI, KubeError, ResourceType
+from ctpbackup.rules.reasons import FailureReason, ReasonedError
 from ctpbackup.storage.base import Bucket, ObjectNotFound, StorageError
 from ctpbackup.store.records import BackupRecord
-
-CRD_KEY = "customresourcedefinitions.apiextensions.k8s.io"
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +52,8 @@ WORKERS = 16
 CHUNK = 1000
 
 
-class RestoreFailed(Exception):
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+class RestoreFailed(ReasonedError):
+    """A restore attempt that stopped before its end; what it had written stays (a rerun skips it)."""
 
 
 @dataclass
@@ -107,15 +103,15 @@ def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path, encryption_
     """Download the archive of `record` into `dest` and prove it is the one the index recorded
     (then decrypt it, when it was encrypted on the client)."""
     if not record.archive_key or not record.sha256:
-        raise RestoreFailed("ArchiveMissing", f"Backup {record.name} has no recorded archive")
+        raise RestoreFailed(FailureReason.ARCHIVE_MISSING, f"Backup {record.name} has no recorded archive")
     if record.size <= 0 or record.size > MAX_ARCHIVE_BYTES:
-        raise RestoreFailed("ArchiveRejected", f"recorded archive size {record.size} is not plausible")
+        raise RestoreFailed(FailureReason.ARCHIVE_REJECTED, f"recorded archive size {record.size} is not plausible")
     try:
         attrs = bucket.attributes(record.archive_key)
         if attrs is None:
-            raise RestoreFailed("ArchiveMissing", f"archive of Backup {record.name} is not in the bucket")
+            raise RestoreFailed(FailureReason.ARCHIVE_MISSING, f"archive of Backup {record.name} is not in the bucket")
         if attrs.size != record.size:
-            raise RestoreFailed("IntegrityCheckFailed", f"archive of Backup {record.name} is {attrs.size} bytes; "
+            raise RestoreFailed(FailureReason.INTEGRITY_CHECK_FAILED, f"archive of Backup {record.name} is {attrs.size} bytes; "
                                                         f"the index recorded {record.size}")
         path = dest / "archive.tar.gz"
         digest = hashlib.sha256()
@@ -124,22 +120,22 @@ def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path, encryption_
             while chunk := stream.read(1024 * 1024):
                 size += len(chunk)
                 if size > record.size:
-                    raise RestoreFailed("IntegrityCheckFailed", f"archive of Backup {record.name} is longer than recorded")
+                    raise RestoreFailed(FailureReason.INTEGRITY_CHECK_FAILED, f"archive of Backup {record.name} is longer than recorded")
                 digest.update(chunk)
                 out.write(chunk)
     except RestoreFailed:
         raise
     except (StorageError, ObjectNotFound) as err:
-        raise RestoreFailed("ArchiveUnreadable", f"cannot read the archive of Backup {record.name}: {err}") from None
+        raise RestoreFailed(FailureReason.ARCHIVE_UNREADABLE, f"cannot read the archive of Backup {record.name}: {err}") from None
     except Exception as err:  # noqa: BLE001 - a body cut off mid-download surfaces from the HTTP layer
-        raise RestoreFailed("ArchiveUnreadable", f"the download of Backup {record.name}'s archive broke off "
+        raise RestoreFailed(FailureReason.ARCHIVE_UNREADABLE, f"the download of Backup {record.name}'s archive broke off "
                                                  f"({type(err).__name__})") from None
     if size != record.size or digest.hexdigest() != record.sha256:
-        raise RestoreFailed("IntegrityCheckFailed",
+        raise RestoreFailed(FailureReason.INTEGRITY_CHECK_FAILED,
                             f"archive of Backup {record.name} does not match the sha256 recorded in the index")
     if record.encrypted:
         if encryption_key is None:
-            raise RestoreFailed("EncryptionKeyMissing", f"Backup {record.name} is encrypted and its config names no key")
+            raise RestoreFailed(FailureReason.ENCRYPTION_KEY_MISSING, f"Backup {record.name} is encrypted and its config names no key")
         plain = dest / "archive.plain.tar.gz"
         try:
             with path.open("rb") as source, plain.open("wb") as out:
@@ -153,7 +149,7 @@ def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path, encryption_
     try:
         metadata = ArchiveReader(path).validate()
     except ArchiveError as err:
-        raise RestoreFailed("ArchiveRejected", f"archive of Backup {record.name} refused: {err}") from None
+        raise RestoreFailed(FailureReason.ARCHIVE_REJECTED, f"archive of Backup {record.name} refused: {err}") from None
     _check_names(metadata, record)
     return path
 
@@ -168,7 +164,7 @@ def _check_names(metadata: object, record: BackupRecord) -> None:
     wanted = (record.namespace, record.control_plane, record.namespace, record.name)
     if said != wanted:
         shown = "/".join(str(x)[:80] for x in said[:2]) + ", Backup " + str(said[3])[:80]
-        raise RestoreFailed("ArchiveMismatch", f"archive of Backup {record.name} is of control plane {shown}, not "
+        raise RestoreFailed(FailureReason.ARCHIVE_MISMATCH, f"archive of Backup {record.name} is of control plane {shown}, not "
                                                f"{record.namespace}/{record.control_plane}, Backup {record.name}; "
                                                "refused")
 
@@ -509,7 +505,7 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
         metadata = reader.validate()
         uids = reader.uids()
     except ArchiveError as err:
-        raise RestoreFailed("ArchiveRejected", str(err)) from None
+        raise RestoreFailed(FailureReason.ARCHIVE_REJECTED, str(err)) from None
     meter = Progress(label, enabled=progress, total=int(metadata.get("totalObjects", 0)) or None)
     workdir = Path(tempfile.mkdtemp(prefix="ctpbackup-tiers-", dir=archive_path.parent))
     try:
@@ -519,7 +515,7 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
         try:
             job.refresh_types()
         except KubeError as err:
-            raise RestoreFailed("ControlPlaneUnreachable", err.message) from None
+            raise RestoreFailed(FailureReason.CONTROL_PLANE_UNREACHABLE, err.message) from None
         for index, tier in enumerate(TIERS):
             entries, spool = spools.get(index, ([], None))
             if entries:
@@ -532,13 +528,13 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
                                f"{'/'.join(sorted({w for ws in wanted.values() for w in ws}))}")
                 late = job.wait_for(created, wanted) if wanted else []
                 if late and index == 0:
-                    raise RestoreFailed("CRDsNotEstablished",
+                    raise RestoreFailed(FailureReason.CRDS_NOT_ESTABLISHED,
                                         f"{len(late)} CRD(s) not Established within {wait_seconds:.0f}s: {', '.join(late[:5])}")
                 for name in late:
                     job.warn(f"{name}: not {'/'.join(wanted[name.split()[0]])} within {wait_seconds:.0f}s")
                 failed = sum(job.counts[r]["failed"] for r in {e.resource for e in entries})
                 if failed and failed == len(entries):
-                    raise RestoreFailed("TierFailed", f"no object of tier '{tier.name}' could be restored: "
+                    raise RestoreFailed(FailureReason.TIER_FAILED, f"no object of tier '{tier.name}' could be restored: "
                                                       f"{job.failures[0] if job.failures else 'see warnings'}")
             later = {e.resource for i, (es, _) in spools.items() if i > index for e in es}
             if index == 0 and entries:  # the archived CRDs' resources: wait until served
@@ -600,7 +596,7 @@ def _split_by_tier(reader: ArchiveReader, uids: dict[str, str],
             entries[index].append(_Entry(spool.tell(), member.resource, uids.get(member.path, ""), owners))
             spool.write(jsoncodec.dumps(obj) + b"\n")
     except ArchiveError as err:
-        raise RestoreFailed("ArchiveRejected", str(err)) from None
+        raise RestoreFailed(FailureReason.ARCHIVE_REJECTED, str(err)) from None
     finally:
         for spool in files.values():
             spool.close()
