@@ -25,7 +25,9 @@ from ctpbackup.kube import rbac
 from ctpbackup.kube.connect import ControlPlaneUnreachable, api_client_for
 from ctpbackup.plan import render as plan_output
 from ctpbackup.plan.planner import DEFAULT_MAX_RETRIES, NOT_CHANGES, Plan, PlanOptions, requested_backups
+from ctpbackup.rules import times
 from ctpbackup.rules.durations import parse_duration
+from ctpbackup.rules.reasons import FailureReason
 from ctpbackup.run import SourceOptions
 from ctpbackup.store.index import RecordedState
 from ctpbackup.store.lease import LeaseLost
@@ -263,7 +265,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     console: logs.Console = args.console
     prepared = run.prepare(_source(args))
-    now = args.now or run.utcnow()
+    now = args.now or times.utcnow()
     result = run.make_plan(prepared, now, _plan_options(args))
     _print_warnings(prepared, console)
     _print_plan_warnings(result, console)
@@ -306,11 +308,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
         prepared = run.prepare(_source(args), encryption_keys=True)
     except Exception:  # the job ran and could not plan: that is a metric too
         metrics.export(metrics.build_registry(DesiredState(""), RecordedState(), [],
-                                              metrics.Run(started, time.time(), "error", "", shard), run.utcnow()),
+                                              metrics.Run(started, time.time(), "error", "", shard), times.utcnow()),
                        shard, textfile=args.metrics_textfile, pushgateway=args.pushgateway)
         raise
     _print_warnings(prepared, console)
-    clock = (lambda: args.now) if args.now else run.utcnow
+    clock = (lambda: args.now) if args.now else times.utcnow
     outcomes: list = []
     with run.leases(prepared.targets, args.lease_wait, clock, shard, args.lease_duration):
         run.refresh(prepared)  # under the lease: what another run did before us is now visible
@@ -384,7 +386,7 @@ def _survey(args: argparse.Namespace, now: datetime,
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    now = run.utcnow()
+    now = times.utcnow()
     _, report = _survey(args, now)
     render = {"json": status.report_json, "yaml": status.report_yaml}.get(args.output)
     print(render(report) if render else status.report_table(report, now), end="")
@@ -398,7 +400,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     kind = status.KINDS[args.kind]
-    _, report = _survey(args, run.utcnow())
+    _, report = _survey(args, times.utcnow())
     if kind == "Backup":
         record = report.recorded.backups.get((args.namespace, args.name))
         text = status.describe_backup(record) if record else None
@@ -442,7 +444,7 @@ def _live_ready(survey: run.Survey, namespace: str, name: str, now: datetime) ->
         with client:
             answered = answers(client)
         condition = Condition("Ready", "True" if answered else "False",
-                              "APIAnswered" if answered else "ControlPlaneUnreachable",
+                              "APIAnswered" if answered else FailureReason.CONTROL_PLANE_UNREACHABLE,
                               "the API answered" if answered else f"the API of {namespace}/{name} does not answer", now)
     return status.ObjectStatus("ControlPlane", namespace, name, {}, (condition,))
 
@@ -457,7 +459,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout.total_seconds()
     survey: run.Survey | None = None
     while True:
-        now = run.utcnow()
+        now = times.utcnow()
         survey, report = _survey(args, now, survey)
         if not _known(survey, kind, args.namespace, args.name, now):
             raise UserError(f"{what} is neither in Git nor recorded in the bucket index")
@@ -488,7 +490,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         if target.location in seen:
             continue
         seen.add(target.location)
-        with run.leases({("", ""): target}, 0.0, run.utcnow):
+        with run.leases({("", ""): target}, 0.0, times.utcnow):
             report = target.index.rebuild()
         print(f"{target.bucket.description}: {report}")
     return EXIT_OK

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from ctpbackup.rules.times import RFC3339_MICRO
+
 Scrubber = Callable[[str], str]
 
 
@@ -41,7 +43,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "time": datetime.fromtimestamp(record.created, UTC).strftime(RFC3339_MICRO),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from ctpbackup import logs
 from ctpbackup.desired.gitsource import ManifestFile, Snapshot, read_repository
@@ -280,7 +280,3 @@ def refresh(prepared: Prepared) -> Prepared:
     """The same desired state with a fresh read of the index (taken under the lease)."""
     prepared.recorded = load_recorded(prepared.targets)
     return prepared
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -24,22 +24,23 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from ctpbackup.desired.model import DesiredState
+from ctpbackup.desired.model import DeletionPolicy, DesiredState
 from ctpbackup.engines import backup as backup_engine
 from ctpbackup.engines import restore as restore_engine
-from ctpbackup.kube.connect import INSECURE_KUBECONFIG, ControlPlaneUnreachable, api_client_for
+from ctpbackup.kube.connect import ControlPlaneUnreachable, api_client_for
 from ctpbackup.kube.secrets import SecretSource
 from ctpbackup.plan.planner import DEFAULT_MAX_RESTORE_ATTEMPTS, Action, ActionType, Plan
+from ctpbackup.rules.reasons import FailureReason
 from ctpbackup.rules.sizes import human_size
+from ctpbackup.rules.times import utcnow
 from ctpbackup.storage.base import StorageError
 from ctpbackup.store import record_mac
 from ctpbackup.store.index import RecordExists
 from ctpbackup.store.lease import LeaseLost
 from ctpbackup.store.records import (
-    INTERRUPTED,
     BackupRecord,
     Condition,
     Phase,
@@ -53,10 +54,6 @@ from ctpbackup.store.targets import Target
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -129,7 +126,7 @@ class Executor:
         except StorageError as err:
             log.warning("%s %s/%s: the index could not be updated: %s", action.type.value, action.namespace,
                         action.name, err)
-            return Outcome(action, False, f"IndexWriteFailed: {err}")
+            return Outcome(action, False, f"{FailureReason.INDEX_WRITE_FAILED}: {err}")
 
     # -- backups -----------------------------------------------------------------------------------
 
@@ -149,14 +146,15 @@ class Executor:
         def fail(old: BackupRecord | None) -> BackupRecord:
             base = old or action.record
             return dataclasses.replace(base, phase=Phase.FAILED, conditions=set_condition(
-                base.conditions, Condition("Completed", "False", INTERRUPTED, message, now)))
+                base.conditions, Condition("Completed", "False", FailureReason.INTERRUPTED, message, now)))
 
         try:
             target.index.update_backup(request.namespace, request.control_plane, request.name, fail)
         except StorageError as err:
-            return Outcome(action, False, f"IndexWriteFailed: {err}")
-        log.warning("backup %s/%s failed: %s: %s", request.namespace, request.name, INTERRUPTED, message)
-        return Outcome(action, True, f"recorded Failed: {INTERRUPTED}: {message}")
+            return Outcome(action, False, f"{FailureReason.INDEX_WRITE_FAILED}: {err}")
+        log.warning("backup %s/%s failed: %s: %s", request.namespace, request.name,
+                    FailureReason.INTERRUPTED, message)
+        return Outcome(action, True, f"recorded Failed: {FailureReason.INTERRUPTED}: {message}")
 
     def _adopt_or_clear(self, action: Action, target: Target) -> Outcome | None:
         """Before a backup is taken: what is already at its keys. None to go on and take it; else
@@ -205,7 +203,7 @@ class Executor:
         except RecordExists as err:
             return Outcome(action, False, f"RecordExists: {err}")
         except StorageError as err:
-            return Outcome(action, False, f"IndexWriteFailed: {err}")
+            return Outcome(action, False, f"{FailureReason.INDEX_WRITE_FAILED}: {err}")
         if settled is not None:
             return settled
         started = self.clock()
@@ -230,7 +228,7 @@ class Executor:
         try:
             index.update_backup(request.namespace, request.control_plane, request.name, begin, replace_unindexed=True)
         except StorageError as err:  # nothing recorded, nothing taken: the next run tries again
-            return Outcome(action, False, f"IndexWriteFailed: {err}")
+            return Outcome(action, False, f"{FailureReason.INDEX_WRITE_FAILED}: {err}")
         control_plane = self.desired.control_planes[(request.namespace, request.control_plane)]
         try:
             api = api_client_for(control_plane, self.secrets)
@@ -246,7 +244,7 @@ class Executor:
             return self._backup_failed(action, index, err.reason, err.message, retries)
         except Exception as err:  # noqa: BLE001 - one backup's bug must not stop the others
             log.exception("backup %s/%s failed unexpectedly", request.namespace, request.name)
-            return self._backup_failed(action, index, "InternalError", f"{type(err).__name__}: {err}", retries)
+            return self._backup_failed(action, index, FailureReason.INTERNAL_ERROR, f"{type(err).__name__}: {err}", retries)
 
         finished = self.clock()
 
@@ -265,7 +263,7 @@ class Executor:
         try:
             index.update_backup(request.namespace, request.control_plane, request.name, complete)
         except StorageError as err:  # the archive is whole but not recorded: the next run retakes it
-            return Outcome(action, False, f"IndexWriteFailed: {err}")
+            return Outcome(action, False, f"{FailureReason.INDEX_WRITE_FAILED}: {err}")
         log.info("backup %s/%s completed", request.namespace, request.name, extra={"fields": {
             "event": "backup", "namespace": request.namespace, "backup": request.name,
             "controlPlane": request.control_plane, "phase": "Completed", "objects": sum(result.counts.values()),
@@ -316,10 +314,10 @@ class Executor:
         try:
             api = api_client_for(control_plane, self.secrets)
         except ControlPlaneUnreachable as err:  # a refused kubeconfig is there to stay: a failure, not a wait
-            return pending(err.reason, err.message, Phase.FAILED if err.reason == INSECURE_KUBECONFIG else Phase.PENDING)
+            return pending(err.reason, err.message, Phase.FAILED if err.reason is FailureReason.INSECURE_KUBECONFIG else Phase.PENDING)
         with api:
             if not restore_engine.answers(api):
-                return pending("ControlPlaneUnreachable", f"the API of control plane {ns}/{name} does not answer")
+                return pending(FailureReason.CONTROL_PLANE_UNREACHABLE, f"the API of control plane {ns}/{name} does not answer")
             started = self.clock()
             target.index.update_restore(ns, name, lambda old: dataclasses.replace(
                 old or RestoreRecord(ns, name, action.restore_source[0], action.restore_source[1], Phase.PENDING),
@@ -343,7 +341,7 @@ class Executor:
                 raise
             except Exception as err:  # noqa: BLE001
                 log.exception("restore of %s/%s failed unexpectedly", ns, name)
-                return self._restore_failed(action, target, "InternalError", f"{type(err).__name__}: {err}")
+                return self._restore_failed(action, target, FailureReason.INTERNAL_ERROR, f"{type(err).__name__}: {err}")
         finished = self.clock()
         if not result.completed:
             return self._restore_partially_failed(action, target, result, started, finished)
@@ -371,7 +369,7 @@ class Executor:
             return dataclasses.replace(
                 old, phase=Phase.PARTIALLY_FAILED, finished_at=finished if last else None, counts=result.counts,
                 warnings=result.warnings, conditions=set_condition(old.conditions, Condition(
-                    "Restored", "False", "PartiallyFailed", message, finished)))
+                    "Restored", "False", FailureReason.PARTIALLY_FAILED, message, finished)))
 
         target.index.update_restore(ns, name, change)
         log.warning("restore %s/%s partially failed: %s", ns, name, message, extra={"fields": {
@@ -401,7 +399,7 @@ class Executor:
             return Outcome(action, False, f"SharedBackupConfig {record.namespace}/{record.config} is not in Git: "
                                           "cannot reach its bucket")
         now = self.clock()
-        policy = "Delete" if action.type is ActionType.DELETE else "Orphan"
+        policy = DeletionPolicy.DELETE if action.type is ActionType.DELETE else DeletionPolicy.ORPHAN
 
         def deleted(old: BackupRecord | None) -> BackupRecord:
             if old is None:  # the record was read from another control plane's shard

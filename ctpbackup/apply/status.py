@@ -21,11 +21,13 @@ import yaml
 from ctpbackup.desired.model import DesiredState
 from ctpbackup.plan.planner import DEFAULT_MAX_RETRIES, PlanOptions, plan
 from ctpbackup.rules.naming import scheduled_name_prefix
+from ctpbackup.rules.reasons import UNREACHABLE, FailureReason
 from ctpbackup.rules.schedules import parse_schedule
 from ctpbackup.rules.selectors import selects
 from ctpbackup.rules.sizes import human_size
+from ctpbackup.rules.times import format_time
 from ctpbackup.store.index import RecordedState
-from ctpbackup.store.records import BackupRecord, Condition, OwnerKind, Phase, RestoreRecord, format_time
+from ctpbackup.store.records import BackupRecord, Condition, OwnerKind, Phase, RestoreRecord
 
 
 def age(later: datetime | None, earlier: datetime | None) -> str:
@@ -153,8 +155,6 @@ DEFAULT_CONDITION = {
     "Backup": "Completed", "Restore": "Restored", "SharedBackup": "Completed", "SharedBackupSchedule": "Completed",
     "BackupSchedule": "Completed", "ControlPlane": "Ready", "SharedBackupConfig": "Available",
 }
-#: failure reasons that say the control plane's API could not be reached (ctpbackup.kube.connect)
-UNREACHABLE = ("ControlPlaneUnreachable", "ConnectionSecretMissing", "InvalidKubeconfig")
 
 
 @dataclass(frozen=True)
@@ -303,7 +303,7 @@ def _shared_backup_statuses(desired: DesiredState, recorded: RecordedState, now:
     for s in plan(desired, recorded, now, PlanOptions(max_retries=max_retries)).shared_backups:
         done = s.phase in ("Completed", "Failed")
         completed = Condition("Completed", "True" if s.phase == "Completed" else "False",
-                              {"Completed": "BackupsCompleted", "Failed": "TooManyFailures"}.get(s.phase, s.phase),
+                              {"Completed": "BackupsCompleted", "Failed": FailureReason.TOO_MANY_FAILURES}.get(s.phase, s.phase),
                               f"{len(s.completed)} of {len(s.selected)} control planes completed, {len(s.failed)} "
                               f"failed for good ({s.allowed_failures} allowed)")
         yield ObjectStatus("SharedBackup", s.namespace, s.name, {
@@ -340,7 +340,7 @@ def _schedule_status(desired: DesiredState, kind: str, ns: str, name: str, now: 
         completed = Condition("Completed", "True", "BackupsCompleted", f"every backup of slot {latest} is Completed")
     elif any(r.phase is Phase.FAILED and r.retries >= max_retries for r in current):
         failed = sorted(r.control_plane for r in current if r.phase is Phase.FAILED and r.retries >= max_retries)
-        completed = Condition("Completed", "False", "BackupFailed",
+        completed = Condition("Completed", "False", FailureReason.BACKUP_FAILED,
                               f"slot {latest}: failed for good for {', '.join(failed)}")
     else:
         completed = Condition("Completed", "False", "InProgress", f"slot {latest} is not done for every control plane")
@@ -464,6 +464,6 @@ def status_condition_met(status: ObjectStatus | None, condition: str) -> bool | 
     found = status.condition(ctype)
     if found is not None and found.status == (wanted or "True"):
         return True
-    if found is not None and found.reason in ("TooManyFailures", "BackupFailed") and (wanted or "True") == "True":
+    if found is not None and found.reason in (FailureReason.TOO_MANY_FAILURES, FailureReason.BACKUP_FAILED) and (wanted or "True") == "True":
         return False
     return None

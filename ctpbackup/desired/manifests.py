@@ -26,6 +26,8 @@ from ctpbackup.desired.model import (
     ControlPlane,
     ControlPlaneSelector,
     Credentials,
+    CredentialsSource,
+    DeletionPolicy,
     DesiredState,
     LabelSelector,
     LabelSelectorRequirement,
@@ -41,6 +43,7 @@ from ctpbackup.desired.problems import InvalidManifests, Problem, Severity
 from ctpbackup.desired.references import check_references
 from ctpbackup.desired.yamldocs import Document, YamlError, parse_documents
 from ctpbackup.rules.durations import parse_duration
+from ctpbackup.storage.base import Provider
 from ctpbackup.storage.keys import problems as config_key_problems
 
 log = logging.getLogger(__name__)
@@ -193,7 +196,7 @@ def _options(spec: Mapping[str, Any], metadata: Mapping[str, Any]) -> BackupOpti
     annotations = metadata.get("annotations") or {}
     return BackupOptions(
         config=spec["configRef"]["name"],
-        deletion_policy=spec.get("deletionPolicy", "Orphan"),
+        deletion_policy=DeletionPolicy(spec.get("deletionPolicy", DeletionPolicy.ORPHAN)),
         excluded_resources=tuple(spec.get("excludedResources", ())),
         ttl=parse_duration(ttl_text) if ttl_text else None,
         ttl_text=ttl_text,
@@ -224,12 +227,12 @@ def _config(namespace: str, name: str, spec: Mapping, metadata: Mapping, origin:
         namespace=namespace,
         name=name,
         object_storage=ObjectStorage(
-            provider=storage["provider"],
+            provider=Provider(storage["provider"]),
             bucket=storage["bucket"],
             prefix=storage.get("prefix", "").strip("/"),
             config=MappingProxyType(dict(storage.get("config") or {})),
             credentials=Credentials(
-                source=creds["source"],
+                source=CredentialsSource(creds["source"]),
                 secret_ref=SecretKeyRef(ref["name"], ref.get("key", "credentials")) if ref else None,
             ),
             encryption_key_refs=tuple(SecretKeyRef(r["name"], r.get("key", "key"))

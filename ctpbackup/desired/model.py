@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
+
+from ctpbackup.storage.base import Provider
 
 GROUP = "spaces.upbound.io"
 DEFAULT_NAMESPACE = "default"
@@ -49,15 +52,32 @@ class SecretKeyRef:
     key: str
 
 
+class CredentialsSource(StrEnum):
+    """Where a bucket's credentials come from (`spec.objectStorage.credentials.source`, Spaces' enum)."""
+
+    #: a key of a Secret in the config's namespace
+    SECRET = "Secret"
+    #: the cloud SDK's default chain (IRSA, workload identity, managed identity)
+    INJECTED_IDENTITY = "InjectedIdentity"
+
+
+class DeletionPolicy(StrEnum):
+    """What happens to a backup's archive when the backup goes away (`spec.deletionPolicy`, Spaces'
+    enum; Velero and Crossplane use the same two words)."""
+
+    ORPHAN = "Orphan"
+    DELETE = "Delete"
+
+
 @dataclass(frozen=True)
 class Credentials:
-    source: str  # "Secret" | "InjectedIdentity"
+    source: CredentialsSource
     secret_ref: SecretKeyRef | None = None
 
 
 @dataclass(frozen=True)
 class ObjectStorage:
-    provider: str  # "AWS" | "GCP" | "Azure" | "Filesystem" (our extension)
+    provider: Provider
     bucket: str
     credentials: Credentials
     prefix: str = ""
@@ -134,7 +154,7 @@ class BackupOptions:
     """What every backup-producing kind shares and passes on to each backup it creates."""
 
     config: str
-    deletion_policy: str = "Orphan"
+    deletion_policy: DeletionPolicy = DeletionPolicy.ORPHAN
     excluded_resources: tuple[str, ...] = ()
     ttl: timedelta | None = None
     #: the TTL as written in Git ("168h"), for records and output

@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from kubernetes.client import ApiClient
 
@@ -25,7 +24,9 @@ from ctpbackup.apply.progress import Progress
 from ctpbackup.engines import archive, jsoncodec
 from ctpbackup.engines.encryption import backup_context
 from ctpbackup.engines.restore_order import made_by_control_plane
-from ctpbackup.kube.api import KubeAPI, KubeError, ResourceType
+from ctpbackup.kube.api import CRD_KEY, KubeAPI, KubeError, ResourceType
+from ctpbackup.rules.reasons import FailureReason, ReasonedError
+from ctpbackup.rules.times import format_time, utcnow
 from ctpbackup.storage.base import PreconditionFailed, StorageError
 from ctpbackup.store.backup_store import BackupStore
 
@@ -47,17 +48,13 @@ SKIPPED_TYPES = {
     "replicasets.apps": "run by Deployments, recreated from them",
     "controllerrevisions.apps": "managed by controllers",
 }
-CRD_KEY = "customresourcedefinitions.apiextensions.k8s.io"
 PACKAGE_GROUP = "pkg.crossplane.io"
 MAX_LISTED = 100  # names of objects left out one by one, per resource, in metadata.json
 _NAMESPACES = ResourceType("", "v1", "namespaces", "Namespace", False, ("list",))
 
 
-class BackupFailed(Exception):
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+class BackupFailed(ReasonedError):
+    """A backup that could not be taken; nothing was recorded Completed and its upload was aborted."""
 
 
 @dataclass(frozen=True)
@@ -175,12 +172,13 @@ def take_backup(api_client: ApiClient, store: BackupStore, info: ArchiveInfo, *,
     BucketWriteFailed, UnstorableObject); the upload is aborted on any failure."""
     key = store.archive_key(info.namespace, info.control_plane, info.backup)
     kube = KubeAPI(api_client)
-    started = datetime.now(UTC)
+    started = utcnow()
     try:
         server_version = kube.server_version()
         types = kube.discover()
     except KubeError as err:
-        reason = "ControlPlaneUnreachable" if err.status in (0, 502, 503, 504) else "DiscoveryFailed"
+        reason = (FailureReason.CONTROL_PLANE_UNREACHABLE if err.status in (0, 502, 503, 504)
+                  else FailureReason.DISCOVERY_FAILED)
         raise BackupFailed(reason, f"control plane {info.namespace}/{info.control_plane}: {err.message}") from None
     chosen, left_out = select_types(types, info.excluded_resources)
     warnings = exclusion_warnings(types, info.excluded_resources)
@@ -189,7 +187,7 @@ def take_backup(api_client: ApiClient, store: BackupStore, info: ArchiveInfo, *,
         terminating = frozenset(ns["metadata"]["name"] for page in kube.list_pages(_NAMESPACES, page_size)
                                 for ns in page if (ns.get("metadata") or {}).get("deletionTimestamp"))
     except KubeError as err:
-        reason = "ControlPlaneUnreachable" if err.status in (0, 502, 503, 504) else "ListFailed"
+        reason = FailureReason.CONTROL_PLANE_UNREACHABLE if err.status in (0, 502, 503, 504) else FailureReason.LIST_FAILED
         raise BackupFailed(reason, err.message) from None
     export = _Export(crd_wanted={t.key for t in chosen if t.group and t.key != CRD_KEY},
                      crd_all=CRD_KEY not in set(info.excluded_resources), terminating=terminating)
@@ -212,8 +210,8 @@ def take_backup(api_client: ApiClient, store: BackupStore, info: ArchiveInfo, *,
             "controlPlane": {"namespace": info.namespace, "name": info.control_plane},
             "backup": {"namespace": info.namespace, "name": info.backup},
             "serverVersion": server_version,
-            "startedAt": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "completedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "startedAt": format_time(started),
+            "completedAt": format_time(utcnow()),
             "gitCommit": info.git_commit,
             "counts": dict(sorted(export.counts.items())),
             "totalObjects": sum(export.counts.values()),
@@ -226,15 +224,15 @@ def take_backup(api_client: ApiClient, store: BackupStore, info: ArchiveInfo, *,
         upload.commit()
         upload = None
     except KubeError as err:
-        reason = "ControlPlaneUnreachable" if err.status in (0, 502, 503, 504) else "ListFailed"
+        reason = FailureReason.CONTROL_PLANE_UNREACHABLE if err.status in (0, 502, 503, 504) else FailureReason.LIST_FAILED
         raise BackupFailed(reason, err.message) from None
     except PreconditionFailed:
-        raise BackupFailed("ArchiveExists", f"an archive appeared at {key} while this backup was taken (another "
-                                            "run?); it was left as it is") from None
+        raise BackupFailed(FailureReason.ARCHIVE_EXISTS, f"an archive appeared at {key} while this backup was taken "
+                                                         "(another run?); it was left as it is") from None
     except StorageError as err:
-        raise BackupFailed("BucketWriteFailed", str(err)) from None
+        raise BackupFailed(FailureReason.BUCKET_WRITE_FAILED, str(err)) from None
     except archive.ArchiveError as err:  # never a Completed backup that cannot be restored
-        raise BackupFailed("UnstorableObject", str(err)) from None
+        raise BackupFailed(FailureReason.UNSTORABLE_OBJECT, str(err)) from None
     finally:
         if upload is not None:
             try:

@@ -44,6 +44,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ctpbackup.rules.reasons import FailureReason
+
 MAGIC = b"CTPBENC2"
 MAGIC_V1 = b"CTPBENC1"
 CHUNK = 1024 * 1024
@@ -59,19 +61,19 @@ class EncryptionError(Exception):
     """A key that cannot be used, or an archive that does not decrypt (wrong key or tampered).
     `reason` is the failure reason a restore records."""
 
-    reason = "DecryptionFailed"
+    reason = FailureReason.DECRYPTION_FAILED
 
 
 class UnknownKey(EncryptionError):
     """The archive (or record) names a key id that is not among the config's keys."""
 
-    reason = "EncryptionKeyMissing"
+    reason = FailureReason.ENCRYPTION_KEY_MISSING
 
 
 class UnauthenticatedRecord(EncryptionError):
     """A format-2 archive (this release) whose record carries no MAC: the record was edited."""
 
-    reason = "RecordNotAuthenticated"
+    reason = FailureReason.RECORD_NOT_AUTHENTICATED
 
 
 def parse_key(raw: bytes) -> bytes:

@@ -38,11 +38,10 @@ from ctpbackup.engines.restore_order import (
     merge_user_fields,
     tier_of,
 )
-from ctpbackup.kube.api import KubeAPI, KubeError, ResourceType
+from ctpbackup.kube.api import CRD_KEY, KubeAPI, KubeError, ResourceType
+from ctpbackup.rules.reasons import FailureReason, ReasonedError
 from ctpbackup.store.backup_store import ArchiveCheckFailed, BackupStore
 from ctpbackup.store.records import BackupRecord
-
-CRD_KEY = "customresourcedefinitions.apiextensions.k8s.io"
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +50,8 @@ WORKERS = 16
 CHUNK = 1000
 
 
-class RestoreFailed(Exception):
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+class RestoreFailed(ReasonedError):
+    """A restore attempt that stopped before its end; what it had written stays (a rerun skips it)."""
 
 
 @dataclass
@@ -115,7 +111,7 @@ def fetch_verified(store: BackupStore, record: BackupRecord, dest: Path,
         raise RestoreFailed(err.reason, err.message) from None
     if record.encrypted:
         if encryption_key is None:
-            raise RestoreFailed("EncryptionKeyMissing", f"Backup {record.name} is encrypted and its config names no key")
+            raise RestoreFailed(FailureReason.ENCRYPTION_KEY_MISSING, f"Backup {record.name} is encrypted and its config names no key")
         plain = dest / "archive.plain.tar.gz"
         try:
             with path.open("rb") as source, plain.open("wb") as out:
@@ -129,7 +125,7 @@ def fetch_verified(store: BackupStore, record: BackupRecord, dest: Path,
     try:
         metadata = ArchiveReader(path).validate()
     except ArchiveError as err:
-        raise RestoreFailed("ArchiveRejected", f"archive of Backup {record.name} refused: {err}") from None
+        raise RestoreFailed(FailureReason.ARCHIVE_REJECTED, f"archive of Backup {record.name} refused: {err}") from None
     _check_names(metadata, record)
     return path
 
@@ -144,7 +140,7 @@ def _check_names(metadata: object, record: BackupRecord) -> None:
     wanted = (record.namespace, record.control_plane, record.namespace, record.name)
     if said != wanted:
         shown = "/".join(str(x)[:80] for x in said[:2]) + ", Backup " + str(said[3])[:80]
-        raise RestoreFailed("ArchiveMismatch", f"archive of Backup {record.name} is of control plane {shown}, not "
+        raise RestoreFailed(FailureReason.ARCHIVE_MISMATCH, f"archive of Backup {record.name} is of control plane {shown}, not "
                                                f"{record.namespace}/{record.control_plane}, Backup {record.name}; "
                                                "refused")
 
@@ -485,7 +481,7 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
         metadata = reader.validate()
         uids = reader.uids()
     except ArchiveError as err:
-        raise RestoreFailed("ArchiveRejected", str(err)) from None
+        raise RestoreFailed(FailureReason.ARCHIVE_REJECTED, str(err)) from None
     meter = Progress(label, enabled=progress, total=int(metadata.get("totalObjects", 0)) or None)
     workdir = Path(tempfile.mkdtemp(prefix="ctpbackup-tiers-", dir=archive_path.parent))
     try:
@@ -495,7 +491,7 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
         try:
             job.refresh_types()
         except KubeError as err:
-            raise RestoreFailed("ControlPlaneUnreachable", err.message) from None
+            raise RestoreFailed(FailureReason.CONTROL_PLANE_UNREACHABLE, err.message) from None
         for index, tier in enumerate(TIERS):
             entries, spool = spools.get(index, ([], None))
             if entries:
@@ -508,13 +504,13 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
                                f"{'/'.join(sorted({w for ws in wanted.values() for w in ws}))}")
                 late = job.wait_for(created, wanted) if wanted else []
                 if late and index == 0:
-                    raise RestoreFailed("CRDsNotEstablished",
+                    raise RestoreFailed(FailureReason.CRDS_NOT_ESTABLISHED,
                                         f"{len(late)} CRD(s) not Established within {wait_seconds:.0f}s: {', '.join(late[:5])}")
                 for name in late:
                     job.warn(f"{name}: not {'/'.join(wanted[name.split()[0]])} within {wait_seconds:.0f}s")
                 failed = sum(job.counts[r]["failed"] for r in {e.resource for e in entries})
                 if failed and failed == len(entries):
-                    raise RestoreFailed("TierFailed", f"no object of tier '{tier.name}' could be restored: "
+                    raise RestoreFailed(FailureReason.TIER_FAILED, f"no object of tier '{tier.name}' could be restored: "
                                                       f"{job.failures[0] if job.failures else 'see warnings'}")
             later = {e.resource for i, (es, _) in spools.items() if i > index for e in es}
             if index == 0 and entries:  # the archived CRDs' resources: wait until served
@@ -576,7 +572,7 @@ def _split_by_tier(reader: ArchiveReader, uids: dict[str, str],
             entries[index].append(_Entry(spool.tell(), member.resource, uids.get(member.path, ""), owners))
             spool.write(jsoncodec.dumps(obj) + b"\n")
     except ArchiveError as err:
-        raise RestoreFailed("ArchiveRejected", str(err)) from None
+        raise RestoreFailed(FailureReason.ARCHIVE_REJECTED, str(err)) from None
     finally:
         for spool in files.values():
             spool.close()

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ctpbackup.kube.api import CRD_KEY
+
 
 @dataclass(frozen=True)
 class Tier:
@@ -71,7 +73,6 @@ PAUSED_BY_RESTORE = "restore.ctpbackup.io/paused"
 TOKEN_TYPE = "kubernetes.io/service-account-token"
 SA_UID = "kubernetes.io/service-account.uid"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-CRD_KEY = "customresourcedefinitions.apiextensions.k8s.io"
 TOKEN_SECRETS = f"secrets (type {TOKEN_TYPE})"
 
 

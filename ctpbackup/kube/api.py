@@ -36,6 +36,10 @@ class KubeError(Exception):
         self.message = message
 
 
+#: the resource key (`ResourceType.key`) of CustomResourceDefinitions
+CRD_KEY = "customresourcedefinitions.apiextensions.k8s.io"
+
+
 @dataclass(frozen=True)
 class ResourceType:
     group: str

@@ -18,9 +18,9 @@ from kubernetes import client, config
 
 from ctpbackup.desired.model import ControlPlane
 from ctpbackup.kube.secrets import SecretNotFound, SecretSource
+from ctpbackup.rules.reasons import FailureReason, ReasonedError
 
 KUBECONFIG_KEY = "kubeconfig"
-INSECURE_KUBECONFIG = "InsecureKubeconfig"
 
 #: The fields a connection kubeconfig may hold by default (client-go's clientcmd/api/v1 names), per
 #: level. Each carries inline data only; `extensions` are opaque to clients (client-go hands them only
@@ -53,13 +53,8 @@ _WHY = {
 }
 
 
-class ControlPlaneUnreachable(Exception):
+class ControlPlaneUnreachable(ReasonedError):
     """The control plane cannot be reached; the message says why, without secrets."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 class InsecureKubeconfig(ValueError):
@@ -127,7 +122,7 @@ def kubeconfig_of(control_plane: ControlPlane, secrets: SecretSource) -> bytes:
     try:
         return secrets.get(ref.namespace, ref.name, KUBECONFIG_KEY)
     except SecretNotFound as err:
-        raise ControlPlaneUnreachable("ConnectionSecretMissing", f"connection Secret not available: {err}") from None
+        raise ControlPlaneUnreachable(FailureReason.CONNECTION_SECRET_MISSING, f"connection Secret not available: {err}") from None
 
 
 def api_client_for(control_plane: ControlPlane, secrets: SecretSource, *, pool_size: int = 16) -> client.ApiClient:
@@ -148,12 +143,12 @@ def api_client_for(control_plane: ControlPlane, secrets: SecretSource, *, pool_s
         loader.load_and_set(configuration)
     except InsecureKubeconfig as err:
         raise ControlPlaneUnreachable(
-            INSECURE_KUBECONFIG,
+            FailureReason.INSECURE_KUBECONFIG,
             f"{where}: {err.field} {err.why}; refused (only inline server, certificate and token fields are "
             f"allowed unless ControlPlane {control_plane.namespace}/{control_plane.name} sets "
             f"spec.allowInsecureKubeconfig)") from None
     except Exception:  # a kubeconfig we cannot use; its content may be secret, so it is not quoted
-        raise ControlPlaneUnreachable("InvalidKubeconfig", f"{where} is not a usable kubeconfig") from None
+        raise ControlPlaneUnreachable(FailureReason.INVALID_KUBECONFIG, f"{where} is not a usable kubeconfig") from None
     configuration.connection_pool_maxsize = pool_size
     configuration.retries = 0  # we retry ourselves, with backoff, where it is safe
     return client.ApiClient(configuration)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from ctpbackup.desired.model import DesiredState
+from ctpbackup.desired.model import CredentialsSource, DesiredState
 
 ROLE_NAME = "ctpbackup-read-secrets"
 SERVICE_ACCOUNT = ("ctpbackup-system", "ctpbackup")  # (namespace, name) of the job's ServiceAccount
@@ -41,7 +41,7 @@ def secrets_read(desired: DesiredState) -> list[SecretUse]:
     for (ns, name), config in desired.configs.items():
         storage = config.object_storage
         who = f"SharedBackupConfig {ns}/{name}"
-        if storage.credentials.source == "Secret" and storage.credentials.secret_ref is not None:
+        if storage.credentials.source is CredentialsSource.SECRET and storage.credentials.secret_ref is not None:
             ref = storage.credentials.secret_ref
             users[(ns, ref.name, ref.key, "bucket-credentials")].add(who)
         for ref in storage.encryption_key_refs:  # every key decrypts, so every key is read

@@ -21,14 +21,17 @@ from ctpbackup.desired.model import (
     RETRY_ANNOTATION,
     BackupOptions,
     ControlPlaneSelector,
+    DeletionPolicy,
     DesiredState,
     SharedBackup,
 )
 from ctpbackup.rules.naming import scheduled_backup_name, shared_backup_name
+from ctpbackup.rules.reasons import FailureReason
 from ctpbackup.rules.schedules import parse_schedule
 from ctpbackup.rules.selectors import selects
+from ctpbackup.rules.times import readable
 from ctpbackup.store.digest import Owner, RecordedDigest
-from ctpbackup.store.records import RECORD_UNREADABLE, BackupRecord, OwnerKind, Phase, RestoreRecord
+from ctpbackup.store.records import BackupRecord, OwnerKind, Phase, RestoreRecord
 
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_RESTORE_ATTEMPTS = 3
@@ -48,6 +51,19 @@ class ActionType(StrEnum):
     ERROR = "error"
     #: not an action: a desired backup that failed for good (its retries used up), kept in view
     FAILED = "failed"
+
+
+class DeletionCause(StrEnum):
+    """Why a delete or orphan action removes a backup: the mass-delete guard counts only removals from
+    Git (a TTL expiring is the retention working, not an accident)."""
+
+    #: the backup's `ttl` has passed (Spaces: `spec.ttl`)
+    TTL_EXPIRED = "ttl-expired"
+    #: the Backup's manifest is no longer in Git
+    REMOVED_FROM_GIT = "removed-from-git"
+    #: its owner (SharedBackup, BackupSchedule, SharedBackupSchedule) left Git and the backup was
+    #: created with `useOwnerReferencesInBackup`
+    OWNER_REMOVED_FROM_GIT = "owner-removed-from-git"
 
 
 #: the sign each action shows in text output, Terraform style
@@ -113,6 +129,7 @@ class Action:
     record: BackupRecord | None = None  # retry / delete / orphan: the record acted on
     restore_backup: str = ""  # restore: the backup restored from
     restore_source: tuple[str, str] = ("", "")  # restore / wait: (kind, name) as written in Git
+    deletion_cause: DeletionCause | None = None  # delete / orphan: why the backup goes
 
     @property
     def sign(self) -> str:
@@ -292,7 +309,7 @@ class _Planner:
         if last is not None and last > self.now + self.options.clock_tolerance:
             # written by a run whose clock ran ahead: trusting it would plan nothing until then
             self.warnings.append(
-                f"{kind.value} {ns}/{name} on {cp}: the recorded slot {last.strftime('%Y-%m-%d %H:%M:%S UTC')} is later "
+                f"{kind.value} {ns}/{name} on {cp}: the recorded slot {readable(last)} is later "
                 f"than now plus {_tolerance(self.options.clock_tolerance)} (a clock error); the next slot is computed from now")
             last = None
         if last is not None and last >= slot:
@@ -323,7 +340,7 @@ class _Planner:
             record = self.recorded.backups.get((request.namespace, request.name))
             if record is None:
                 yield self._backup_action(ActionType.BACKUP, request, self._why_new(request))
-            elif record.phase is Phase.FAILED and _reason(record) == RECORD_UNREADABLE:
+            elif record.phase is Phase.FAILED and _reason(record) == FailureReason.RECORD_UNREADABLE:
                 continue  # kept by `index rebuild` from its archive alone: never taken again over it
             elif record.phase is Phase.FAILED and record.retries < self.options.max_retries:
                 reason = f"failed ({_last_message(record)}); retry {record.retries + 1} of {self.options.max_retries}"
@@ -339,7 +356,7 @@ class _Planner:
                 yield self._backup_action(ActionType.RETRY, request, reason, record)
             elif record.phase in (Phase.PENDING, Phase.IN_PROGRESS):
                 reason = (f"left {record.phase.value} by an interrupted run at each of {record.retries + 1} tries; "
-                          f"the retry limit ({self.options.max_retries}) is reached: recorded Failed, reason Interrupted")
+                          f"the retry limit ({self.options.max_retries}) is reached: recorded Failed, reason {FailureReason.INTERRUPTED}")
                 yield self._backup_action(ActionType.GIVE_UP, request, reason, record)
 
     def _owner_changes(self) -> Iterator[tuple[tuple[str, str, str], str, str, str]]:
@@ -374,8 +391,8 @@ class _Planner:
             return f"selected by SharedBackup {request.owner_name}"
         last = self.digest.last_slots.get((request.owner_kind, request.namespace, request.owner_name,
                                            request.control_plane))
-        slot = request.slot.strftime("%Y-%m-%d %H:%M:%S UTC") if request.slot else ""
-        tail = f"; last backup {last.strftime('%Y-%m-%d %H:%M:%S UTC')}" if last else "; first backup of this schedule"
+        slot = readable(request.slot) if request.slot else ""
+        tail = f"; last backup {readable(last)}" if last else "; first backup of this schedule"
         return f"{request.owner_kind.value} {request.owner_name} slot {slot} is due{tail}"
 
     def _backup_action(self, type_: ActionType, request: BackupRequest, reason: str,
@@ -409,21 +426,24 @@ class _Planner:
             if self.errors_for and \
                     _owner_of(record.owner_kind, record.namespace, record.owner_name or record.name) in self.errors_for:
                 continue
-            reason = ""
+            reason, cause = "", None
             if record.expires_at is not None and record.expires_at <= self.now:
-                reason = f"TTL {record.ttl} expired at {record.expires_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"
+                cause = DeletionCause.TTL_EXPIRED
+                reason = f"TTL {record.ttl} expired at {readable(record.expires_at)}"
             elif record.owner_kind is OwnerKind.NONE and record.key not in self.wanted:
-                reason = "Backup removed from Git"
+                cause, reason = DeletionCause.REMOVED_FROM_GIT, "Backup removed from Git"
             elif record.owner_kind is not OwnerKind.NONE and record.use_owner_references \
                     and (record.namespace, record.owner_name) not in self.owners_in_git[record.owner_kind]:
+                cause = DeletionCause.OWNER_REMOVED_FROM_GIT
                 reason = f"owner {record.owner_kind.value} {record.owner_name} removed from Git (useOwnerReferencesInBackup)"
             if not reason:
                 continue
             policy = self._deletion_policy(record)
-            type_ = ActionType.DELETE if policy == "Delete" else ActionType.ORPHAN
+            type_ = ActionType.DELETE if policy == DeletionPolicy.DELETE else ActionType.ORPHAN
             tail = "archive removed" if type_ is ActionType.DELETE else "archive kept in the bucket"
             found.append(Action(type_, "Backup", record.namespace, record.name, record.control_plane,
-                                f"{reason}; deletionPolicy {policy}: {tail}", config=record.config, record=record))
+                                f"{reason}; deletionPolicy {policy}: {tail}", config=record.config, record=record,
+                                deletion_cause=cause))
         yield from sorted(found, key=lambda a: (a.namespace, a.name))  # sort the few found, not every record
 
     def _deletion_policy(self, record: BackupRecord) -> str:
@@ -497,7 +517,7 @@ class _Planner:
             record = self.recorded.backups.get((ns, name))
             if record is None:
                 return None, f"source Backup {name} is not taken yet"
-            if record.phase is Phase.DELETED and record.deleted_with == "Delete":
+            if record.phase is Phase.DELETED and record.deleted_with == DeletionPolicy.DELETE:
                 return None, f"source Backup {name} was deleted with its archive"
             if record.phase is Phase.COMPLETED or (record.phase is Phase.DELETED and record.sha256):
                 return record, ""
@@ -601,7 +621,7 @@ def _guard_mass_delete(actions: list[Action], desired: DesiredState, live: Mappi
                                                     desired.shared_backup_schedules) for (ns, _), b in group.items()}
     removing: dict[tuple[str, str], list[Action]] = defaultdict(list)
     for action in actions:
-        if action.type in (ActionType.DELETE, ActionType.ORPHAN) and "TTL" not in action.reason:
+        if action.type in (ActionType.DELETE, ActionType.ORPHAN) and action.deletion_cause is not DeletionCause.TTL_EXPIRED:
             removing[(action.namespace, action.config)].append(action)
     held: set[int] = set()
     refusals = []

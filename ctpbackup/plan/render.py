@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from ctpbackup.desired.model import RETRY_ANNOTATION
 from ctpbackup.plan.planner import Action, ActionType, Plan
+from ctpbackup.rules.times import RFC3339
 
 FORMAT_VERSION = "1"
 NOT_CHECKED = ("Connection Secrets were not checked (the Secret source holds none of them): a backup or restore "
@@ -81,7 +82,7 @@ def to_json(plan: Plan) -> str:
     document = {
         "format_version": FORMAT_VERSION,
         "commit": plan.commit,
-        "time": plan.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": plan.now.strftime(RFC3339),
         "shard": {"index": plan.shard[0], "count": plan.shard[1]},
         "actions": [_action_json(a) for a in plan.actions],
         "refusals": list(plan.refusals),
@@ -112,7 +113,7 @@ def _action_json(action: Action) -> dict:
         entry["owner"] = ({"kind": action.request.owner_kind.value, "name": action.request.owner_name}
                           if action.request.owner_kind else None)
         if action.request.slot is not None:
-            entry["slot"] = action.request.slot.strftime("%Y-%m-%dT%H:%M:%SZ")
+            entry["slot"] = action.request.slot.strftime(RFC3339)
     if action.restore_backup:
         entry["backup"] = action.restore_backup
     return entry

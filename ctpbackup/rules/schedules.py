@@ -13,6 +13,7 @@ from croniter import croniter
 from croniter.croniter import CroniterBadCronError, CroniterBadDateError
 
 from ctpbackup.rules.durations import parse_duration
+from ctpbackup.rules.times import COMPACT
 
 MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -95,4 +96,4 @@ def is_valid_schedule(text: object) -> bool:
 
 def slot_suffix(slot: datetime) -> str:
     """`yyyymmddhhmmss` of a slot in UTC, as used in scheduled backup names."""
-    return slot.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+    return slot.astimezone(UTC).strftime(COMPACT)

@@ -20,12 +20,13 @@ from ctpbackup.storage.base import (
     ObjectAttributes,
     ObjectNotFound,
     PreconditionFailed,
+    Provider,
     StorageError,
     Upload,
 )
 from ctpbackup.storage.keys import SUPPORTED
 
-KNOWN_KEYS = SUPPORTED["Azure"]  # the refused ones are said in ctpbackup.storage.keys
+KNOWN_KEYS = SUPPORTED[Provider.AZURE]  # the refused ones are said in ctpbackup.storage.keys
 BLOCK_SIZE = 4 * 1024 * 1024
 
 

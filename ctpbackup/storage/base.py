@@ -11,7 +11,18 @@ import abc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import BinaryIO
+
+
+class Provider(StrEnum):
+    """The object stores a SharedBackupConfig may name (`spec.objectStorage.provider`, Spaces' enum),
+    plus `Filesystem`, a local folder: our extension for demos and tests."""
+
+    AWS = "AWS"
+    GCP = "GCP"
+    AZURE = "Azure"
+    FILESYSTEM = "Filesystem"
 
 
 class StorageError(Exception):

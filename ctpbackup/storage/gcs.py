@@ -20,12 +20,13 @@ from ctpbackup.storage.base import (
     ObjectAttributes,
     ObjectNotFound,
     PreconditionFailed,
+    Provider,
     StorageError,
     Upload,
 )
 from ctpbackup.storage.keys import SUPPORTED
 
-KNOWN_KEYS = SUPPORTED["GCP"]  # the refused ones are said in ctpbackup.storage.keys
+KNOWN_KEYS = SUPPORTED[Provider.GCP]  # the refused ones are said in ctpbackup.storage.keys
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 

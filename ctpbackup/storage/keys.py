@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ctpbackup.storage.base import Provider
+
 #: keys each provider reads and does what Thanos documents for them
 SUPPORTED: dict[str, frozenset[str]] = {
-    "AWS": frozenset({
+    Provider.AWS: frozenset({
         "bucket", "endpoint", "region", "insecure", "signature_version2", "bucket_lookup_type", "sse_config",
         "http_config", "part_size", "max_retries", "access_key", "secret_key", "session_token",
         "storage_class",  # StorageClass on every object written
@@ -21,24 +23,24 @@ SUPPORTED: dict[str, frozenset[str]] = {
         "disable_dualstack",  # only true: boto3 never uses dual-stack endpoints unless asked
         "aws_sdk_auth",  # the AWS SDK's default credential chain is what the job uses without a Secret
     }),
-    "GCP": frozenset({"bucket", "service_account", "endpoint", "project", "chunk_size_bytes"}),
-    "Azure": frozenset({"bucket", "storage_account", "storage_account_key", "container", "endpoint", "max_retries"}),
+    Provider.GCP: frozenset({"bucket", "service_account", "endpoint", "project", "chunk_size_bytes"}),
+    Provider.AZURE: frozenset({"bucket", "storage_account", "storage_account_key", "container", "endpoint", "max_retries"}),
 }
 
 #: keys Thanos knows that this job refuses, with why (one line each in `validate`)
 NOT_SUPPORTED: dict[str, dict[str, str]] = {
-    "AWS": {
+    Provider.AWS: {
         "sts_endpoint": "the AWS SDK's default STS endpoint is used (set AWS_STS_REGIONAL_ENDPOINTS in the pod instead)",
         "send_content_md5": "boto3 sends a CRC32 checksum with every upload instead (S3 Object Lock accepts it)",
         "trace": "request tracing is not built in (use -vv for debug logging)",
     },
-    "GCP": {
+    Provider.GCP: {
         "use_grpc": "the JSON API over HTTP is used",
         "grpc_conn_pool_size": "the JSON API over HTTP is used",
         "http_config": "the google-cloud-storage client's own HTTP settings are used",
         "max_retries": "the google-cloud-storage client's default retry policy is used",
     },
-    "Azure": {
+    Provider.AZURE: {
         "storage_connection_string": "it carries the account key; put the key in the credentials Secret",
         "msi_resource": "managed identities are found by the Azure SDK's default chain (source: InjectedIdentity)",
         "user_assigned_id": "managed identities are found by the Azure SDK's default chain (source: InjectedIdentity)",
@@ -70,7 +72,7 @@ def problems(provider: str, config: Mapping[str, Any]) -> list[tuple[str, str]]:
             close = difflib.get_close_matches(key, sorted(known | set(NOT_SUPPORTED[provider])), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else f"; valid keys: {', '.join(sorted(known))}"
             found.append((key, f"unknown {provider} config key {key!r}{hint}"))
-        elif provider == "AWS":
+        elif provider == Provider.AWS:
             message = _aws_value(key, value)
             if message:
                 found.append((key, message))

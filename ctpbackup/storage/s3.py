@@ -25,6 +25,7 @@ from ctpbackup.storage.base import (
     ObjectAttributes,
     ObjectNotFound,
     PreconditionFailed,
+    Provider,
     StorageError,
     Upload,
 )
@@ -32,7 +33,7 @@ from ctpbackup.storage.keys import SUPPORTED
 
 PART_SIZE = 8 * 1024 * 1024
 #: Thanos S3 config keys this provider reads (others are refused, so a typo is not silently ignored)
-KNOWN_KEYS = SUPPORTED["AWS"]  # the refused ones are said in ctpbackup.storage.keys
+KNOWN_KEYS = SUPPORTED[Provider.AWS]  # the refused ones are said in ctpbackup.storage.keys
 
 
 def parse_shared_credentials(text: bytes, profile: str = "default") -> dict[str, str]:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ctpbackup.engines import jsoncodec
+from ctpbackup.rules.reasons import FailureReason, ReasonedError
 from ctpbackup.storage.base import Bucket, ObjectAttributes, ObjectNotFound, StorageError, Upload
 from ctpbackup.store.layout import BucketLayout
 from ctpbackup.store.records import BackupRecord
@@ -33,15 +34,10 @@ DOWNLOAD_NAME = "archive.tar.gz"
 CHUNK_BYTES = 1024 * 1024
 
 
-class ArchiveCheckFailed(Exception):
-    """The archive of a backup is not the one its record describes, or cannot be read. `reason` is a
-    failure reason of the README's troubleshooting table (ArchiveMissing, ArchiveRejected,
-    IntegrityCheckFailed, ArchiveUnreadable); `message` names the backup, never a secret."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+class ArchiveCheckFailed(ReasonedError):
+    """The archive of a backup is not the one its record describes, or cannot be read. `reason` is
+    ArchiveMissing, ArchiveRejected, IntegrityCheckFailed or ArchiveUnreadable; `message` names the
+    backup, never a secret."""
 
 
 class BackupStore:
@@ -114,16 +110,16 @@ class BackupStore:
         ArchiveRejected (implausible size), IntegrityCheckFailed, ArchiveUnreadable (the bucket
         failed, or the download broke off)."""
         if not record.sha256:
-            raise ArchiveCheckFailed("ArchiveMissing", f"Backup {record.name} has no recorded archive")
+            raise ArchiveCheckFailed(FailureReason.ARCHIVE_MISSING, f"Backup {record.name} has no recorded archive")
         if record.size <= 0 or record.size > MAX_ARCHIVE_BYTES:
-            raise ArchiveCheckFailed("ArchiveRejected", f"recorded archive size {record.size} is not plausible")
+            raise ArchiveCheckFailed(FailureReason.ARCHIVE_REJECTED, f"recorded archive size {record.size} is not plausible")
         key = self.archive_key(record.namespace, record.control_plane, record.name)
         try:
             attrs = self.bucket.attributes(key)
             if attrs is None:
-                raise ArchiveCheckFailed("ArchiveMissing", f"archive of Backup {record.name} is not in the bucket")
+                raise ArchiveCheckFailed(FailureReason.ARCHIVE_MISSING, f"archive of Backup {record.name} is not in the bucket")
             if attrs.size != record.size:
-                raise ArchiveCheckFailed("IntegrityCheckFailed", f"archive of Backup {record.name} is {attrs.size} "
+                raise ArchiveCheckFailed(FailureReason.INTEGRITY_CHECK_FAILED, f"archive of Backup {record.name} is {attrs.size} "
                                                                  f"bytes; the index recorded {record.size}")
             path = dest / DOWNLOAD_NAME
             digest = hashlib.sha256()
@@ -132,20 +128,20 @@ class BackupStore:
                 while chunk := stream.read(CHUNK_BYTES):
                     size += len(chunk)
                     if size > record.size:
-                        raise ArchiveCheckFailed("IntegrityCheckFailed",
+                        raise ArchiveCheckFailed(FailureReason.INTEGRITY_CHECK_FAILED,
                                                  f"archive of Backup {record.name} is longer than recorded")
                     digest.update(chunk)
                     out.write(chunk)
         except ArchiveCheckFailed:
             raise
         except StorageError as err:
-            raise ArchiveCheckFailed("ArchiveUnreadable",
+            raise ArchiveCheckFailed(FailureReason.ARCHIVE_UNREADABLE,
                                      f"cannot read the archive of Backup {record.name}: {err}") from None
         except Exception as err:  # noqa: BLE001 - a body cut off mid-download surfaces from the HTTP layer
-            raise ArchiveCheckFailed("ArchiveUnreadable", f"the download of Backup {record.name}'s archive broke off "
+            raise ArchiveCheckFailed(FailureReason.ARCHIVE_UNREADABLE, f"the download of Backup {record.name}'s archive broke off "
                                                           f"({type(err).__name__})") from None
         if size != record.size or digest.hexdigest() != record.sha256:
-            raise ArchiveCheckFailed("IntegrityCheckFailed",
+            raise ArchiveCheckFailed(FailureReason.INTEGRITY_CHECK_FAILED,
                                      f"archive of Backup {record.name} does not match the sha256 recorded in the index")
         return path
 

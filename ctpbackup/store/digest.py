@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ctpbackup.store.records import BackupRecord, OwnerKind, Phase, format_time
+from ctpbackup.rules.times import format_time
+from ctpbackup.store.records import BackupRecord, OwnerKind, Phase
 
 #: (owner kind, namespace, owner name)
 Owner = tuple[OwnerKind, str, str]

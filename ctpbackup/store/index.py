@@ -22,12 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ctpbackup.engines import jsoncodec
+from ctpbackup.rules.reasons import FailureReason
 from ctpbackup.storage.base import Bucket, ObjectNotFound, PreconditionFailed, StorageError
 from ctpbackup.store.digest import Owner, RecordedDigest
 from ctpbackup.store.layout import ARCHIVE_FILE, INDEX_FILE, RECORD_FILE, BucketLayout
 from ctpbackup.store.records import (
     RECORD_SCHEMA_VERSION,
-    RECORD_UNREADABLE,
     BackupRecord,
     Condition,
     Phase,
@@ -449,7 +449,7 @@ class BucketIndex:
             shard.backups[name] = BackupRecord(
                 namespace=namespace, name=name, control_plane=control_plane, config=self.config_name,
                 phase=Phase.FAILED, archive_key=self.layout.archive_key(namespace, control_plane, name),
-                conditions=(Condition("Completed", "False", RECORD_UNREADABLE,
+                conditions=(Condition("Completed", "False", FailureReason.RECORD_UNREADABLE,
                                       "the archive exists but its record is missing or unreadable; kept as it is "
                                       "(restore the record, or delete the Backup to remove the archive)"),))
         for (namespace, control_plane), shard in sorted(groups.items()):

@@ -26,11 +26,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from ctpbackup.rules.times import format_time, utcnow
 from ctpbackup.storage.base import Bucket, ObjectNotFound, PreconditionFailed
 from ctpbackup.store.layout import BucketLayout
-from ctpbackup.store.records import bounded, format_time, parse_time
+from ctpbackup.store.records import bounded, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,6 @@ class LeaseHeld(Exception):
 class LeaseLost(Exception):
     """Our lease was taken over (we were too slow to renew it, or frozen past it): stop writing.
     Not a StorageError on purpose: nothing may catch it as a bucket fault and go on."""
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -91,7 +88,7 @@ class Lease:
     tolerance (an expiry further ahead is a clock error)."""
 
     def __init__(self, bucket: Bucket, layout: BucketLayout, *, holder: str, duration: timedelta,
-                 clock: Callable[[], datetime] = _utcnow, shard: tuple[int, int] = (0, 1)):
+                 clock: Callable[[], datetime] = utcnow, shard: tuple[int, int] = (0, 1)):
         self.bucket = bucket
         self.key = layout.lease_key(shard)
         self.holder = holder

@@ -15,21 +15,13 @@ import logging
 from collections.abc import Collection
 
 from ctpbackup.engines.encryption import EncryptionError, Keyring, UnknownKey
+from ctpbackup.rules.reasons import FailureReason, ReasonedError
 from ctpbackup.store.records import BackupRecord
 
 log = logging.getLogger(__name__)
 
-NOT_AUTHENTICATED = "RecordNotAuthenticated"
-NOT_ENCRYPTED = "ArchiveNotEncrypted"
-
-
-class RecordRefused(Exception):
+class RecordRefused(ReasonedError):
     """A record a restore must not trust; `reason` is the failure reason recorded."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 def sign(record: BackupRecord, keyring: Keyring | None) -> BackupRecord:
@@ -59,7 +51,7 @@ def check_restorable(record: BackupRecord, keyring: Keyring | None, allowed: Col
         return keyring
     hint = "; if you trust it, name it in spec.objectStorage.encryption.allowUnauthenticatedBackups"
     if not record.encrypted:
-        raise RecordRefused(NOT_ENCRYPTED, f"the archive of {where} is not encrypted although its config has a key "
+        raise RecordRefused(FailureReason.ARCHIVE_NOT_ENCRYPTED, f"the archive of {where} is not encrypted although its config has a key "
                                            f"(taken before encryption was turned on, or planted){hint}")
     if not record.mac:
         return keyring.format_1_only()
@@ -68,5 +60,5 @@ def check_restorable(record: BackupRecord, keyring: Keyring | None, allowed: Col
     except UnknownKey as err:
         raise RecordRefused(err.reason, f"the record of {where} was {err}") from None
     except EncryptionError as err:
-        raise RecordRefused(NOT_AUTHENTICATED, f"{where}: {err}{hint}") from None
+        raise RecordRefused(FailureReason.RECORD_NOT_AUTHENTICATED, f"{where}: {err}{hint}") from None
     return keyring

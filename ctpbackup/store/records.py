@@ -9,15 +9,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from ctpbackup.rules.times import format_time
+
 RECORD_SCHEMA_VERSION = 1
-#: the reason of a backup kept by `index rebuild` from its archive alone: never retaken automatically
-RECORD_UNREADABLE = "RecordUnreadable"
-#: the reason of a backup whose run was killed at every try, up to the retry limit
-INTERRUPTED = "Interrupted"
 
 
 class Phase(StrEnum):
@@ -48,12 +46,6 @@ def _restore_frozen(cls: type, values: dict[str, Any]) -> Any:
     record = object.__new__(cls)
     record.__dict__.update(values)
     return record
-
-
-def format_time(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(value: str | None) -> datetime | None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ctpbackup.engines import archive
-from ctpbackup.engines.backup import CRD_KEY, exclusion_warnings, select_types, skip_reason
+from ctpbackup.engines.backup import exclusion_warnings, select_types, skip_reason
 from ctpbackup.engines.restore import _Entry, _generations
 from ctpbackup.engines.restore_order import (
     LAST_APPLIED,
@@ -18,7 +18,7 @@ from ctpbackup.engines.restore_order import (
     merge_user_fields,
     tier_of,
 )
-from ctpbackup.kube.api import ResourceType
+from ctpbackup.kube.api import CRD_KEY, ResourceType
 
 ALL = ("list", "create", "get", "delete")
 

@@ -9,7 +9,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ctpbackup.desired.manifests import ManifestFile, load_desired_state
-from ctpbackup.plan.planner import ActionType, PlanOptions, plan, selector_text, shard_of
+from ctpbackup.plan.planner import (
+    Action,
+    ActionType,
+    DeletionCause,
+    PlanOptions,
+    _guard_mass_delete,
+    plan,
+    selector_text,
+    shard_of,
+)
 from ctpbackup.store.digest import RecordedDigest
 from ctpbackup.store.records import BackupRecord, Condition, OwnerKind, Phase, RestoreRecord
 
@@ -304,6 +313,44 @@ def test_ttl_expiry_is_not_held_by_the_guard():
     d = desired(*[BACKUP % (f"b{i}", "ctp1", "Delete") for i in range(12)])
     result = plan(d, recorded(*records), NOW)
     assert result.count(ActionType.DELETE) == 12 and not result.refusals
+
+
+@pytest.mark.parametrize("docs, record, cause, reason", [
+    ([BACKUP % ("b1", "ctp1", "Delete"), BACKUP % ("keep", "ctp1", "Orphan")], rec("b1", ttl="1h", expires_at=NOW - timedelta(minutes=5), deletion_policy="Delete"),
+     DeletionCause.TTL_EXPIRED, "TTL 1h expired at 2026-11-25 10:25:00 UTC; deletionPolicy Delete: archive removed"),
+    ([BACKUP % ("keep", "ctp1", "Orphan")], rec("b1", deletion_policy="Orphan"),
+     DeletionCause.REMOVED_FROM_GIT, "Backup removed from Git; deletionPolicy Orphan: archive kept in the bucket"),
+    ([BACKUP % ("keep", "ctp1", "Orphan")], rec("nightly-ctp1", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly",
+                                                 use_owner_references=True, deletion_policy="Delete"),
+     DeletionCause.OWNER_REMOVED_FROM_GIT,
+     "owner SharedBackup nightly removed from Git (useOwnerReferencesInBackup); deletionPolicy Delete: archive removed"),
+])
+def test_each_deletion_says_why_in_a_field(docs, record, cause, reason):
+    keep = [rec("keep")]
+    result = plan(desired(*docs), recorded(record, *keep), NOW)
+    [action] = [a for a in result.actions if a.type in (ActionType.DELETE, ActionType.ORPHAN)]
+    assert (action.name, action.deletion_cause, action.reason) == (record.name, cause, reason)
+
+
+def _removal(i: int, cause: DeletionCause, reason: str) -> Action:
+    return Action(ActionType.DELETE, "Backup", "default", f"b{i}", "ctp1", reason, config="default", deletion_cause=cause)
+
+
+@pytest.mark.parametrize("cause, reason, held", [
+    # the guard reads the cause, never the text: a reason that mentions "TTL" is still a removal from Git
+    (DeletionCause.REMOVED_FROM_GIT, "Backup removed from Git (its TTL was 1h); deletionPolicy Delete: archive removed", 12),
+    (DeletionCause.OWNER_REMOVED_FROM_GIT, "owner SharedBackup ttl-nightly removed from Git", 12),
+    # and an expiry is never held, whatever its text says
+    (DeletionCause.TTL_EXPIRED, "expired; deletionPolicy Delete: archive removed", 0),
+])
+def test_the_mass_delete_guard_decides_on_the_cause(cause, reason, held):
+    d = desired(BACKUP % ("other", "ctp1", "Orphan"))
+    actions = [_removal(i, cause, reason) for i in range(12)]
+    kept, refusals = _guard_mass_delete(actions, d, {("default", "default"): 13}, PlanOptions())
+    assert len(actions) - len(kept) == held
+    assert refusals == ([] if not held else [
+        "refusing to delete or orphan 12 of 13 recorded backups of SharedBackupConfig default/default, more than "
+        "the limit (10 backups or 50%); check the --repo/--ref/--path and the commit, or pass --allow-mass-delete"])
 
 
 def test_broken_manifest_alongside_valid_ones_plans_nothing():
