@@ -343,13 +343,18 @@ class _Run:
         except BadRequest as err:
             self._fail(member.path, INVALID, f"{ident}: {err.message}")
             return
+        self._count(member, +1)
+
+    def _count(self, member: Member, step: int) -> None:
+        """Count an object that passed its own checks as created, merged or skipped (step +1), or take
+        it back (-1) when a check of the whole archive (owners, namespaces) fails it later."""
         made = made_by_control_plane(member.resource, member.namespace, member.name)
         if made is None:
-            self.result.created += 1
+            self.result.created += step
         elif made.fields:
-            self.result.merged += 1
+            self.result.merged += step
         else:
-            self.result.skipped += 1
+            self.result.skipped += step
 
     def _schema(self, resource: str, version: str, crd: _CRD) -> CompiledSchema | None:
         key = (resource, version)
@@ -361,11 +366,17 @@ class _Run:
             self.schemas[key] = compiled
         return self.schemas[key]
 
-    def _fail(self, path: str, reason: str, text: str) -> None:
+    def _fail(self, path: str, reason: str, text: str, *, counted: bool = False, objects: int = 1) -> None:
+        """`counted`: the object passed its own checks and was counted (by `_count`) already."""
+        self._failed(path, counted)
+        self.result.problem(reason, text, objects)
+
+    def _failed(self, path: str, counted: bool) -> None:
         if path not in self.failed_paths:
             self.failed_paths.add(path)
             self.result.failed += 1
-        self.result.problem(reason, text)
+            if counted:
+                self._count(check_member_path(path), -1)
 
     # -- after the last member -------------------------------------------------------------------------
 
@@ -390,12 +401,13 @@ class _Run:
                         (not owner.namespace or owner.namespace == dependent.namespace):
                     continue
                 self._fail(path, OWNER_MISSING, f"{_ident(dependent)}: ownerReference {kind} {name!r} (uid {uid}) "
-                                                f"names archived object {_ident(owner)}, which is not that owner")
+                                                f"names archived object {_ident(owner)}, which is not that owner",
+                           counted=path not in self.failed_paths)
                 continue
             if _made_owner(kind, dependent.namespace, name):
                 continue
             self._fail(path, OWNER_MISSING, f"{_ident(dependent)}: owner {kind} {name!r} (uid {uid}) is not in the "
-                                            "archive and no control plane makes it")
+                                            "archive and no control plane makes it", counted=path not in self.failed_paths)
 
     def _namespaces(self) -> None:
         for namespace, ident in sorted(self.wanted_namespaces.items()):
@@ -403,9 +415,7 @@ class _Run:
                 continue
             objects = [p for p in self.paths if f"/namespaces/{namespace}/" in p]
             for path in objects:
-                if path not in self.failed_paths:
-                    self.failed_paths.add(path)
-                    self.result.failed += 1
+                self._failed(path, counted=path not in self.failed_paths)
             self.result.problem(NAMESPACE_MISSING, f"namespace {namespace!r} of {ident} (and {len(objects) - 1} more "
                                                    "object(s)) is not in the archive", objects=len(objects))
 
