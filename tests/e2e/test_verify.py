@@ -4,6 +4,7 @@ tampered archive, leaving no file behind."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import tarfile
@@ -126,3 +127,78 @@ def test_download_of_an_encrypted_backup_is_a_plain_tar_of_the_control_planes_ob
         assert story.backup("b1")["phase"] == "Completed", "verification never changes a backup's phase"
     finally:
         source.stop()
+
+
+def test_a_backup_with_every_known_bad_shape_is_recorded_verified_false(story):
+    """An archive holding each known-bad shape, recorded Completed as a past run would have: `verify
+    backup` records Verified=False with every reason; status, describe and the plan show it; the
+    backup stays Completed and is never taken again."""
+    from datetime import UTC, datetime, timedelta
+
+    from ctpbackup.store.index import BucketIndex
+    from ctpbackup.store.records import BackupRecord, Phase
+    from tests.e2e.test_integrity import LAYOUT
+    from tests.engines.test_verify import GOOD, WIDGETS, build, config_map, owner, widget, xrd
+
+    objects = [o for o in GOOD if o["metadata"]["name"] != WIDGETS] + [  # the Widget CRD missing
+        xrd("xdbs.example.org", claimNames={"kind": "DB", "plural": "dbs"}),  # a v2 XRD with claimNames
+        config_map("orphan", owners=[owner("Widget", "gone", "uid-gone")])]  # an ownerReference to nothing
+    when = datetime.now(UTC) - timedelta(hours=1)
+    archives = {
+        "bad": build(objects, raw=[("configmaps", "resources/configmaps/namespaces/team-a/x y.json",
+                                    config_map("x y"))], backup="bad"),
+        # a custom resource violating a CEL rule of its (archived) CRD
+        "cel": build([*GOOD, widget("w9", replicas=5, maximum=2)], backup="cel"),
+    }
+    for name, archive in archives.items():
+        record = BackupRecord("default", name, "ctp1", "default", Phase.COMPLETED, created_at=when, started_at=when,
+                              completed_at=when, size=len(archive), sha256=hashlib.sha256(archive).hexdigest(),
+                              archive_format_version=1, archive_key=LAYOUT.archive_key("default", "ctp1", name))
+        story.bucket.put(record.archive_key, archive)
+        BucketIndex(story.bucket, LAYOUT).update_backup("default", "ctp1", name, lambda _old, r=record: r)
+    story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
+    story.repo.write("b.yaml", BACKUP.format(name="bad", control_plane="ctp1"))
+    story.repo.commit("the backups")
+
+    result = story.reconcile("verify", "backup", "bad", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:6] == [
+        "Backup default/bad: Verified=False (UnstorableName)",
+        f"  {len(objects) + 1} objects: {len(objects) - 5} would be created, 1 skipped by policy, 1 merged, "
+        "4 would fail",
+        "  CRDMissing: 1", "  ObjectInvalid: 1", "  OwnerMissing: 1", "  UnstorableName: 1"]
+    assert sorted(lines[6:]) == [
+        "  - CRDMissing: widgets.example.org team-a/w1: its CustomResourceDefinition widgets.example.org is not in "
+        "the archive",
+        '  - ObjectInvalid: compositeresourcedefinitions.apiextensions.crossplane.io xdbs.example.org: '
+        'CompositeResourceDefinition.apiextensions.crossplane.io "xdbs.example.org" is invalid: spec: Invalid value: '
+        '"object": Claims aren\'t supported in apiextensions.crossplane.io/v2',
+        "  - OwnerMissing: configmaps team-a/orphan: owner Widget 'gone' (uid uid-gone) is not in the archive and no "
+        "control plane makes it",
+        "  - UnstorableName: 'resources/configmaps/namespaces/team-a/x y.json': a member name the archive format "
+        "cannot hold (written raw by an older release?); a restore refuses the whole archive"]
+    record = story.backup("bad")
+    condition = verified(record)
+    assert (record["phase"], condition["status"], condition["reason"]) == ("Completed", "False", "UnstorableName")
+    for reason in ("UnstorableName (1)", "CRDMissing (1)", "ObjectInvalid (1)", "OwnerMissing (1)"):
+        assert reason in condition["message"]
+    assert record["verification"]["failures"] == {"CRDMissing": 1, "ObjectInvalid": 1, "OwnerMissing": 1,
+                                                  "UnstorableName": 1}
+    assert any("Claims aren't supported in apiextensions.crossplane.io/v2" in e for e in record["verification"]["examples"])
+
+    cel_result = story.reconcile("verify", "backup", "cel", check=False)
+    assert cel_result.returncode == 1
+    assert cel_result.stdout.splitlines()[0] == "Backup default/cel: Verified=False (ObjectInvalid)"
+    assert "replicas must not exceed maxReplicas" in verified(story.backup("cel"))["message"]
+
+    table = story.reconcile("status").stdout
+    row = next(line for line in table.splitlines() if line.startswith("default     bad "))
+    assert row.split()[-2:] == ["False", "(UnstorableName)"]
+    assert "Verified=False  UnstorableName" in story.reconcile("describe", "backup", "bad").stdout
+
+    plan = story.reconcile("plan", "-o", "text", check=False)
+    assert "  ! failed default/bad: failed verification: UnstorableName: " in plan.stdout
+    assert "Completed, but a restore of it would fail; never taken again automatically" in plan.stdout
+    assert "+ backup default/bad" not in plan.stdout
+

@@ -128,7 +128,7 @@ def build(objects: list[dict], *, raw: list[tuple[str, str, dict]] = (), uids: d
     writer.add_bytes(UIDS, ("\n".join(uid_lines) + "\n").encode())
     counted = counts if counts is not None else counted
     writer.add_json(METADATA, {"formatVersion": 1, "controlPlane": {"namespace": "default", "name": "ctp1"},
-                               "backup": {"namespace": "default", "name": "b1"}, "counts": counted,
+                               "backup": {"namespace": "default", "name": backup}, "counts": counted,
                                "totalObjects": sum(counted.values())})
     writer.close()
     return out.getvalue()
