@@ -225,8 +225,8 @@ class _Run:
         self.paths: set[str] = set()
         self.namespaces: set[str] = set()
         self.wanted_namespaces: dict[str, str] = {}  # namespace -> first object in it
-        #: (dependent path, owner uid, owner kind, owner name) to resolve once uids.jsonl is read
-        self.owner_refs: list[tuple[str, str, str, str]] = []
+        #: (dependent path, owner uid, apiVersion, kind, name) to resolve once uids.jsonl is read
+        self.owner_refs: list[tuple[str, str, str, str, str]] = []
         self.uid_paths: dict[str, str] = {}
         self.metadata: dict[str, Any] | None = None
         self.failed_paths: set[str] = set()
@@ -277,8 +277,8 @@ class _Run:
             self.namespaces.add(member.name)
         for ref in meta.get("ownerReferences") or ():
             if isinstance(ref, dict):
-                self.owner_refs.append((member.path, str(ref.get("uid") or ""), str(ref.get("kind") or ""),
-                                        str(ref.get("name") or "")))
+                self.owner_refs.append((member.path, str(ref.get("uid") or ""), str(ref.get("apiVersion") or ""),
+                                        str(ref.get("kind") or ""), str(ref.get("name") or "")))
         if member.resource == CRD_KEY:
             self._remember_crd(obj)
         elif _is_custom(member.resource) and member.resource not in self.crds:
@@ -390,7 +390,7 @@ class _Run:
         self._counts()
 
     def _owners(self) -> None:
-        for path, uid, kind, name in self.owner_refs:
+        for path, uid, api_version, kind, name in self.owner_refs:
             dependent = check_member_path(path)
             owner_path = self.uid_paths.get(uid)
             if owner_path is not None and owner_path in self.paths:
@@ -402,7 +402,7 @@ class _Run:
                                                 f"names archived object {_ident(owner)}, which is not that owner",
                            counted=path not in self.failed_paths)
                 continue
-            if _made_owner(kind, dependent.namespace, name):
+            if _made_owner(api_version, kind, dependent.namespace, name):
                 continue
             self._fail(path, OWNER_MISSING, f"{_ident(dependent)}: owner {kind} {name!r} (uid {uid}) is not in the "
                                             "archive and no control plane makes it", counted=path not in self.failed_paths)
@@ -446,7 +446,21 @@ _MADE_KINDS = {"ConfigMap": "configmaps", "ServiceAccount": "serviceaccounts", "
                "PriorityLevelConfiguration": "prioritylevelconfigurations.flowcontrol.apiserver.k8s.io"}
 
 
-def _made_owner(kind: str, namespace: str, name: str) -> bool:
+#: kinds of the types a backup never exports (ctpbackup.engines.backup.SKIPPED_TYPES) by resource key:
+#: their objects are recreated by the control plane's own controllers (Pods, ReplicaSets, ...) or belong
+#: to the running cluster (Nodes, Leases), so an ownerReference to one is not a dangling one
+RECREATED_KINDS = {"events": ("", "Event"), "events.events.k8s.io": ("events.k8s.io", "Event"),
+                   "leases.coordination.k8s.io": ("coordination.k8s.io", "Lease"), "nodes": ("", "Node"),
+                   "componentstatuses": ("", "ComponentStatus"), "endpoints": ("", "Endpoints"),
+                   "endpointslices.discovery.k8s.io": ("discovery.k8s.io", "EndpointSlice"), "pods": ("", "Pod"),
+                   "replicasets.apps": ("apps", "ReplicaSet"), "controllerrevisions.apps": ("apps", "ControllerRevision")}
+_RECREATED = frozenset(RECREATED_KINDS.values())
+
+
+def _made_owner(api_version: str, kind: str, namespace: str, name: str) -> bool:
+    """Whether an owner outside the archive is one the control plane makes or recreates itself."""
+    if (api_version.rpartition("/")[0], kind) in _RECREATED:
+        return True
     resource = _MADE_KINDS.get(kind)
     return resource is not None and made_by_control_plane(resource, namespace, name) is not None
 

@@ -278,3 +278,20 @@ def test_not_an_archive_and_another_backups_archive(bucket):
     mismatch = verify(bucket, out.getvalue())
     assert (mismatch.reason, mismatch.examples) == (MISMATCH, [
         "ArchiveMismatch: the archive says it is Backup b1 of control plane default/ctp9, not b1 of default/ctp1"])
+
+
+def test_owners_the_control_plane_makes_or_recreates_are_not_dangling(bucket):
+    from ctpbackup.engines.backup import SKIPPED_TYPES
+    from ctpbackup.engines.verify import RECREATED_KINDS
+
+    assert set(RECREATED_KINDS) == set(SKIPPED_TYPES)
+    owned = [config_map("by-pod", owners=[owner("Pod", "p-1", "uid-p", "v1")]),
+             config_map("by-rs", owners=[owner("ReplicaSet", "rs-1", "uid-rs", "apps/v1")]),
+             config_map("by-root", "default", owners=[owner("ServiceAccount", "default", "uid-sa", "v1")]),
+             config_map("by-role", owners=[owner("ClusterRole", "system:aggregate-to-edit", "uid-cr",
+                                                 "rbac.authorization.k8s.io/v1")])]
+    result = verify(bucket, build([*GOOD, *owned]))
+    assert (result.verified, result.created) == (True, 6 + len(owned))
+    # ... but a ServiceAccount the control plane does not make is not
+    lone = verify(bucket, build([*GOOD, config_map("x", owners=[owner("ServiceAccount", "robot", "uid-r", "v1")])]))
+    assert lone.failures == {OWNER_MISSING: 1}
