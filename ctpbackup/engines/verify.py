@@ -336,7 +336,11 @@ class _Run:
         try:
             admit(target, obj, schema=schema, field_validation="Ignore")
         except Invalid as err:
-            self._fail(member.path, INVALID, f"{ident}: {err.message}")
+            if member.resource == "secrets":  # a Secret's values are never shown: the fields and why only
+                text = "; ".join(f"{e.field}: {e.type}" for e in err.errors)
+                self._fail(member.path, INVALID, f"{ident}: refused ({text})")
+            else:
+                self._fail(member.path, INVALID, f"{ident}: {err.message}")
             return
         except BadRequest as err:
             self._fail(member.path, INVALID, f"{ident}: {err.message}")

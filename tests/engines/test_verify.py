@@ -96,7 +96,7 @@ def resource_of(obj: dict) -> str:
     group = obj["apiVersion"].rpartition("/")[0]
     plural = {"Widget": "widgets", "CustomResourceDefinition": "customresourcedefinitions",
               "CompositeResourceDefinition": "compositeresourcedefinitions", "Namespace": "namespaces",
-              "ConfigMap": "configmaps"}[obj["kind"]]
+              "ConfigMap": "configmaps", "Secret": "secrets"}[obj["kind"]]
     return f"{plural}.{group}" if group else plural
 
 
@@ -295,3 +295,18 @@ def test_owners_the_control_plane_makes_or_recreates_are_not_dangling(bucket):
     # ... but a ServiceAccount the control plane does not make is not
     lone = verify(bucket, build([*GOOD, config_map("x", owners=[owner("ServiceAccount", "robot", "uid-r", "v1")])]))
     assert lone.failures == {OWNER_MISSING: 1}
+
+
+def test_a_refused_secret_never_shows_its_values(bucket):
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+              "metadata": {"name": "tls", "namespace": "team-a", "labels": {"x": "NOLEAK-label-value-!"}},
+              "data": {"tls.crt": "Tk9MRUFLLWNlcnQ="}}
+    result = verify(bucket, build([*GOOD, secret]))
+    assert result.failures == {INVALID: 1}
+    assert result.examples == ["ObjectInvalid: secrets team-a/tls: refused (metadata.labels: FieldValueInvalid; "
+                               "data[tls.key]: FieldValueRequired)"]
+    assert "NOLEAK" not in json.dumps(result.to_dict())
+    bad64 = verify(bucket, build([*GOOD, {**secret, "metadata": {"name": "b64", "namespace": "team-a"},
+                                          "data": {"tls.crt": "NOLEAK!!", "tls.key": "eA=="}}]))
+    assert bad64.examples == ['ObjectInvalid: secrets team-a/b64: Secret in version "v1" cannot be handled as a '
+                              'Secret: illegal base64 data at input byte 6']
