@@ -10,7 +10,7 @@ HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
     failed = 0
-    for name in ("emulator", "plan", "backup", "restore"):
+    for name in ("emulator", "plan", "backup", "restore", "verify"):
         print(f"== bench/{name}.py", flush=True)
         failed += subprocess.run([sys.executable, str(HERE / f"{name}.py")], cwd=HERE).returncode != 0
     sys.exit(1 if failed else 0)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from ctpbackup.apply import verification
 from ctpbackup.desired.model import DeletionPolicy, DesiredState
 from ctpbackup.engines import backup as backup_engine
 from ctpbackup.engines import restore as restore_engine
@@ -71,9 +72,25 @@ class Outcome:
             object.__setattr__(self, "message", bounded(self.message))
 
 
+@dataclass(frozen=True)
+class Verified:
+    """The verification of a backup this run completed: the condition recorded, or why none was."""
+
+    namespace: str
+    name: str
+    condition: Condition | None
+    unavailable: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.condition is not None and self.condition.status == "True"
+
+
 @dataclass
 class ApplyReport:
     outcomes: list[Outcome] = field(default_factory=list)
+    #: the backups this run completed, verified after every other action
+    verifications: list[Verified] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -98,6 +115,9 @@ class Executor:
     progress: bool = False
     #: a restore that has not Completed after this many attempts ends (finishedAt) as it stands
     max_restore_attempts: int = DEFAULT_MAX_RESTORE_ATTEMPTS
+    #: verify every backup this run completes (after all other actions: it never holds one up)
+    verify: bool = True
+    _completed: list[tuple[Target, BackupRecord]] = field(default_factory=list, init=False, repr=False)
 
     def run(self, plan: Plan) -> ApplyReport:
         report = ApplyReport()
@@ -116,7 +136,22 @@ class Executor:
         for action in plan.actions:
             if action.type in (ActionType.DELETE, ActionType.ORPHAN):
                 report.outcomes.append(self._unless_the_index_fails(self.delete, action))
+        if self.verify and self._completed:
+            with ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="verify") as pool:
+                report.verifications.extend(pool.map(lambda done: self.verify_backup(*done), self._completed))
         return report
+
+    def verify_backup(self, target: Target, record: BackupRecord) -> Verified:
+        """Verify a backup this run completed and record the outcome (its `Verified` condition); a
+        bucket that cannot be read leaves the record as it is."""
+        if target.index.fence is not None:
+            target.index.fence()
+        try:
+            updated, _ = verification.verify_and_record(target, record, self.clock, workdir=self.workdir)
+        except verification.VerificationUnavailable as err:
+            log.warning("backup %s/%s not verified: %s", record.namespace, record.name, err)
+            return Verified(record.namespace, record.name, None, str(err))
+        return Verified(record.namespace, record.name, updated.condition(verification.VERIFIED))
 
     def _unless_the_index_fails(self, do: Callable[[Action], Outcome], action: Action) -> Outcome:
         """A restore or deletion whose index record cannot be written (the bucket fails, or the
@@ -261,9 +296,10 @@ class Executor:
             ), target.keyring)
 
         try:
-            index.update_backup(request.namespace, request.control_plane, request.name, complete)
+            completed = index.update_backup(request.namespace, request.control_plane, request.name, complete)
         except StorageError as err:  # the archive is whole but not recorded: the next run retakes it
             return Outcome(action, False, f"{FailureReason.INDEX_WRITE_FAILED}: {err}")
+        self._completed.append((target, completed))
         log.info("backup %s/%s completed", request.namespace, request.name, extra={"fields": {
             "event": "backup", "namespace": request.namespace, "backup": request.name,
             "controlPlane": request.control_plane, "phase": "Completed", "objects": sum(result.counts.values()),

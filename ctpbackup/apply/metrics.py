@@ -46,6 +46,7 @@ JOB = "ctpbackup"
 PHASES = tuple(p.value for p in Phase)
 RESULTS = ("success", "failure", "error")
 OUTCOMES = ("ok", "waiting", "failed")
+VERIFIED_STATES = ("True", "False", "Unknown")
 
 disable_created_metrics()  # no `_created` series beside each gauge (prometheus_client emits them by default)
 
@@ -133,6 +134,10 @@ def build_registry(desired: DesiredState, recorded: RecordedState, outcomes: Ite
                        [*cp, "phase"], registry=registry)
     backups = Gauge("ctpbackup_backups", "Backups of the control plane recorded in the index, by phase.",
                     [*cp, "phase"], registry=registry)
+    last_verified = Gauge("ctpbackup_backup_last_success_verified",
+                          "Offline verification of the newest Completed backup of the control plane (1 for its "
+                          "Verified status: True, False, or Unknown while not verified).", [*cp, "status"],
+                          registry=registry)
     restore = Gauge("ctpbackup_restore_phase", "Phase of the restore into the control plane (1 for the current phase).",
                     [*cp, "phase"], registry=registry)
     interval = Gauge("ctpbackup_backup_schedule_interval_seconds",
@@ -144,7 +149,7 @@ def build_registry(desired: DesiredState, recorded: RecordedState, outcomes: Ite
         return shard_of(namespace, control_plane, count) == index
 
     for view in recorded.backups.shard_views():
-        _shard_state(view, mine, last_ok, last_size, last_seconds, last_phase, backups)
+        _shard_state(view, mine, last_ok, last_size, last_seconds, last_phase, backups, last_verified)
     for (namespace, control_plane), record in sorted(recorded.restores.items()):
         if mine(namespace, control_plane):
             _state_set(restore, (namespace, control_plane), PHASES, record.phase.value)
@@ -172,7 +177,7 @@ def build_registry(desired: DesiredState, recorded: RecordedState, outcomes: Ite
 
 
 def _shard_state(view: ShardView, mine, last_ok: Gauge, last_size: Gauge, last_seconds: Gauge, last_phase: Gauge,
-                 backups: Gauge) -> None:
+                 backups: Gauge, last_verified: Gauge | None = None) -> None:
     """One control plane's backup state from its shard: the phase of each line, counted without
     decoding; only the newest Completed backups (the header's digest names them) and the backups not
     Completed nor Deleted (few: a failed or running one) are decoded."""
@@ -202,6 +207,10 @@ def _shard_state(view: ShardView, mine, last_ok: Gauge, last_size: Gauge, last_s
         newest = max(completed, key=lambda r: (r.completed_at, r.name))
         last_ok.labels(namespace, control_plane).set(newest.completed_at.timestamp())
         last_size.labels(namespace, control_plane).set(newest.size)
+        if last_verified is not None:
+            verified = newest.condition("Verified")
+            _state_set(last_verified, (namespace, control_plane), VERIFIED_STATES,
+                       verified.status if verified is not None else "Unknown")
         if newest.started_at is not None:
             last_seconds.labels(namespace, control_plane).set(
                 max(0.0, (newest.completed_at - newest.started_at).total_seconds()))

@@ -53,9 +53,10 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 def to_table(recorded: RecordedState, now: datetime) -> str:
     backups = [[r.namespace, r.name, r.control_plane, r.phase.value + (f" ({r.deleted_with})" if r.deleted_with else ""),
                 str(r.retries), human_size(r.size) if r.size else "", age(now, r.created_at),
-                age(r.expires_at, now) if r.expires_at and r.phase is not Phase.DELETED else ""]
+                age(r.expires_at, now) if r.expires_at and r.phase is not Phase.DELETED else "", _verified(r)]
                for (_, _), r in sorted(recorded.backups.items())]
-    out = [_table(["NAMESPACE", "NAME", "CONTROLPLANE", "PHASE", "RETRIES", "SIZE", "AGE", "EXPIRES"], backups)
+    out = [_table(["NAMESPACE", "NAME", "CONTROLPLANE", "PHASE", "RETRIES", "SIZE", "AGE", "EXPIRES", "VERIFIED"],
+                  backups)
            if backups else "No backups recorded."]
     restores = [[r.namespace, r.control_plane, f"{r.source_kind}/{r.source_name}", r.backup_name, r.phase.value,
                  str(sum(c.get("restored", 0) for c in r.counts.values())),
@@ -67,6 +68,14 @@ def to_table(recorded: RecordedState, now: datetime) -> str:
         out += ["", _table(["NAMESPACE", "CONTROLPLANE", "SOURCE", "BACKUP", "PHASE", "RESTORED", "SKIPPED",
                             "FAILED", "FINISHED"], restores)]
     return "\n".join(out) + "\n"
+
+
+def _verified(record: BackupRecord) -> str:
+    """The backup's `Verified` condition as a table shows it: `True`, `False (Reason)`, or empty."""
+    condition = record.condition("Verified")
+    if condition is None:
+        return ""
+    return condition.status if condition.status == "True" else f"{condition.status} ({condition.reason})"
 
 
 def to_json(recorded: RecordedState) -> str:
@@ -102,6 +111,12 @@ def describe_backup(record: BackupRecord) -> str:
     if record.warnings:
         lines.append("Warnings:")
         lines += [f"  {w}" for w in record.warnings]
+    check = record.verification
+    if check:
+        lines.append(f"Verification:   {check.get('verifiedAt', '')}")
+        lines += [f"  {what:<25} {check.get(what, 0)}" for what in ("objects", "created", "skipped", "merged", "failed")]
+        lines += [f"  {reason:<25} {count}" for reason, count in sorted((check.get("failures") or {}).items())]
+        lines += [f"  - {example}" for example in check.get("examples") or ()]
     return "\n".join(lines) + "\n"
 
 
@@ -123,6 +138,12 @@ def describe_restore(record: RestoreRecord) -> str:
     if record.warnings:
         lines.append("Warnings:")
         lines += [f"  {w}" for w in record.warnings]
+    check = record.verification
+    if check:
+        lines.append(f"Verification:   {check.get('verifiedAt', '')}")
+        lines += [f"  {what:<25} {check.get(what, 0)}" for what in ("objects", "created", "skipped", "merged", "failed")]
+        lines += [f"  {reason:<25} {count}" for reason, count in sorted((check.get("failures") or {}).items())]
+        lines += [f"  - {example}" for example in check.get("examples") or ()]
     return "\n".join(lines) + "\n"
 
 

@@ -340,6 +340,9 @@ class _Planner:
             record = self.recorded.backups.get((request.namespace, request.name))
             if record is None:
                 yield self._backup_action(ActionType.BACKUP, request, self._why_new(request))
+            elif record.phase is Phase.COMPLETED and failed_verification(record):
+                # shown like a Failed backup, never taken again: its archive is kept as it is
+                yield self._backup_action(ActionType.FAILED, request, failed_verification(record), record)
             elif record.phase is Phase.FAILED and _reason(record) == FailureReason.RECORD_UNREADABLE:
                 continue  # kept by `index rebuild` from its archive alone: never taken again over it
             elif record.phase is Phase.FAILED and record.retries < self.options.max_retries:
@@ -601,6 +604,15 @@ def failed_for_good(record: BackupRecord) -> str:
     attempts = record.retries + 1
     head = f"{cause.reason if cause else 'Failed'} after {attempts} attempt{'s' if attempts != 1 else ''}"
     return f"{head}: {cause.message}" if cause and cause.message else head
+
+
+def failed_verification(record: BackupRecord) -> str:
+    """`failed verification: <reason>: <message>` for a Completed backup recorded Verified=False
+    (ctpbackup.apply.verification), else ''."""
+    condition = record.condition("Verified")
+    if condition is None or condition.status != "False":
+        return ""
+    return f"failed verification: {condition.reason}: {condition.message}"
 
 
 def _last_message(record: BackupRecord) -> str:

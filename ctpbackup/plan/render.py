@@ -53,6 +53,9 @@ def headline(plan: Plan) -> str:
 
 def _detail(action: Action) -> str:
     """The line under an action: its reason, or for a backup failed for good how to ask again."""
+    if action.type is ActionType.FAILED and action.reason.startswith("failed verification"):
+        return ("Completed, but a restore of it would fail; never taken again automatically (take a new backup "
+                "under a new name; `reconcile.py verify backup NAME` checks it again)")
     if action.type is ActionType.FAILED:
         return f"retries used up; set the annotation {RETRY_ANNOTATION} to a new value for a fresh attempt"
     return action.reason

@@ -47,6 +47,21 @@ class FailureReason(StrEnum):
     INDEX_WRITE_FAILED = "IndexWriteFailed"
     #: a bug: an exception the engines did not expect (the message names its type)
     INTERNAL_ERROR = "InternalError"
+    # verifying a Completed backup's archive offline (engines/verify.py): the `Verified` condition
+    #: objects per resource differ from metadata.json or the index record
+    COUNTS_MISMATCH = "CountsMismatch"
+    #: a member name the archive format cannot hold (a restore refuses the archive)
+    UNSTORABLE_NAME = "UnstorableName"
+    #: a custom resource whose CRD is not in the archive
+    CRD_MISSING = "CRDMissing"
+    #: archived at a version its CRD does not serve, or of another kind or scope
+    VERSION_NOT_SERVED = "VersionNotServed"
+    #: refused by the schema, a CEL rule or a built-in type's rules (what a server answers 422/400)
+    OBJECT_INVALID = "ObjectInvalid"
+    #: an ownerReference to nothing in the archive and nothing the control plane makes
+    OWNER_MISSING = "OwnerMissing"
+    #: a namespaced object whose namespace is neither archived nor made by the control plane
+    NAMESPACE_MISSING = "NamespaceMissing"
     # the `Completed` condition `status` computes for the kinds that make backups (apply/status.py)
     #: a SharedBackup with more failed control planes than `failures.controlPlanes` allows
     TOO_MANY_FAILURES = "TooManyFailures"

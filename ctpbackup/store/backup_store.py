@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from ctpbackup.engines import jsoncodec
 from ctpbackup.rules.reasons import FailureReason, ReasonedError
@@ -100,6 +101,12 @@ class BackupStore:
         except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
             return None, False
         return dataclasses.replace(record, archive_key=self.archive_key(namespace, control_plane, backup)), True
+
+    def read_archive(self, namespace: str, control_plane: str, backup: str) -> BinaryIO:
+        """A stream of a backup's archive as stored (encrypted or not), at the layout's key, for a
+        reader that checks size and sha256 itself as it goes (verification reads each archive once).
+        Raises ObjectNotFound when it is not there, StorageError when the bucket cannot be read."""
+        return self.bucket.open_read(self.archive_key(namespace, control_plane, backup))
 
     def fetch_archive(self, record: BackupRecord, dest: Path) -> Path:
         """Download the archive of `record` (at the layout's key for its namespace, control plane

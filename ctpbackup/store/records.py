@@ -168,6 +168,10 @@ class BackupRecord:
     retry_request: str = ""
     #: the Kubernetes version the control plane's API reported when this backup was taken ("v1.31.2")
     server_version: str = ""
+    #: the last offline verification of the archive (ctpbackup.engines.verify.Verification.to_dict:
+    #: objects, created, skipped, merged, failed, failures by reason, examples); its outcome is the
+    #: `Verified` condition. Empty until verified.
+    verification: dict[str, Any] = field(default_factory=dict)
     schema_version: int = RECORD_SCHEMA_VERSION
 
     @property
@@ -218,6 +222,7 @@ class BackupRecord:
             "mac": self.mac,
             "retryRequest": self.retry_request,
             "serverVersion": self.server_version,
+            "verification": dict(self.verification),
         }
 
     @classmethod
@@ -236,6 +241,8 @@ class BackupRecord:
             values["owner_name"] = owner.get("name", "")
         if "counts" not in data:
             values["counts"] = {}  # a fresh dict each, never one shared default
+        if "verification" not in data:
+            values["verification"] = {}
         for required in ("namespace", "name", "control_plane", "phase"):
             if required not in values:
                 raise KeyError(required)
@@ -259,6 +266,7 @@ _BACKUP_READERS: dict[str, tuple[str, Any]] = {
     "selector": ("selector", None), "deletedWith": ("deleted_with", None), "deletedAt": ("deleted_at", parse_time),
     "encrypted": ("encrypted", bool), "warnings": ("warnings", tuple), "mac": ("mac", str),
     "retryRequest": ("retry_request", None), "serverVersion": ("server_version", None),
+    "verification": ("verification", dict),
 }
 #: the serialised fields a record's `mac` covers (not conditions, retries or deletion marks, which
 #: later updates change without the key)

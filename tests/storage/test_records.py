@@ -16,7 +16,8 @@ def every_field_set() -> BackupRecord:
         "ns", "b1", "ctp", "default", Phase.DELETED, OwnerKind.SHARED_BACKUP_SCHEDULE, "hourly", T, "abc",
         (Condition("Completed", "True", "BackupCompleted", "3 objects", T),), 2, T, T, T, "p/ns/ctp/backups/b1/archive.tar.gz",
         123, "ab" * 32, {"secrets": 3}, 1, "Delete", "720h", T, ("events",), True, '{"a":1}', "Delete", T, True,
-        ("a warning",), "v1:0123456789abcdef:" + "cd" * 32, "2026-11-25T10:00:00Z", "v1.31.2")
+        ("a warning",), "v1:0123456789abcdef:" + "cd" * 32, "2026-11-25T10:00:00Z", "v1.31.2",
+        {"objects": 3, "created": 3, "failures": {}})
 
 
 def test_every_field_survives_a_round_trip():

@@ -1,0 +1,55 @@
+"""`reconcile.py download backup NAME`: a backup's archive as a plain `.tar.gz` a person opens with `tar`.
+
+The archive goes through the same door a restore uses (`restore.fetch_verified`): the record must be
+one a restore trusts (its MAC, when the config has keys), the stored bytes must have the size and
+sha256 the index recorded, an encrypted archive must decrypt and authenticate to the end, and the
+result must be the archive format of this very backup. Only then is the file put in place (renamed
+from a temporary folder beside it): a refused archive leaves no file behind, not even a partial one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ctpbackup.engines import restore as restore_engine
+from ctpbackup.store import record_mac
+from ctpbackup.store.records import BackupRecord, Phase
+from ctpbackup.store.targets import Target
+
+
+class DownloadRefused(Exception):
+    """The archive was not written: `reason` (IntegrityCheckFailed, DecryptionFailed, ...) and one line."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+def download(target: Target, record: BackupRecord, out: Path) -> int:
+    """Write the plain (decrypted) archive of a Completed `record` to `out`; its size in bytes.
+    Raises DownloadRefused (and leaves `out` as it was) when the record or the archive is refused or
+    the bucket cannot be read."""
+    if record.phase is not Phase.COMPLETED:
+        raise DownloadRefused("NotCompleted", f"Backup {record.namespace}/{record.name} is {record.phase.value}; "
+                                              "only a Completed backup has a whole archive")
+    try:
+        keys = record_mac.check_restorable(record, target.keyring,
+                                           target.config.object_storage.allow_unauthenticated_backups)
+    except record_mac.RecordRefused as err:
+        raise DownloadRefused(err.reason, err.message) from None
+    folder = out.resolve().parent
+    if not folder.is_dir():
+        raise DownloadRefused("OutputUnwritable", f"{out}: no such folder {folder}")
+    work = Path(tempfile.mkdtemp(prefix=".ctpbackup-download-", dir=folder))
+    try:
+        path = restore_engine.fetch_verified(target.store, record, work, keys)
+        os.replace(path, out)
+        return out.stat().st_size
+    except restore_engine.RestoreFailed as err:
+        raise DownloadRefused(err.reason, err.message) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
