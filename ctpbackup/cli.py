@@ -582,10 +582,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UserError(f"backup {args.namespace}/{args.name} is {record.phase.value}; only a Completed backup has a "
                         "whole archive to verify")
     try:
-        _, result = verification.verify_and_record(target, record, run.utcnow)
+        _, result = verification.verify_and_record(target, record, times.utcnow)
     except verification.VerificationUnavailable as err:
         raise UserError(str(err)) from None
-    condition = verification.condition_of(result, run.utcnow())
+    condition = verification.condition_of(result, times.utcnow())
     print(f"Backup {args.namespace}/{args.name}: Verified={condition.status} ({condition.reason})")
     print(f"  {result.summary()}")
     for reason, count in sorted(result.failures.items()):
