@@ -353,7 +353,13 @@ def _dry_run_restores(args: argparse.Namespace, prepared: run.Prepared, result: 
             args.console.problem(f"error: dry run of the restore of {action.namespace}/{action.name}: {err}", logging.ERROR)
             refused = True
             continue
-        print(report.to_json() if args.output == "json" else "\n" + report.to_text(), end="" if args.output != "json" else "\n")
+        if args.output == "json":
+            args.console.document(report.to_json() + "\n")
+        elif args.output is not None:
+            args.console.document("\n" + report.to_text())
+        else:  # text on a terminal, one JSON event otherwise
+            args.console.text("\n" + report.to_text())
+            args.console.event("dryrun", report.headline(), **report.to_dict())
         refused = refused or bool(report.totals()["refuse"])
     return refused
 

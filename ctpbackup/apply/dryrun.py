@@ -100,10 +100,13 @@ class DryRunReport:
         others = [w for w in self.result.warnings if w not in self.result.failures]
         for warning in others:
             lines.append(f"  warning: {warning}")
+        return "\n".join([*lines, "", self.headline()]) + "\n"
+
+    def headline(self) -> str:
+        totals = self.totals()
         verdict = "would complete" if not totals["refuse"] else "would be PartiallyFailed"
-        lines += ["", f"Dry run: {totals['create']} to create, {totals['skip']} to skip, {totals['merge']} to merge, "
-                      f"{totals['refuse']} refused; the restore {verdict}."]
-        return "\n".join(lines) + "\n"
+        return (f"Dry run: {totals['create']} to create, {totals['skip']} to skip, {totals['merge']} to merge, "
+                f"{totals['refuse']} refused; the restore {verdict}.")
 
 
 def _tier(resource_key: str) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import json
 
+from ctpbackup.apply.dryrun import DryRunReport
+from ctpbackup.engines.restore import OFFLINE, RestoreResult
 from kubeemu.fixtures import crd
 from tests.e2e.test_restore_faults import (
     API,
@@ -148,3 +150,28 @@ def test_objects_the_restore_would_refuse_are_listed_with_the_reason_of_the_targ
         assert record["phase"] == "PartiallyFailed"
         failed = {k: c["failed"] for k, c in record["counts"].items() if c.get("failed")}
         assert failed == {"doohickeys.example.org": 1, "gadgets.example.org": 1, "widgets.example.org": 1}
+
+
+def test_the_report_groups_counts_by_tier_in_restore_order_and_names_each_refusal():
+    result = RestoreResult({
+        "customresourcedefinitions.apiextensions.k8s.io": {"restored": 2, "skipped": 0, "failed": 0},
+        "configmaps": {"restored": 2, "skipped": 1, "failed": 1, OFFLINE: 3},
+        "serviceaccounts": {"restored": 0, "skipped": 1, "merged": 1, "failed": 0},
+        "buckets.s3.aws.upbound.io": {"restored": 4, "skipped": 0, "failed": 0, OFFLINE: 4}},
+        ("configmaps team-a/x: refused offline: bad", "a warning"), ("configmaps team-a/x: refused offline: bad",))
+    report = DryRunReport("default", "dst", "b1", "src", result)
+    assert report.to_text().splitlines()[2:] == [
+        "  tier                          create    skip   merge  refuse  offline",
+        "  CustomResourceDefinitions          2       0       0       0        0",
+        "  Namespaced basics                  2       2       1       1        3",
+        "  Everything else                    4       0       0       0        4",
+        "  total                              8       2       1       1        7",
+        "",
+        "  7 object(s) are in namespaces or of CRDs this restore creates (a dry run persists nothing): checked "
+        "offline against the archived CRDs and Kubernetes' rules, not by the target.",
+        "  ! Namespaced basics: configmaps team-a/x: refused offline: bad",
+        "  warning: a warning",
+        "",
+        "Dry run: 8 to create, 2 to skip, 1 to merge, 1 refused; the restore would be PartiallyFailed."]
+    assert report.totals() == {"create": 8, "skip": 2, "merge": 1, "refuse": 1, "validatedOffline": 7}
+    assert [row["refused"] for row in report.tiers()] == [[], ["configmaps team-a/x: refused offline: bad"], []]
