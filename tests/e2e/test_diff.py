@@ -7,9 +7,11 @@ from __future__ import annotations
 import base64
 import json
 
+from ctpbackup.engines.encryption import MasterKey, parse_key
 from kubeemu import EmulatorServer
+from tests.e2e.test_encryption import KEY, encrypt_config, write_key
 from tests.e2e.test_restore_faults import API
-from tests.fixtures.story import BACKUP, CONTROL_PLANE
+from tests.fixtures.story import BACKUP, CONTROL_PLANE, RESTORED
 
 CM = "/api/v1/namespaces/team-a/configmaps"
 SECRETS = "/api/v1/namespaces/team-a/secrets"
@@ -90,3 +92,48 @@ def test_diff_of_two_backups_around_a_known_change_and_drift_after_an_edit(story
         missing = story.reconcile("diff", "backup", "b1", "nope", check=False)
         assert (missing.returncode, json.loads(missing.stderr.strip().splitlines()[-1])["message"]) == (
             1, "error: Backup default/nope is not recorded in the bucket index")
+
+
+def test_encrypted_backups_are_diffed_and_dry_run_with_the_key_and_refused_without_it(story):
+    """The archive is read as a restore reads it: decrypted with the config's key; a wrong key is one
+    line naming the reason, and the key never appears in any output."""
+    with EmulatorServer(establish_delay=0.02) as source, EmulatorServer(establish_delay=0.02) as target:
+        src = API(source)
+        src.create("/api/v1/namespaces", {"metadata": {"name": "team-a"}})
+        src.create(CM, {"metadata": {"name": "settings"}, "data": {"mode": "fast"}})
+        src.create(SECRETS, {"metadata": {"name": "db"}, "stringData": {"password": OLD_PASSWORD}})
+        write_key(story, KEY)
+        encrypt_config(story)
+        story.connect("src", source)
+        story.repo.write("src.yaml", CONTROL_PLANE.format(name="src"))
+        take(story, "b1")
+        assert story.backup("b1")["encrypted"] is True
+
+        outputs = [story.reconcile("diff", "backup", "b1", "--live").stdout]
+        assert outputs[0].splitlines()[2] == "  No differences."
+        settings = src.get(f"{CM}/settings")
+        src.call("PUT", f"{CM}/settings", {**settings, "data": {"mode": "slow"}})
+        drift = story.reconcile("diff", "backup", "b1", "--live", "-o", "json")
+        outputs.append(drift.stdout)
+        assert json.loads(drift.stdout)["resources"] == {"configmaps": {"added": [], "removed": [], "changed": [
+            {"object": "team-a/settings", "fields": [{"path": "data.mode"}]}]}}
+
+        story.connect("dst", target)
+        story.repo.write("dst.yaml", RESTORED.format(name="dst", source="b1"))
+        story.repo.commit("restore b1 into dst")
+        dry = story.reconcile("restore", "dst", "--dry-run")
+        outputs.append(dry.stdout)
+        assert dry.stdout.splitlines()[-1].endswith("0 refused; the restore would complete.")
+
+        write_key(story, base64.b64encode(b"W" * 32).decode())  # another key: the archive cannot be decrypted
+        because = ("EncryptionKeyMissing: the record of Backup default/b1 was encrypted or authenticated with key id "
+                   f"{MasterKey(parse_key(KEY)).id}, which is not among the config's keys")
+        for args, prefix in ((("diff", "backup", "b1", "--live"), "error: Backup default/b1: "),
+                             (("restore", "dst", "--dry-run"), "error: dry run of the restore of default/dst: ")):
+            refused = story.reconcile(*args, check=False)
+            outputs += [refused.stdout, refused.stderr]
+            message = json.loads(refused.stderr.strip().splitlines()[-1])["message"]
+            assert (refused.returncode, message.split(" (")[0]) == (1, prefix + because)
+        for text in outputs:
+            assert KEY not in text and "NOLEAK-ENC-KEY16" not in text
+            no_secret_in(text)
