@@ -425,9 +425,11 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "BadRequest", "the patch could not be decoded") from None
             force = query.get("force") in ("true", "1")
             admission.check_body(res, patch)
-            patched = store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub, force,
-                                  field_validation=validation, warnings=warned, dry_run=dry_run)
-            return self._send(200, patched, warnings=warned)
+            with store.lock:  # an apply patch may create the object: then 201, as the patch handler answers
+                creates = kind == "apply" and not sub and _absent(store, res, namespace, name)
+                patched = store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub, force,
+                                      field_validation=validation, warnings=warned, dry_run=dry_run)
+            return self._send(201 if creates else 200, patched, warnings=warned)
         if method == "DELETE":
             raw = self._body()
             # DeleteOptions come from the body when there is one, else from the query (the delete handler's order)
@@ -583,6 +585,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _end_chunks(self) -> None:
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+
+def _absent(store: Store, res: Resource, namespace: str | None, name: str) -> bool:
+    try:
+        store.get(res, namespace, name)
+    except ApiError:
+        return True
+    return False
 
 
 AGGREGATED_TYPE = "application/json;g=apidiscovery.k8s.io;v={};as=APIGroupDiscoveryList"
