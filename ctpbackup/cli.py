@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 from ctpbackup import __version__, logs, run
-from ctpbackup.apply import metrics, status
+from ctpbackup.apply import drift, dryrun, metrics, status
 from ctpbackup.apply.executor import Executor
 from ctpbackup.desired.gitsource import Snapshot, read_repository
 from ctpbackup.desired.manifests import LoadResult, load_desired_state
@@ -24,7 +24,14 @@ from ctpbackup.engines.restore import answers
 from ctpbackup.kube import rbac
 from ctpbackup.kube.connect import ControlPlaneUnreachable, api_client_for
 from ctpbackup.plan import render as plan_output
-from ctpbackup.plan.planner import DEFAULT_MAX_RETRIES, NOT_CHANGES, Plan, PlanOptions, requested_backups
+from ctpbackup.plan.planner import (
+    DEFAULT_MAX_RETRIES,
+    NOT_CHANGES,
+    ActionType,
+    Plan,
+    PlanOptions,
+    requested_backups,
+)
 from ctpbackup.rules import times
 from ctpbackup.rules.durations import parse_duration
 from ctpbackup.rules.reasons import FailureReason
@@ -128,6 +135,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", choices=("text", "json", "markdown"), default=None,
                    help="a document on stdout; default: text on a terminal, JSON events otherwise")
     p.add_argument("--detailed-exitcode", action="store_true", help="exit 0: no changes, 1: error, 2: changes")
+    p.add_argument("--dry-run-restores", action="store_true",
+                   help="also run each planned restore against its target with dryRun=All and show what it would do")
     p.set_defaults(run=cmd_plan)
 
     p = sub.add_parser("apply", help="take the bucket lease and carry out the plan")
@@ -180,6 +189,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     _offline(p)
     p.set_defaults(run=cmd_wait)
 
+    _restore_parser(sub)
+    _diff_parser(sub)
+
     p = sub.add_parser("index", help="maintenance of the bucket index")
     p.add_argument("action", choices=("rebuild",), help="rebuild: regroup the per-backup records into the index")
     _common(p)
@@ -195,6 +207,52 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_rbac)
     _verify_and_download_parsers(sub)
     return parser
+
+
+def _restore_parser(sub) -> None:
+    p = sub.add_parser("restore", help="dry-run the planned restore of a ControlPlane against its target (dryRun=All)")
+    p.add_argument("name", help="the ControlPlane with spec.restore")
+    p.add_argument("-n", "--namespace", default="default")
+    p.add_argument("--dry-run", action="store_true",
+                   help="required: send every write with dryRun=All and record nothing (real restores run in apply)")
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    p.add_argument("--existing", choices=("skip", "update"), default="skip",
+                   help="objects already in the target: skipped (default) or updated, as apply's --existing")
+    _common(p)
+    _secrets(p)
+    _planning(p)
+    p.set_defaults(run=cmd_restore)
+
+
+def _diff_parser(sub) -> None:
+    p = sub.add_parser("diff", help="objects added, removed and changed between two backups, or a backup and its "
+                                    "control plane now (--live)")
+    p.add_argument("kind", choices=("backup",))
+    p.add_argument("left", metavar="A", help="the Backup compared from (-)")
+    p.add_argument("right", metavar="B", nargs="?", default=None, help="the Backup compared with (+)")
+    p.add_argument("--live", action="store_true", help="compare A with its control plane now (drift)")
+    p.add_argument("-n", "--namespace", default="default")
+    p.add_argument("-o", "--output", choices=("text", "json", "markdown"), default="text")
+    p.add_argument("--show-values", action="store_true",
+                   help="show old and new values of changed fields (never a Secret's)")
+    p.add_argument("--detailed-exitcode", action="store_true", help="exit 0: no differences, 1: error, 2: differences")
+    _common(p)
+    _secrets(p)
+    p.set_defaults(run=cmd_diff)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """`diff backup A B` / `diff backup A --live`: per resource, objects added (+), removed (-), changed (~)."""
+    if (args.right is None) == (not args.live):
+        raise UserError("diff backup: give a second Backup B, or --live (not both)")
+    prepared = run.prepare(_source(args), encryption_keys=True)  # encrypted archives are read too
+    if args.live:
+        result = drift.diff_live(prepared, args.namespace, args.left, show_values=args.show_values)
+    else:
+        result = drift.diff_backups(prepared, args.namespace, args.left, args.right, show_values=args.show_values)
+    render = {"json": lambda: result.to_json() + "\n", "markdown": result.to_markdown}.get(args.output, result.to_text)
+    print(render(), end="")
+    return EXIT_CHANGES if args.detailed_exitcode and result.has_changes else EXIT_OK
 
 
 def _prog() -> str:
@@ -265,7 +323,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     console: logs.Console = args.console
-    prepared = run.prepare(_source(args))
+    prepared = run.prepare(_source(args), encryption_keys=args.dry_run_restores)  # a dry run reads the archives
     now = args.now or times.utcnow()
     result = run.make_plan(prepared, now, _plan_options(args))
     _print_warnings(prepared, console)
@@ -276,11 +334,64 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if args.output == "text":
             print(describe_source(prepared.snapshot))
         console.document(plan_output.render(result, args.output))
-    if result.has_errors:
+    refused = _dry_run_restores(args, prepared, result) if args.dry_run_restores else False
+    if result.has_errors or refused:
         return EXIT_ERROR
     if args.detailed_exitcode and result.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
+
+
+def _dry_run_restores(args: argparse.Namespace, prepared: run.Prepared, result: Plan) -> bool:
+    """`plan --dry-run-restores`: each planned restore dry-run against its target, its report printed
+    after the plan. True when one would refuse objects or could not run."""
+    refused = False
+    for action in result.actions:
+        if action.type is not ActionType.RESTORE:
+            continue
+        control_plane = prepared.desired.control_planes[(action.namespace, action.name)]
+        try:
+            report = dryrun.dry_run_restore(action, prepared.targets, control_plane, prepared.secrets)
+        except dryrun.DryRunFailed as err:
+            args.console.problem(f"error: dry run of the restore of {action.namespace}/{action.name}: {err}", logging.ERROR)
+            refused = True
+            continue
+        if args.output == "json":
+            args.console.document(report.to_json() + "\n")
+        elif args.output is not None:
+            args.console.document("\n" + report.to_text())
+        else:  # text on a terminal, one JSON event otherwise
+            args.console.text("\n" + report.to_text())
+            args.console.event("dryrun", report.headline(), **report.to_dict())
+        refused = refused or bool(report.totals()["refuse"])
+    return refused
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """`restore NAME --dry-run`: the restore `apply` would run into ControlPlane NAME, against its
+    target with dryRun=All; exit 1 when it would refuse objects (or cannot run)."""
+    if not args.dry_run:
+        raise UserError("restores run in `apply` (spec.restore in Git); `restore` only runs them with --dry-run")
+    key = (args.namespace, args.name)
+    prepared = run.prepare(_source(args), encryption_keys=True)
+    control_plane = prepared.desired.control_planes.get(key)
+    if control_plane is None:
+        raise UserError(f"ControlPlane {args.namespace}/{args.name} is not in Git")
+    if control_plane.restore_source is None:
+        raise UserError(f"ControlPlane {args.namespace}/{args.name} has no spec.restore: nothing to dry-run")
+    result = run.make_plan(prepared, args.now or times.utcnow(), _plan_options(args))
+    action = next((a for a in result.actions if a.kind == "ControlPlane" and (a.namespace, a.name) == key), None)
+    if action is None:
+        raise UserError(f"ControlPlane {args.namespace}/{args.name}: no restore is planned (it finished, or ended "
+                        "after its last attempt): nothing to dry-run")
+    if action.type is not ActionType.RESTORE:
+        raise UserError(f"ControlPlane {args.namespace}/{args.name}: the restore cannot run yet: {action.reason}")
+    try:
+        report = dryrun.dry_run_restore(action, prepared.targets, control_plane, prepared.secrets, existing=args.existing)
+    except dryrun.DryRunFailed as err:
+        raise UserError(f"dry run of the restore of {args.namespace}/{args.name}: {err}") from None
+    print(report.to_json() if args.output == "json" else report.to_text(), end="\n" if args.output == "json" else "")
+    return EXIT_ERROR if report.totals()["refuse"] else EXIT_OK
 
 
 def _show_plan(console: logs.Console, prepared: run.Prepared, result) -> None:

@@ -33,6 +33,8 @@ from kubeemu.faults import Fault, Faults
 from kubeemu.resources import SUBRESOURCE_KINDS, SUBRESOURCE_VERBS
 from kubeemu.selectors import SelectorError, field_selector, label_selector
 from kubeemu.store import ApiError, Resource, Store
+from kubevalidation import Invalid
+from kubevalidation.errors import not_supported
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,10 @@ PATCH_TYPES = {
 #: kube-apiserver's answer to a request without valid credentials (its authentication filter's)
 UNAUTHORIZED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Unauthorized",
                 "reason": "Unauthorized", "code": 401}
+#: metav1.DryRunAll: the only value `dryRun` accepts (apimachinery's ValidateDryRun)
+DRY_RUN_ALL = "All"
+#: the options type each write's query parameters are decoded into (its name is in the 422 message)
+OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions", "DELETE": "DeleteOptions"}
 #: kube-apiserver's default --max-request-body-bytes: an unread body up to this size is drained so the
 #: keep-alive connection stays usable; a larger one closes the connection after the answer
 MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
@@ -246,6 +252,8 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.server.api
         url = urlsplit(self.path)
         path, query = url.path.rstrip("/") or "/", {k: v[-1] for k, v in parse_qs(url.query).items()}
+        #: every `dryRun` value (the parameter may repeat), blanks included: ValidateDryRun sees them all
+        self._dry_run_values: list[str] = parse_qs(url.query, keep_blank_values=True).get("dryRun") or []
         try:
             peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
             user = api.authenticate(self.headers.get("Authorization"), peer)
@@ -382,6 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if sub == "finalize" and method != "PUT":  # its only verb is update
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        dry_run = self._dry_run(method, self._dry_run_values) if method in OPTIONS_KIND and method != "DELETE" else False
         manager = query.get("fieldManager") or (self.headers.get("User-Agent") or "unknown").split("/")[0]
         validation, warned = query.get("fieldValidation") or "Warn", []  # the real server's default since 1.27
         if name is None:
@@ -390,7 +399,8 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "POST":
                 obj = self._json_body(self._body())
                 admission.check_body(res, obj)
-                created = store.create(res, namespace, obj, manager, field_validation=validation, warnings=warned)
+                created = store.create(res, namespace, obj, manager, field_validation=validation, warnings=warned,
+                                       dry_run=dry_run)
                 return self._send(201, created, warnings=warned)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
         if method == "GET":
@@ -398,9 +408,10 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "PUT":
             obj = self._json_body(self._body())
             if sub == "scale":
-                return self._send(200, store.update_scale(res, namespace, name, obj, manager))
+                return self._send(200, store.update_scale(res, namespace, name, obj, manager, dry_run=dry_run))
             admission.check_body(res, obj)
-            updated = store.update(res, namespace, name, obj, manager, sub, field_validation=validation, warnings=warned)
+            updated = store.update(res, namespace, name, obj, manager, sub, field_validation=validation, warnings=warned,
+                                   dry_run=dry_run)
             return self._send(200, updated, warnings=warned)
         if method == "PATCH":
             kind = PATCH_TYPES.get((self.headers.get("Content-Type") or "").split(";")[0].strip())
@@ -414,15 +425,38 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "BadRequest", "the patch could not be decoded") from None
             force = query.get("force") in ("true", "1")
             admission.check_body(res, patch)
-            patched = store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub, force,
-                                  field_validation=validation, warnings=warned)
-            return self._send(200, patched, warnings=warned)
+            with store.lock:  # an apply patch may create the object: then 201, as the patch handler answers
+                creates = kind == "apply" and not sub and _absent(store, res, namespace, name)
+                patched = store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub, force,
+                                      field_validation=validation, warnings=warned, dry_run=dry_run)
+            return self._send(201 if creates else 200, patched, warnings=warned)
         if method == "DELETE":
             raw = self._body()
+            # DeleteOptions come from the body when there is one, else from the query (the delete handler's order)
             options = self._json_body(raw) if raw else {}
-            propagation = query.get("propagationPolicy") or (options or {}).get("propagationPolicy") or "Background"
-            return self._send(200, store.delete(res, namespace, name, propagation))
+            options = options if isinstance(options, dict) else {}
+            if raw:
+                sent = options.get("dryRun")
+                values = [str(v) for v in sent] if isinstance(sent, list) else [] if sent is None else [str(sent)]
+                propagation = options.get("propagationPolicy") or "Background"
+            else:
+                values, propagation = self._dry_run_values, query.get("propagationPolicy") or "Background"
+            dry_run = self._dry_run(method, values)
+            return self._send(200, store.delete(res, namespace, name, propagation, dry_run=dry_run))
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
+
+    @staticmethod
+    def _dry_run(method: str, values: list[str]) -> bool:
+        """Whether a write is a dry run: `dryRun=All`. Any other value is refused as kube-apiserver's
+        handlers refuse it: `validation.ValidateDryRun` (apimachinery pkg/apis/meta/v1/validation) in
+        `errors.NewInvalid(<Create|Update|Patch|Delete>Options.meta.k8s.io, "")`, a 422."""
+        if not values:
+            return False
+        if any(v != DRY_RUN_ALL for v in values):
+            status = Invalid(OPTIONS_KIND[method], "meta.k8s.io", "",
+                             [not_supported("dryRun", list(values), [DRY_RUN_ALL])]).status()
+            raise ApiError(422, "Invalid", status["message"], status["details"])
+        return True
 
     def _groups(self) -> dict:
         """The unaggregated APIGroupList: versions highest priority first, the first preferred."""
@@ -551,6 +585,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _end_chunks(self) -> None:
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+
+def _absent(store: Store, res: Resource, namespace: str | None, name: str) -> bool:
+    try:
+        store.get(res, namespace, name)
+    except ApiError:
+        return True
+    return False
 
 
 AGGREGATED_TYPE = "application/json;g=apidiscovery.k8s.io;v={};as=APIGroupDiscoveryList"

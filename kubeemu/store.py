@@ -245,7 +245,8 @@ class Store:
                     "spec": {"replicas": _at(obj, spec_path) if _at(obj, spec_path) is not None else 1},
                     "status": status}
 
-    def update_scale(self, res: Resource, namespace: str | None, name: str, scale: dict, manager: str) -> dict:
+    def update_scale(self, res: Resource, namespace: str | None, name: str, scale: dict, manager: str,
+                     dry_run: bool = False) -> dict:
         """PUT .../scale: `spec.replicas` written into the object (a resourceVersion, when sent, must match)."""
         with self.lock:
             current = self.get(res, namespace, name)
@@ -257,7 +258,10 @@ class Store:
             _set_at(body, self._scale_paths(res)[0], replicas)
             body["metadata"]["resourceVersion"] = (scale.get("metadata") or {}).get("resourceVersion") or \
                 current["metadata"]["resourceVersion"]
-            self.update(res, namespace, name, body, manager, require_rv=False)
+            updated = self.update(res, namespace, name, body, manager, require_rv=False, dry_run=dry_run)
+            if dry_run:
+                spec_path, status_path, _ = self._scale_paths(res)
+                return {**self.get_scale(res, namespace, name), "spec": {"replicas": _at(updated, spec_path)}}
             return self.get_scale(res, namespace, name)
 
     def _unique(self) -> list[Resource]:
@@ -337,9 +341,27 @@ class Store:
             raise ApiError(403, "Forbidden", f'unable to create new content in namespace {namespace} because it is being terminated')
         return namespace
 
+    @contextlib.contextmanager
+    def _allocations_kept(self, dry_run: bool) -> Iterator[None]:
+        """A dry run's Service allocations are checked (taken IPs and ports refused) but given back:
+        kube-apiserver's allocators run in dry-run mode (pkg/registry/core/service/storage/alloc.go)."""
+        if not dry_run:
+            yield
+            return
+        allocator = self.services
+        saved = (set(allocator.ips), set(allocator.ports), allocator._next_ip, allocator._next_port)
+        try:
+            yield
+        finally:
+            allocator.ips, allocator.ports, allocator._next_ip, allocator._next_port = saved
+
     def create(self, res: Resource, namespace: str | None, body: dict, manager: str, operation: str = "Update",
-               field_validation: str = "Warn", warnings: list[str] | None = None) -> dict:
-        with self.lock:
+               field_validation: str = "Warn", warnings: list[str] | None = None, dry_run: bool = False) -> dict:
+        """Store a new object. `dry_run` (the request's `dryRun=All`): every check and admission runs and
+        the answer is the object that would be stored (uid and creationTimestamp filled in, no
+        resourceVersion), but nothing is stored, no resourceVersion is consumed and no controller runs
+        (as `DryRunnableStorage.Create` in k8s.io/apiserver: a name already taken is still 409)."""
+        with self.lock, self._allocations_kept(dry_run):
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the body of the request was not a JSON object")
             obj = copy.deepcopy(body)
@@ -392,6 +414,9 @@ class Store:
                     self.services.allocate(obj)
                 except Refused as err:
                     raise invalid(res, name, [(err.field, err.value, err.detail)]) from None
+            if dry_run:
+                meta.pop("resourceVersion", None)
+                return _as_version(obj, res)
             meta["resourceVersion"] = str(self._next_rv())
             table.put(key, obj)
             self.uids[meta["uid"]] = (res.key, key)
@@ -413,8 +438,10 @@ class Store:
 
     def update(self, res: Resource, namespace: str | None, name: str, body: dict, manager: str,
                subresource: str = "", require_rv: bool = True, operation: str = "Update",
-               field_validation: str = "Warn", warnings: list[str] | None = None) -> dict:
-        with self.lock:
+               field_validation: str = "Warn", warnings: list[str] | None = None, dry_run: bool = False) -> dict:
+        """Replace an object (or its subresource). `dry_run`: the answer is what would be stored, with
+        the current resourceVersion and nothing stored (`DryRunnableStorage.GuaranteedUpdate`)."""
+        with self.lock, self._allocations_kept(dry_run):
             table = self.tables[res.key]
             key = _key(namespace if res.namespaced else None, name)
             current = table.objects.get(key)
@@ -479,6 +506,9 @@ class Store:
                     self.services.reallocate(current, new)
                 except Refused as err:
                     raise invalid(res, name, [(err.field, err.value, err.detail)]) from None
+            if dry_run:
+                meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+                return _as_version(new, res)
             meta["resourceVersion"] = str(self._next_rv())
             if meta.get("deletionTimestamp") and not meta.get("finalizers"):
                 self._remove(res, key, new)
@@ -491,7 +521,7 @@ class Store:
 
     def patch(self, res: Resource, namespace: str | None, name: str, kind: str, patch: object, manager: str,
               subresource: str = "", force: bool = False, field_validation: str = "Warn",
-              warnings: list[str] | None = None) -> dict:
+              warnings: list[str] | None = None, dry_run: bool = False) -> dict:
         if subresource == "scale":
             with self.lock:
                 current = self.get_scale(res, namespace, name)
@@ -500,7 +530,7 @@ class Store:
                 except (patches.PatchError, ValueError, TypeError) as err:
                     raise ApiError(422, "Invalid", f"the patch could not be applied: {err}") from None
                 new.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
-                return self.update_scale(res, namespace, name, new, manager)
+                return self.update_scale(res, namespace, name, new, manager, dry_run=dry_run)
         with self.lock:
             key = _key(namespace if res.namespaced else None, name)
             current = self.tables[res.key].objects.get(key)
@@ -514,7 +544,7 @@ class Store:
                     body = copy.deepcopy(patch)
                     body.setdefault("metadata", {})["name"] = name
                     return self.create(res, namespace, body, manager, operation="Apply",
-                                       field_validation=field_validation, warnings=warnings)
+                                       field_validation=field_validation, warnings=warnings, dry_run=dry_run)
             if current is None:
                 raise not_found(res, name)
             try:
@@ -533,15 +563,26 @@ class Store:
                 new.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
             return self.update(res, namespace, name, new, manager, subresource, require_rv=False,
                                operation="Apply" if kind == "apply" else "Update",
-                               field_validation=field_validation, warnings=warnings)
+                               field_validation=field_validation, warnings=warnings, dry_run=dry_run)
 
-    def delete(self, res: Resource, namespace: str | None, name: str, propagation: str = "Background") -> dict:
+    def delete(self, res: Resource, namespace: str | None, name: str, propagation: str = "Background",
+               dry_run: bool = False) -> dict:
+        """Delete an object (or mark it deleted while finalizers remain). `dry_run`: the answer is the
+        object as the deletion would leave it; nothing changes (`DryRunnableStorage.Delete`)."""
         with self.lock:
             table = self.tables[res.key]
             key = _key(namespace if res.namespaced else None, name)
             current = table.objects.get(key)
             if current is None:
                 raise not_found(res, name)
+            if dry_run:
+                would = copy.deepcopy(current)
+                would["metadata"].setdefault("deletionTimestamp", now_text())
+                if res.key == NS_KEY:
+                    would["status"] = {**(would.get("status") or {}), "phase": "Terminating"}
+                elif current["metadata"].get("finalizers"):
+                    would["metadata"].setdefault("deletionGracePeriodSeconds", 0)
+                return _as_version(would, res)
             if res.key == NS_KEY:
                 return self._terminate_namespace(res, key, current)
             if current["metadata"].get("finalizers"):

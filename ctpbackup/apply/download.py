@@ -1,6 +1,6 @@
 """`reconcile.py download backup NAME`: a backup's archive as a plain `.tar.gz` a person opens with `tar`.
 
-The archive goes through the same door a restore uses (`restore.fetch_verified`): the record must be
+The archive goes through the same door a restore uses (`apply.archives.fetch_trusted`): the record must be
 one a restore trusts (its MAC, when the config has keys), the stored bytes must have the size and
 sha256 the index recorded, an encrypted archive must decrypt and authenticate to the end, and the
 result must be the archive format of this very backup. Only then is the file put in place (renamed
@@ -14,8 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ctpbackup.engines import restore as restore_engine
-from ctpbackup.store import record_mac
+from ctpbackup.apply import archives
 from ctpbackup.store.records import BackupRecord, Phase
 from ctpbackup.store.targets import Target
 
@@ -36,20 +35,15 @@ def download(target: Target, record: BackupRecord, out: Path) -> int:
     if record.phase is not Phase.COMPLETED:
         raise DownloadRefused("NotCompleted", f"Backup {record.namespace}/{record.name} is {record.phase.value}; "
                                               "only a Completed backup has a whole archive")
-    try:
-        keys = record_mac.check_restorable(record, target.keyring,
-                                           target.config.object_storage.allow_unauthenticated_backups)
-    except record_mac.RecordRefused as err:
-        raise DownloadRefused(err.reason, err.message) from None
     folder = out.resolve().parent
     if not folder.is_dir():
         raise DownloadRefused("OutputUnwritable", f"{out}: no such folder {folder}")
     work = Path(tempfile.mkdtemp(prefix=".ctpbackup-download-", dir=folder))
     try:
-        path = restore_engine.fetch_verified(target.store, record, work, keys)
+        path = archives.fetch_trusted(target, record, work)
         os.replace(path, out)
         return out.stat().st_size
-    except restore_engine.RestoreFailed as err:
+    except archives.ArchiveRefused as err:
         raise DownloadRefused(err.reason, err.message) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)

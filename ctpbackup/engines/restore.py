@@ -5,17 +5,24 @@ index, then every member is checked (paths, links, sizes, format version) before
 written. Then tier by tier (see restore_order): objects of a tier are created concurrently, owners
 before dependents, ownerReferences remapped to the new uids, status written through /status,
 Crossplane resources created paused and unpaused at the end unless they were paused in the source.
+
+One code path, two write modes (`WriteMode`): APPLY writes; DRY_RUN sends every write with the API
+server's `dryRun=All` (validated and admitted, nothing persisted), skips the waits for what a dry run
+cannot bring about (CRDs Established, providers Healthy), and checks offline (`offline_check`) the
+objects whose namespace or CRD the target does not have yet, because this restore would create them.
 """
 
 from __future__ import annotations
 
 import copy
+import enum
 import logging
 import shutil
 import tempfile
 import time
+import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +35,7 @@ from ctpbackup.apply.progress import Progress
 from ctpbackup.engines import jsoncodec
 from ctpbackup.engines.archive import ArchiveError, ArchiveReader
 from ctpbackup.engines.encryption import EncryptionError, Keyring, backup_context, decrypt_stream
+from ctpbackup.engines.offline_check import OfflineAdmission
 from ctpbackup.engines.restore_order import (
     PAUSED,
     PAUSED_BY_RESTORE,
@@ -42,6 +50,7 @@ from ctpbackup.kube.api import CRD_KEY, KubeAPI, KubeError, ResourceType
 from ctpbackup.rules.reasons import FailureReason, ReasonedError
 from ctpbackup.store.backup_store import ArchiveCheckFailed, BackupStore
 from ctpbackup.store.records import BackupRecord
+from kubevalidation import Target
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +59,30 @@ WORKERS = 16
 CHUNK = 1000
 
 
+class WriteMode(enum.Enum):
+    """How a restore writes: APPLY for real, or DRY_RUN with `dryRun=All` on every write (the query
+    parameter kube-apiserver accepts on create, update, patch and delete; only `All` is valid)."""
+
+    APPLY = "apply"
+    DRY_RUN = "dry-run"
+
+    @property
+    def query(self) -> dict[str, str] | None:
+        return {"dryRun": "All"} if self is WriteMode.DRY_RUN else None
+
+
+#: count key of objects checked offline (a subset of "restored" or "failed" in a dry run)
+OFFLINE = "validatedOffline"
+
+
 class RestoreFailed(ReasonedError):
     """A restore attempt that stopped before its end; what it had written stays (a rerun skips it)."""
 
 
 @dataclass
 class RestoreResult:
-    """What one attempt did. counts: resource key -> {"restored", "skipped", "merged", "failed"};
+    """What one attempt did. counts: resource key -> {"restored", "skipped", "merged", "failed"} (a dry
+    run: what it would do, plus OFFLINE: how many of those were checked offline, not by the target);
     failures: the reason of each failed object (first ones); still_paused: objects this restore paused
     and could not unpause. Completed only when nothing failed and nothing it paused is still paused."""
 
@@ -64,6 +90,7 @@ class RestoreResult:
     warnings: tuple[str, ...] = ()
     failures: tuple[str, ...] = ()
     still_paused: int = 0
+    mode: WriteMode = WriteMode.APPLY
 
     def total(self, what: str) -> int:
         return sum(c.get(what, 0) for c in self.counts.values())
@@ -167,8 +194,15 @@ class _Paused:
 
 class _Restore:
     def __init__(self, kube: KubeAPI, reader: ArchiveReader, existing: str, workers: int, meter: Progress,
-                 wait_seconds: float, archived_uids: set[str], custom: set[str]):
+                 wait_seconds: float, archived_uids: set[str], custom: set[str],
+                 mode: WriteMode = WriteMode.APPLY, offline: OfflineAdmission | None = None):
         self.kube = kube
+        self.mode = mode
+        self.dry_run = mode is WriteMode.DRY_RUN
+        self.offline = offline
+        #: a dry run: namespaces and CRD types this restore would create (absent from the target)
+        self.pending_namespaces: set[str] = set()
+        self.pending_types: set[str] = set()
         self.reader = reader
         self.existing = existing
         self.workers = workers
@@ -187,6 +221,10 @@ class _Restore:
         #: (type, namespace, name, ownerReferences as archived): owners restored after the object
         self.later_owners: list[tuple[ResourceType, str | None, str, list[dict]]] = []
         self.lock = Lock()
+
+    def write(self, method: str, path: str, body: Any, content_type: str = "application/json") -> Any:
+        """Every write of a restore goes through here: with `dryRun=All` in a dry run."""
+        return self.kube.request(method, path, self.mode.query, body=body, content_type=content_type)
 
     def warn(self, text: str) -> None:
         with self.lock:
@@ -255,6 +293,9 @@ class _Restore:
             rtype, why_not = self.type_for(resource, obj)
         except KubeError as err:
             rtype, why_not = None, f"discovery failed: {err.message}"
+        if self.dry_run and (resource in self.pending_types or (namespace and namespace in self.pending_namespaces)):
+            self.check_offline(resource, obj, old_uid, ident, rtype)
+            return
         if rtype is None:
             self.fail(resource, f"{ident}: {why_not}")
             return
@@ -270,10 +311,17 @@ class _Restore:
         pausing = pause and (archived_annotations or {}).get(PAUSED) != "true"
         if pausing:
             meta["annotations"] = {**(meta.get("annotations") or {}), PAUSED: "true", PAUSED_BY_RESTORE: "true"}
-        updated = False
+        updated = existed = False
         try:
-            created = self.kube.request("POST", rtype.path(namespace), body=obj)
+            created = self.write("POST", rtype.path(namespace), body=obj)
             outcome = "restored"
+            if self.dry_run and resource == "namespaces":
+                with self.lock:
+                    self.pending_namespaces.add(name)
+            elif self.dry_run and resource == CRD_KEY:
+                spec = obj.get("spec") or {}
+                with self.lock:
+                    self.pending_types.add(f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}")
         except KubeError as err:
             if err.status != 409:
                 self.fail(resource, f"{ident}: {err.message}")
@@ -283,6 +331,7 @@ class _Restore:
             except KubeError as get_err:
                 self.fail(resource, f"{ident}: exists and cannot be read: {get_err.message}")
                 return
+            existed = bool(current)
             if made is not None and current:
                 self._merge(rtype, made, archived, current, ident, old_uid)
                 return
@@ -293,7 +342,7 @@ class _Restore:
             elif self.existing == "update" and current:
                 obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
                 try:
-                    created = self.kube.request("PUT", rtype.path(namespace, name), body=obj)
+                    created = self.write("PUT", rtype.path(namespace, name), body=obj)
                     outcome, updated = "restored", True
                 except KubeError as update_err:
                     self.fail(resource, f"{ident}: exists and could not be updated: {update_err.message}")
@@ -304,10 +353,12 @@ class _Restore:
                 return
         self._remember(old_uid, created)
         replace_status = updated and custom and rtype.has_status  # --existing update: status exactly as archived
-        if (status is not None or replace_status) and not self._write_status(rtype, namespace, name, created, status, ident):
+        # a dry-run create stores nothing: there is no object yet whose /status could be dry-run
+        status_written = (status is not None or replace_status) and (existed or not self.dry_run)
+        if status_written and not self._write_status(rtype, namespace, name, created, status, ident):
             self._count(resource, "failed")  # left paused with its marker: the next attempt writes it again
             return
-        if pausing:
+        if pausing and (existed or not self.dry_run):
             with self.lock:
                 self.to_unpause.append(_Paused(rtype, namespace or "", name, archived_annotations))
         self._count(resource, outcome)
@@ -355,8 +406,10 @@ class _Restore:
                 current = self.kube.get(rtype, namespace, name) or {}
                 ours = {r["uid"] for r in refs}
                 refs += [r for r in (current.get("metadata") or {}).get("ownerReferences") or () if r.get("uid") not in ours]
-                self.kube.request("PATCH", rtype.path(namespace, name), body={"metadata": {"ownerReferences": refs or None}},
-                                  content_type="application/merge-patch+json")
+                if self.dry_run and not current:
+                    continue  # a dry-run create made nothing to add them to: they are in its body already
+                self.write("PATCH", rtype.path(namespace, name), body={"metadata": {"ownerReferences": refs or None}},
+                           content_type="application/merge-patch+json")
             except KubeError as err:
                 self.fail(rtype.key, f"{ident}: ownerReferences could not be added: {err.message}")
         self.later_owners = waiting
@@ -369,7 +422,7 @@ class _Restore:
             if status is None:
                 body.pop("status")
             try:
-                self.kube.request("PUT", rtype.path(namespace, name, "status"), body=body)
+                self.write("PUT", rtype.path(namespace, name, "status"), body=body)
                 return True
             except KubeError as err:
                 if err.status == 409:
@@ -390,8 +443,8 @@ class _Restore:
             self._count(rtype.key, "skipped")
             return
         try:
-            self.kube.request("PATCH", rtype.path(current["metadata"].get("namespace"), current["metadata"]["name"]),
-                              body=patch, content_type="application/merge-patch+json")
+            self.write("PATCH", rtype.path(current["metadata"].get("namespace"), current["metadata"]["name"]),
+                       body=patch, content_type="application/merge-patch+json")
         except KubeError as err:
             self.fail(rtype.key, f"{ident}: the backed-up fields could not be merged: {err.message}")
             return
@@ -399,6 +452,56 @@ class _Restore:
                         for n in (v if k == "metadata" else [None]))
         log.info("%s: merged %s into the object the control plane made", ident, ", ".join(fields))
         self._count(rtype.key, "merged")
+
+    # -- a dry run's objects the target cannot dry-run yet ----------------------------------------
+
+    def check_offline(self, resource: str, obj: dict[str, Any], old_uid: str, ident: str,
+                      rtype: ResourceType | None) -> None:
+        """An object in a namespace, or of a CRD, that this dry run would create (a dry run persists
+        nothing, so the target would answer 404): checked offline against the archived CRD (or the
+        target's, when it serves the type) and counted as the real restore would count it."""
+        meta = obj.get("metadata") or {}
+        namespace, name = meta.get("namespace") or "", meta.get("name", "")
+        made = made_by_control_plane(resource, namespace, name)
+        why = f"namespace {namespace}" if namespace in self.pending_namespaces else f"CRD of {resource}"
+        self._count_offline(resource)
+        if made is not None:  # the new namespace's controllers make it: the real restore merges into theirs
+            self._remember(old_uid, {"metadata": {"uid": _placeholder_uid(old_uid)}})
+            self._count(resource, "merged" if merge_user_fields(made, obj, {"metadata": {}}) else "skipped")
+            return
+        custom = resource in self.custom
+        clean(resource, obj, custom)
+        builtin = None
+        if not custom:
+            if rtype is None:
+                self.fail(resource, f"{ident}: the control plane does not serve {resource}")
+                return
+            builtin = Target(rtype.group, rtype.version, rtype.kind, rtype.resource, rtype.namespaced)
+        assert self.offline is not None
+        refused = self.offline.check(resource, obj, builtin)
+        if refused:
+            self.fail(resource, f"{ident}: refused offline ({why} is created by this restore; checked against "
+                                f"{'its archived CRD' if custom else 'the Kubernetes rules'}): {refused}")
+            return
+        self._remember(old_uid, {"metadata": {"uid": _placeholder_uid(old_uid)}})
+        self._count(resource, "restored")
+
+    def crd_of(self, resource: str, archived: Callable[[str], dict | None]) -> dict | None:
+        """The CRD an offline check uses: the target's when it serves the type (the real create is
+        checked against that one), else the archived one."""
+        if resource not in self.pending_types and resource in self.types:
+            try:
+                found = self.kube.get(self.types[CRD_KEY], None, resource) if CRD_KEY in self.types else None
+            except KubeError:
+                found = None
+            if found:
+                return found
+        return archived(resource)
+
+    def _count_offline(self, resource: str) -> None:
+        with self.lock:
+            counts = self.counts[resource]
+            counts[OFFLINE] = counts.get(OFFLINE, 0) + 1
 
     def _remember(self, old_uid: str, current: dict) -> None:
         uid = (current.get("metadata") or {}).get("uid")
@@ -422,11 +525,11 @@ class _Restore:
         archived = item.archived or {}
         patch = {PAUSED: archived.get(PAUSED), PAUSED_BY_RESTORE: None}
         try:
-            done = self.kube.request("PATCH", rtype.path(namespace, name), body={"metadata": {"annotations": patch}},
-                                     content_type="application/merge-patch+json")
+            done = self.write("PATCH", rtype.path(namespace, name), body={"metadata": {"annotations": patch}},
+                              content_type="application/merge-patch+json")
             if item.archived is None and not (done.get("metadata") or {}).get("annotations"):
-                self.kube.request("PATCH", rtype.path(namespace, name), body={"metadata": {"annotations": None}},
-                                  content_type="application/merge-patch+json")
+                self.write("PATCH", rtype.path(namespace, name), body={"metadata": {"annotations": None}},
+                           content_type="application/merge-patch+json")
             return True
         except KubeError as err:
             self.warn(f"{rtype.key} {namespace + '/' if namespace else ''}{name}: could not be unpaused "
@@ -467,10 +570,19 @@ class _Restore:
             delay = min(delay * 2, 1.0)
 
 
+def _placeholder_uid(old_uid: str) -> str:
+    """A dry run's stand-in for the uid an object checked offline would get (stable per old uid)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ctpbackup-dry-run:{old_uid}"))
+
+
 def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "skip", progress: bool = False,
-                workers: int = WORKERS, wait_seconds: float = 120.0, label: str = "restore") -> RestoreResult:
+                workers: int = WORKERS, wait_seconds: float = 120.0, label: str = "restore",
+                mode: WriteMode = WriteMode.APPLY) -> RestoreResult:
     """Re-create every object of a verified archive in the control plane behind `api_client`;
-    `label` names it in the progress display.
+    `label` names it in the progress display. `mode` DRY_RUN sends every write with `dryRun=All`
+    and returns what the restore would do (the target keeps nothing; waits for conditions a dry run
+    cannot bring about are skipped; objects in namespaces or of CRDs the restore would create are
+    checked offline, counted under OFFLINE too).
 
     Raises RestoreFailed when the restore cannot go on (archive refused, control plane unreachable,
     CRDs not Established, a whole tier refused). Objects that fail one by one are counted and named
@@ -487,7 +599,12 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
     try:
         spools, crd_types = _split_by_tier(reader, uids, workdir)
         custom = {key for es, _ in spools.values() for key in {e.resource for e in es} if is_custom(key, crd_types)}
-        job = _Restore(kube, reader, existing, workers, meter, wait_seconds, set(uids.values()), custom)
+        dry_run = mode is WriteMode.DRY_RUN
+        offline = None
+        if dry_run:
+            archived = _ArchivedCRDs(*spools.get(0, ([], None)))
+            offline = OfflineAdmission(lambda key: job.crd_of(key, archived.get))
+        job = _Restore(kube, reader, existing, workers, meter, wait_seconds, set(uids.values()), custom, mode, offline)
         try:
             job.refresh_types()
         except KubeError as err:
@@ -497,7 +614,7 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
             if entries:
                 meter.step(f"restoring {tier.name}")
                 created = _restore_tier(job, entries, spool, tier.pause)
-                wanted = dict(tier.wait_for)
+                wanted = dict(tier.wait_for) if not dry_run else {}  # a dry run brings no condition about
                 waiting = sum(1 for c in created if c[0] in wanted)
                 if waiting:
                     meter.step(f"waiting for {waiting:,} {tier.name} to be "
@@ -513,7 +630,9 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
                     raise RestoreFailed(FailureReason.TIER_FAILED, f"no object of tier '{tier.name}' could be restored: "
                                                       f"{job.failures[0] if job.failures else 'see warnings'}")
             later = {e.resource for i, (es, _) in spools.items() if i > index for e in es}
-            if index == 0 and entries:  # the archived CRDs' resources: wait until served
+            if index == 0 and entries and dry_run:
+                pass  # nothing was created: their objects are checked offline (pending_types)
+            elif index == 0 and entries:  # the archived CRDs' resources: wait until served
                 for key in sorted(job.wait_served(later & crd_types)):
                     job.warn(f"{key}: not served by the control plane after its CRD was restored")
             elif entries and later - set(job.types):  # a tier may bring new types (a provider, an XRD)
@@ -531,7 +650,38 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
     if len(warnings) > MAX_WARNINGS:
         warnings = warnings[:MAX_WARNINGS] + [f"... and {len(warnings) - MAX_WARNINGS} more"]
     return RestoreResult({k: dict(v) for k, v in sorted(job.counts.items())}, tuple(warnings),
-                         tuple(job.failures[:MAX_WARNINGS]), still_paused)
+                         tuple(job.failures[:MAX_WARNINGS]), still_paused, mode)
+
+
+class _ArchivedCRDs:
+    """The archived CRDs of a restore, read back from the tier-0 spool file by offset when an offline
+    check needs one (bodies of 500 KB are not all kept in memory)."""
+
+    def __init__(self, entries: list[_Entry], spool: Path | None):
+        self.spool = spool
+        self.offsets: dict[str, int] = {}
+        self._cache: dict[str, dict | None] = {}
+        self._lock = Lock()
+        if spool is None:
+            return
+        with spool.open("rb") as file:
+            for entry in entries:
+                if entry.resource != CRD_KEY:
+                    continue
+                file.seek(entry.offset)
+                spec = (jsoncodec.loads(file.readline()).get("spec") or {})
+                self.offsets[f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}"] = entry.offset
+
+    def get(self, resource_key: str) -> dict | None:
+        offset = self.offsets.get(resource_key)
+        if offset is None or self.spool is None:
+            return None
+        with self._lock:
+            if resource_key not in self._cache:
+                with self.spool.open("rb") as file:
+                    file.seek(offset)
+                    self._cache[resource_key] = jsoncodec.loads(file.readline())
+            return self._cache[resource_key]
 
 
 #: API groups of Kubernetes' built-in types (besides every group ending in .k8s.io)

@@ -183,8 +183,9 @@ def test_patch_types(raw):
     smp = {"data": {"e": "5"}, "$setElementOrder/x": []}
     assert raw("PATCH", base, smp, "application/strategic-merge-patch+json")[1]["data"]["e"] == "5"
     apply = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: q}\ndata: {z: '1'}\n"
-    assert raw("PATCH", "/api/v1/namespaces/default/configmaps/q?fieldManager=me", apply, "application/apply-patch+yaml")[0] == 201 \
-        or raw("GET", "/api/v1/namespaces/default/configmaps/q")[0] == 200
+    # the patch handler answers 201 Created when an apply patch created the object (wasCreated), else 200
+    assert raw("PATCH", "/api/v1/namespaces/default/configmaps/q?fieldManager=me", apply, "application/apply-patch+yaml")[0] == 201
+    assert raw("PATCH", "/api/v1/namespaces/default/configmaps/q?fieldManager=me", apply, "application/apply-patch+yaml")[0] == 200
     code, status = raw("PATCH", "/api/v1/namespaces/default/configmaps/q", apply, "application/apply-patch+yaml")
     assert code == 422 and "fieldManager" in status["message"]
     _, applied = raw("PATCH", "/api/v1/namespaces/default/configmaps/q?fieldManager=me&force=true",

@@ -1,0 +1,39 @@
+"""A recorded backup's archive, fetched for reading outside `apply` (dry-run restores, diffs,
+downloads): the same checks a restore makes before it trusts one (the record's authenticity, the
+archive's size, sha256, decryption, format and names), through the backup store, which reads the
+archive at the key the layout gives (never the record's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ctpbackup.engines import restore as restore_engine
+from ctpbackup.rules.reasons import ReasonedError
+from ctpbackup.store import record_mac
+from ctpbackup.store.records import BackupRecord
+from ctpbackup.store.targets import Target
+
+
+class ArchiveRefused(ReasonedError):
+    """The archive cannot be trusted or read: `reason` as a restore's failure reasons; `str()` is
+    "reason: message"."""
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+def fetch_trusted(target: Target, record: BackupRecord, dest: Path) -> Path:
+    """Download the archive of `record` from `target`'s bucket into the folder `dest`, checked as a
+    restore checks it, decrypted when it was encrypted; the path of the plain .tar.gz. Raises
+    ArchiveRefused (nothing left in `dest` but what the caller cleans up)."""
+    try:
+        keys = record_mac.check_restorable(record, target.keyring,
+                                           target.config.object_storage.allow_unauthenticated_backups)
+        return restore_engine.fetch_verified(target.store, record, dest, keys)
+    except (restore_engine.RestoreFailed, record_mac.RecordRefused) as err:
+        raise ArchiveRefused(err.reason, err.message) from None
+
+
+def fetch_archive(targets: dict[tuple[str, str], Target], record: BackupRecord, dest: Path) -> Path:
+    """`fetch_trusted` from the bucket of the record's SharedBackupConfig. Raises ArchiveRefused."""
+    return fetch_trusted(targets[(record.namespace, record.config)], record, dest)
