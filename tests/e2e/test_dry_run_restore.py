@@ -124,7 +124,7 @@ def test_objects_the_restore_would_refuse_are_listed_with_the_reason_of_the_targ
             src.call("PUT", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{tightened['metadata']['name']}",
                      {**tightened, "metadata": current["metadata"]})
         dst.establish(strict(WIDGETS, "color", {"type": "string", "enum": ["blue"]}))
-        back_up(story, source)
+        back_up(story, source, verifies=False)  # verification already sees the refused objects
         ask_for_restore(story, target)
         counter = revision(target)
 

@@ -285,14 +285,18 @@ def planes() -> Iterator[tuple[EmulatorServer, EmulatorServer]]:
         target.stop()
 
 
-def back_up(story, source: EmulatorServer, backup_spec: str = "") -> dict:
+def back_up(story, source: EmulatorServer, backup_spec: str = "", *, verifies: bool = True) -> dict:
+    """Back up `source` as Backup b1; `verifies=False` for a source holding objects a restore refuses:
+    the backup is Completed, its verification False, and apply says so with exit code 1."""
     story.connect("src", source)
     story.repo.write("src.yaml", CONTROL_PLANE.format(name="src"))
     story.repo.write("b1.yaml", BACKUP.format(name="b1", control_plane="src") + backup_spec)
     story.repo.commit("back up src")
-    story.reconcile("apply")
+    done = story.reconcile("apply", check=verifies)
     record = story.backup("b1")
     assert record["phase"] == "Completed", record
+    verified = next(c for c in record["conditions"] if c["type"] == "Verified")
+    assert (verified["status"], done.returncode) == (("True", 0) if verifies else ("False", 1)), (verified, done.stdout)
     return record
 
 
@@ -623,7 +627,8 @@ def test_9_an_exclusion_that_matches_nothing_is_a_recorded_warning(story, tmp_pa
             "Nothing was excluded for it.",
             "excludedResources entry 'bucket.s3.aws.upbound.io' matches no resource the control plane serves; "
             f"did you mean 'buckets.{S3}'? Nothing was excluded for it."]
-        assert record["conditions"][-1]["message"].endswith(", 2 warning(s)")
+        completed = next(c for c in record["conditions"] if c["type"] == "Completed")
+        assert completed["message"].endswith(", 2 warning(s)")
         metadata, members = archive_metadata(story, record, tmp_path)
         assert metadata["warnings"] == record["warnings"]
         assert "resources/secrets/namespaces/team-a/app-conn.json" in members  # 'secret' excluded nothing
