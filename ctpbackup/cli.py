@@ -467,16 +467,13 @@ def cmd_wait(args: argparse.Namespace) -> int:
             found = report.find(kind, args.namespace, args.name)
         if kind == "Backup":
             record = survey.recorded.backups.get((args.namespace, args.name))
-            met = status.condition_met(record, condition, args.max_retries)
-        else:
-            met = status.status_condition_met(found, condition)
+            found = status.backup_status(record, args.max_retries) if record else None
+        met = status.status_condition_met(found, condition)
         if met:
             print(f"{what} condition met")
             return EXIT_OK
-        if met is False:
-            last = found.condition(condition.split("=")[0]) if found else None
-            phase = found.fields.get("phase", "") if found else ""
-            raise UserError(f"{what} is {phase or 'failed'}" + (f": {last.reason}: {last.message}" if last else ""))
+        if met is False:  # a terminal failure: waiting longer changes nothing
+            raise UserError(f"{what} will not meet {condition_text}: it is {status.why_ended(found, condition)}")
         if time.monotonic() >= deadline:
             raise UserError(f"timed out waiting for {condition_text} on {what}")
         time.sleep(min(args.interval, max(0.0, deadline - time.monotonic())))

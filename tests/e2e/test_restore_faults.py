@@ -355,6 +355,15 @@ def test_13_a_restore_with_failed_objects_is_partially_failed_retried_and_then_c
         assert "PartiallyFailed: " in first.stdout and "0 done, 1 failed" in first.stdout
         described = story.reconcile("describe", "restore", "dst").stdout
         assert "Phase:          PartiallyFailed" in described and "Restored=False  PartiallyFailed" in described
+        # waiting for it ends at once (no run changes it while one waits), exit 1, saying why
+        for kind, condition in (("restore", "condition=Restored"), ("controlplane", "condition=restored=true")):
+            waited = story.reconcile("wait", kind, "dst", "--for", condition, "--timeout", "1h", check=False, timeout=60)
+            (line,) = [json.loads(x)["message"] for x in waited.stderr.splitlines()]
+            assert (waited.returncode, line.split("; first: ")[0]) == (
+                1, f"error: {kind} default/dst will not meet {condition}: it is PartiallyFailed in attempt 1; the "
+                   f"next apply retries it: 17 restored, 158 skipped (already there), 4 failed, 4 warning(s)")
+        assert story.reconcile("wait", "restore", "dst", "--for", "condition=Restored=False",
+                               "--timeout", "1h", timeout=60).stdout == "restore default/dst condition met\n"
 
         target.clear_faults()
         second = story.reconcile("apply", check=False)
