@@ -136,6 +136,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--existing", choices=("skip", "update"), default="skip",
                    help="restore: objects already in the target are skipped (default) or updated")
     p.add_argument("--lease-wait", type=float, default=0.0, help="seconds to wait for another apply's lease (default 0)")
+    p.add_argument("--restore-wait", type=_duration, default=timedelta(minutes=2),
+                   help="restore: how long each wait lasts (CRDs Established, providers Healthy, XRDs Established; "
+                        "default 2m)")
     p.add_argument("--lease-duration", type=_duration, default=run.LEASE_DURATION,
                    help="lease period: how long a lease lasts unrenewed, the age of an upload swept as a crashed "
                         "run's, and how far ahead a recorded time may be before it is a clock error (default 10m)")
@@ -320,7 +323,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         if any(a.type not in NOT_CHANGES for a in result.actions):
             progress = console.progress_display() if args.progress is None else args.progress
             executor = Executor(prepared.desired, prepared.targets, prepared.secrets, clock=clock,
-                                concurrency=args.concurrency, existing=args.existing, progress=progress)
+                                concurrency=args.concurrency, existing=args.existing, progress=progress,
+                                restore_wait=args.restore_wait.total_seconds())
             outcomes = executor.run(result).outcomes
             run.refresh(prepared)  # the state metrics show what this run recorded
     if outcomes:

@@ -104,6 +104,8 @@ class Executor:
     progress: bool = False
     #: a restore that has not Completed after this many attempts ends (finishedAt) as it stands
     max_restore_attempts: int = DEFAULT_MAX_RESTORE_ATTEMPTS
+    #: seconds each of a restore's waits lasts (CRDs Established, providers Healthy, XRDs Established)
+    restore_wait: float = 120.0
 
     def run(self, plan: Plan) -> ApplyReport:
         report = ApplyReport()
@@ -342,6 +344,7 @@ class Executor:
                     if target.index.fence is not None:
                         target.index.fence()  # a run that lost its lease writes nothing to the target either
                     result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress,
+                                                         wait_seconds=self.restore_wait,
                                                          label=f"restore {ns}/{name} ← {source.name}")
             except (restore_engine.RestoreFailed, record_mac.RecordRefused) as err:
                 return self._restore_failed(action, target, err.reason, err.message)
