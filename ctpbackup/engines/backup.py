@@ -18,8 +18,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-from kubernetes.client import ApiClient
+from typing import TYPE_CHECKING
 
 from ctpbackup.apply.progress import Progress
 from ctpbackup.engines import archive, jsoncodec
@@ -27,6 +26,9 @@ from ctpbackup.engines.encryption import backup_context
 from ctpbackup.engines.restore_order import made_by_control_plane
 from ctpbackup.kube.api import KubeAPI, KubeError, ResourceType
 from ctpbackup.storage.base import Bucket, PreconditionFailed, StorageError
+
+if TYPE_CHECKING:  # the kubernetes package takes seconds to import: only commands that connect load it
+    from kubernetes.client import ApiClient
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Lock
-from typing import Any
-
-from kubernetes.client import ApiClient
+from typing import TYPE_CHECKING, Any
 
 from ctpbackup.apply.progress import Progress
 from ctpbackup.engines import jsoncodec
@@ -43,6 +41,9 @@ from ctpbackup.engines.restore_order import (
 from ctpbackup.kube.api import KubeAPI, KubeError, ResourceType
 from ctpbackup.storage.base import Bucket, ObjectNotFound, StorageError
 from ctpbackup.store.records import BackupRecord
+
+if TYPE_CHECKING:  # the kubernetes package takes seconds to import: only commands that connect load it
+    from kubernetes.client import ApiClient
 
 CRD_KEY = "customresourcedefinitions.apiextensions.k8s.io"
 
