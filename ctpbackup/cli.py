@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 from ctpbackup import __version__, logs, run
-from ctpbackup.apply import metrics, status
+from ctpbackup.apply import status
 from ctpbackup.apply.executor import Executor
 from ctpbackup.desired.gitsource import Snapshot, read_repository
 from ctpbackup.desired.manifests import LoadResult, load_desired_state
@@ -302,6 +302,8 @@ def _show_plan(console: logs.Console, prepared: run.Prepared, result) -> None:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from ctpbackup.apply import metrics  # prometheus_client: only apply writes metrics
+
     console: logs.Console = args.console
     started = time.time()
     shard = args.shard
