@@ -75,7 +75,7 @@ def main() -> int:
         say("Starting emulated control planes ctp1, ctp2 and my-awesome-ctp (Crossplane-shaped state)")
         for name, size in (("ctp1", 150), ("ctp2", 150), ("my-awesome-ctp", 400)):
             planes[name] = EmulatorServer(establish_delay=0.05).start()
-            seeded = seed_crossplane(planes[name].url, size, token=planes[name].token, ca=planes[name].ca_data)
+            seeded = seed_crossplane(planes[name], size)
             connect(work, name, planes[name])
             print(f"  {name}: {planes[name].url}, {seeded.total} objects")
 

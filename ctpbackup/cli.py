@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 from ctpbackup import __version__, logs, run
-from ctpbackup.apply import drift, dryrun, metrics, status
+from ctpbackup.apply import drift, dryrun, status
 from ctpbackup.apply.executor import Executor
 from ctpbackup.desired.gitsource import Snapshot, read_repository
 from ctpbackup.desired.manifests import LoadResult, load_desired_state
@@ -147,6 +147,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--existing", choices=("skip", "update"), default="skip",
                    help="restore: objects already in the target are skipped (default) or updated")
     p.add_argument("--lease-wait", type=float, default=0.0, help="seconds to wait for another apply's lease (default 0)")
+    p.add_argument("--restore-wait", type=_duration, default=timedelta(minutes=2),
+                   help="restore: how long each wait lasts (CRDs Established, providers Healthy, XRDs Established; "
+                        "default 2m)")
     p.add_argument("--lease-duration", type=_duration, default=run.LEASE_DURATION,
                    help="lease period: how long a lease lasts unrenewed, the age of an upload swept as a crashed "
                         "run's, and how far ahead a recorded time may be before it is a clock error (default 10m)")
@@ -413,6 +416,8 @@ def _show_plan(console: logs.Console, prepared: run.Prepared, result) -> None:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from ctpbackup.apply import metrics  # prometheus_client: only apply writes metrics
+
     console: logs.Console = args.console
     started = time.time()
     shard = args.shard
@@ -435,7 +440,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         if any(a.type not in NOT_CHANGES for a in result.actions):
             progress = console.progress_display() if args.progress is None else args.progress
             executor = Executor(prepared.desired, prepared.targets, prepared.secrets, clock=clock,
-                                concurrency=args.concurrency, existing=args.existing, progress=progress)
+                                concurrency=args.concurrency, existing=args.existing, progress=progress,
+                                restore_wait=args.restore_wait.total_seconds())
             applied = executor.run(result)
             outcomes, verifications = applied.outcomes, applied.verifications
             run.refresh(prepared)  # the state metrics show what this run recorded
@@ -602,16 +608,13 @@ def cmd_wait(args: argparse.Namespace) -> int:
             found = report.find(kind, args.namespace, args.name)
         if kind == "Backup":
             record = survey.recorded.backups.get((args.namespace, args.name))
-            met = status.condition_met(record, condition, args.max_retries)
-        else:
-            met = status.status_condition_met(found, condition)
+            found = status.backup_status(record, args.max_retries) if record else None
+        met = status.status_condition_met(found, condition)
         if met:
             print(f"{what} condition met")
             return EXIT_OK
-        if met is False:
-            last = found.condition(condition.split("=")[0]) if found else None
-            phase = found.fields.get("phase", "") if found else ""
-            raise UserError(f"{what} is {phase or 'failed'}" + (f": {last.reason}: {last.message}" if last else ""))
+        if met is False:  # a terminal failure: waiting longer changes nothing
+            raise UserError(f"{what} will not meet {condition_text}: it is {status.why_ended(found, condition)}")
         if time.monotonic() >= deadline:
             raise UserError(f"timed out waiting for {condition_text} on {what}")
         time.sleep(min(args.interval, max(0.0, deadline - time.monotonic())))

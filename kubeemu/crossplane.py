@@ -1,6 +1,6 @@
 """Shapes of a running Crossplane 2 install with provider-upjet-aws, written after the real CRDs
 (crossplane/crossplane `cluster/crds/`, crossplane-contrib/provider-upjet-aws `package/crds/`,
-read 2026-11-30) for `fixtures.seed_crossplane(real_install=True)`: trimmed schemas, real names,
+read 2026-11-30) for `fixtures.seed_crossplane` (on by default): trimmed schemas, real names,
 versions, scopes, categories and CEL rules."""
 
 from __future__ import annotations

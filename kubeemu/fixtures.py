@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import urllib3
 
@@ -53,7 +54,7 @@ class Seeded:
     """What was created, by resource key (`resource.group`), for tests to compare a restore against."""
 
     counts: Counter = field(default_factory=Counter)
-    #: keys of objects a backup must leave out (owned by a package revision)
+    #: objects a backup must leave out (owned by a package revision): `resource.group/[namespace/]name`
     revision_owned: list[str] = field(default_factory=list)
     paused: list[str] = field(default_factory=list)
 
@@ -103,12 +104,24 @@ def _path(group: str, version: str, plural: str, namespace: str | None = None) -
     return f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
 
 
-def seed_crossplane(url: str, size: int = 200, *, token: str | None = None, workers: int = 8,
-                    extra_types: int = 0, real_install: bool = False, ca: bytes | None = None) -> Seeded:
-    """Create about `size` objects of Crossplane-shaped state; `extra_types` adds that many more
-    custom resource types (for benchmarks that want ~30 types), objects spread over all of them.
+class ControlPlane(Protocol):
+    """An emulator to seed (`EmulatorServer`, `EmulatorProcess`): its HTTPS URL, bearer token and CA (PEM)."""
 
-    `real_install` (off by default: the product cannot restore all of it yet) adds what a running
+    url: str
+    token: str | None
+
+    @property
+    def ca_data(self) -> bytes: ...
+
+
+def seed_crossplane(control_plane: ControlPlane, size: int = 200, *, workers: int = 8, extra_types: int = 0,
+                    real_install: bool = True) -> Seeded:
+    """Create about `size` objects of Crossplane-shaped state in `control_plane` (through its HTTPS API,
+    trusting its CA, with its token); `extra_types` adds that many more custom resource types (for
+    benchmarks that want ~30 types), objects spread over all of them.
+
+    `real_install` (on by default; off gives only the simpler shapes, for tests that count objects
+    or want an older Crossplane) adds what a running
     Crossplane 2 install with provider-upjet-aws holds beside that: provider CRDs owned by their
     ProviderRevision (controller) and Provider; XR and claim CRDs controller-owned by their XRD; the
     XRD CRD served at v1 (storage) and v2 (preferred) with v2's CEL rules refusing `claimNames` and
@@ -116,10 +129,8 @@ def seed_crossplane(url: str, size: int = 200, *, token: str | None = None, work
     multi-version provider CRD (v1beta1 served, v1beta2 stored, conversion Webhook); namespaced
     managed resources (`*.aws.m.upbound.io`) beside cluster-scoped ones; a ProviderConfigUsage
     controller-owned by each managed resource; `crossplane:` ClusterRoles owned by the revision and
-    the XRDs; XR connection Secrets in `crossplane-system` owned by their XR.
-
-    `ca`: the emulator's CA certificate (PEM) to trust for its HTTPS."""
-    client = _Client(url, token, workers, ca)
+    the XRDs; XR connection Secrets in `crossplane-system` owned by their XR."""
+    client = _Client(control_plane.url, control_plane.token, workers, control_plane.ca_data)
     seeded = Seeded()
     pool = ThreadPoolExecutor(max_workers=workers)
 
@@ -195,7 +206,7 @@ def seed_crossplane(url: str, size: int = 200, *, token: str | None = None, work
                "spec": {"compositeTypeRef": {"apiVersion": f"{PLATFORM}/v1alpha1", "kind": kind}, "mode": "Pipeline"}})
 
     if real_install:
-        _install_like_crossplane(client, create, crds, provider, revision)
+        _install_like_crossplane(client, create, seeded, crds, provider, revision)
 
     # claims -> composites -> managed resources, plus connection Secrets and ConfigMaps
     base = seeded.total
@@ -253,7 +264,8 @@ def seed_crossplane(url: str, size: int = 200, *, token: str | None = None, work
     return seeded
 
 
-def _install_like_crossplane(client: _Client, create, crds: list[dict], provider: dict, revision: dict) -> None:
+def _install_like_crossplane(client: _Client, create, seeded: Seeded, crds: list[dict], provider: dict,
+                             revision: dict) -> None:
     """What the package manager and the RBAC manager add to a running install (see seed_crossplane)."""
     create("", "v1", "namespaces", {"metadata": {"name": "crossplane-system"}}, status=None)
     # provider CRDs: controller-owned by the active revision, owned by the Provider
@@ -285,10 +297,11 @@ def _install_like_crossplane(client: _Client, create, crds: list[dict], provider
             "rules": [{"apiGroups": [PLATFORM], "resources": list(generated), "verbs": ["*"]}]})
     for body in real.aggregate_cluster_roles():
         create("rbac.authorization.k8s.io", "v1", "clusterroles", body)
-    create("rbac.authorization.k8s.io", "v1", "clusterroles", {"metadata": {
+    system = create("rbac.authorization.k8s.io", "v1", "clusterroles", {"metadata": {
         "name": f"crossplane:provider:{revision['metadata']['name']}:system",
         "ownerReferences": [_owner(revision, controller=True)]},
         "rules": [{"apiGroups": sorted(provider_groups), "resources": ["*"], "verbs": ["*"]}]})
+    seeded.revision_owned.append(f"clusterroles.rbac.authorization.k8s.io/{system['metadata']['name']}")
     for team in ("team-a", "team-b", "team-c", "team-d"):
         create("aws.m.upbound.io", "v1beta1", "providerconfigs", {"metadata": {"name": "default"}, "spec": {
             "credentials": {"source": "Secret", "secretRef": {"name": "aws-creds", "key": "creds"}}}}, team)

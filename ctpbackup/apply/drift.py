@@ -11,20 +11,21 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-from kubernetes.client import ApiClient
+from typing import TYPE_CHECKING, Any
 
 from ctpbackup.apply.archives import ArchiveRefused, fetch_archive
 from ctpbackup.desired.problems import UserError
 from ctpbackup.engines import archive
 from ctpbackup.engines.archive import ArchiveError, ArchiveReader
-from ctpbackup.engines.backup import CRD_KEY, select_types, skip_reason, storage_versions
+from ctpbackup.engines.backup import select_types, skip_reason, storage_versions
 from ctpbackup.engines.diff import DiffResult, compare
-from ctpbackup.kube.api import KubeAPI, KubeError, ResourceType
+from ctpbackup.kube.api import CRD_KEY, KubeAPI, KubeError, ResourceType
 from ctpbackup.kube.connect import ControlPlaneUnreachable, api_client_for
 from ctpbackup.run import Prepared
 from ctpbackup.store.records import BackupRecord, Phase
+
+if TYPE_CHECKING:  # the kubernetes package takes seconds to import: only commands that connect load it
+    from kubernetes.client import ApiClient
 
 
 def archived_objects(reader: ArchiveReader) -> Iterator[tuple[str, dict[str, Any]]]:

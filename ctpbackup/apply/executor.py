@@ -118,6 +118,8 @@ class Executor:
     #: verify every backup this run completes (after all other actions: it never holds one up)
     verify: bool = True
     _completed: list[tuple[Target, BackupRecord]] = field(default_factory=list, init=False, repr=False)
+    #: seconds each of a restore's waits lasts (CRDs Established, providers Healthy, XRDs Established)
+    restore_wait: float = 120.0
 
     def run(self, plan: Plan) -> ApplyReport:
         report = ApplyReport()
@@ -370,6 +372,7 @@ class Executor:
                     if target.index.fence is not None:
                         target.index.fence()  # a run that lost its lease writes nothing to the target either
                     result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress,
+                                                         wait_seconds=self.restore_wait,
                                                          label=f"restore {ns}/{name} ← {source.name}")
             except (restore_engine.RestoreFailed, record_mac.RecordRefused) as err:
                 return self._restore_failed(action, target, err.reason, err.message)

@@ -143,19 +143,17 @@ def describe_restore(record: RestoreRecord) -> str:
 
 def condition_met(record: BackupRecord | RestoreRecord | None, condition: str,
                   max_retries: int = DEFAULT_MAX_RETRIES) -> bool | None:
-    """True when `Type[=Status]` holds, False when it can no longer hold (a backup Failed for good:
-    its retries used up), None to keep waiting (a Failed backup with retries left is retried by the
-    next apply)."""
+    """True when `Type[=Status]` holds, False when it can no longer hold (see `ended`), None to keep
+    waiting (a Failed backup with retries left is retried by the next apply)."""
     if record is None:
         return None
+    status = _restore_status(record) if isinstance(record, RestoreRecord) else backup_status(record, max_retries)
+    return status_condition_met(status, condition)
+
+
+def _wanted(condition: str) -> tuple[str, str]:
     ctype, _, wanted = condition.partition("=")
-    wanted = wanted or "True"
-    found = record.condition(ctype)
-    if found is not None and found.status == wanted:
-        return True
-    if record.phase is Phase.FAILED and isinstance(record, BackupRecord) and record.retries >= max_retries:
-        return False
-    return None
+    return ctype, wanted or "True"
 
 
 # -- the status of every kind -------------------------------------------------------------------------
@@ -181,9 +179,13 @@ class ObjectStatus:
     name: str
     fields: Mapping[str, Any] = field(default_factory=dict)
     conditions: tuple[Condition, ...] = ()
+    #: condition type -> why it will not turn True by waiting (a terminal failure phase): `wait` stops
+    #: there at once with exit 1 instead of waiting out its timeout. Not part of `-o json`.
+    ended: Mapping[str, str] = field(default_factory=dict)
 
     def condition(self, type_: str) -> Condition | None:
-        return next((c for c in self.conditions if c.type == type_), None)
+        """The condition of type `type_`, matched without regard to case (as `kubectl wait` does)."""
+        return next((c for c in self.conditions if c.type.casefold() == type_.casefold()), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "namespace": self.namespace, "name": self.name,
@@ -216,7 +218,7 @@ class Report:
         """The status of one object of `kind` (a KINDS value); Backups and restores from their records."""
         if kind == "Backup":
             record = self.recorded.backups.get((namespace, name))
-            return _record_status(record) if record else None
+            return backup_status(record) if record else None
         if kind == "Restore":
             restore = self.recorded.restores.get((namespace, name))
             return _restore_status(restore) if restore else None
@@ -310,7 +312,8 @@ def _control_plane_status(desired: DesiredState, recorded: RecordedState, ns: st
             conditions.append(restored)
         else:
             conditions.append(Condition("Restored", "False", "Pending", "the restore has not started yet"))
-    return ObjectStatus("ControlPlane", ns, name, fields, tuple(conditions))
+    ended = {"Restored": _restore_ended(restore)} if restore is not None and _restore_ended(restore) else {}
+    return ObjectStatus("ControlPlane", ns, name, fields, tuple(conditions), ended)
 
 
 def _shared_backup_statuses(desired: DesiredState, recorded: RecordedState, now: datetime,
@@ -323,7 +326,8 @@ def _shared_backup_statuses(desired: DesiredState, recorded: RecordedState, now:
                               f"failed for good ({s.allowed_failures} allowed)")
         yield ObjectStatus("SharedBackup", s.namespace, s.name, {
             "phase": s.phase, "selectedControlPlanes": list(s.selected), "completed": list(s.completed),
-            "failed": list(s.failed), "allowedFailures": s.allowed_failures, "done": done}, (completed,))
+            "failed": list(s.failed), "allowedFailures": s.allowed_failures, "done": done}, (completed,),
+            {"Completed": f"Failed: {completed.message}"} if s.phase == "Failed" else {})
 
 
 def _schedule_status(desired: DesiredState, kind: str, ns: str, name: str, now: datetime, max_retries: int,
@@ -369,16 +373,41 @@ def _schedule_status(desired: DesiredState, kind: str, ns: str, name: str, now: 
     scheduled = Condition("Scheduled", "False" if schedule.suspend else "True",
                           "Suspended" if schedule.suspend else "Scheduled",
                           "spec.suspend is true" if schedule.suspend else f"next slot {format_time(next_slot)}")
-    return ObjectStatus(kind, ns, name, fields, (completed, scheduled))
+    ended = {"Completed": f"{completed.reason}: {completed.message}"} if completed.reason == "BackupFailed" else {}
+    return ObjectStatus(kind, ns, name, fields, (completed, scheduled), ended)
 
 
-def _record_status(record: BackupRecord) -> ObjectStatus:
-    return ObjectStatus("Backup", record.namespace, record.name, {"phase": record.phase.value}, record.conditions)
+def backup_status(record: BackupRecord, max_retries: int = DEFAULT_MAX_RETRIES) -> ObjectStatus:
+    """A Backup's status; it has ended (Completed can no longer turn True) when Failed with its
+    retries used up, or Deleted."""
+    ended = ""
+    cause = record.condition("Completed")
+    why = f": {cause.reason}: {cause.message}" if cause is not None and cause.status != "True" else ""
+    if record.phase is Phase.FAILED and record.retries >= max_retries:
+        ended = f"Failed after {record.retries} retries{why}"
+    elif record.phase is Phase.DELETED:
+        ended = "Deleted"
+    return ObjectStatus("Backup", record.namespace, record.name, {"phase": record.phase.value}, record.conditions,
+                        {"Completed": ended} if ended else {})
+
+
+def _restore_ended(record: RestoreRecord) -> str:
+    """Why a restore's Restored condition will not turn True by waiting: it is PartiallyFailed or
+    Failed (a later `apply` may retry it while it has attempts left; nothing does while one waits)."""
+    if record.phase not in (Phase.PARTIALLY_FAILED, Phase.FAILED):
+        return ""
+    cause = record.condition("Restored")
+    when = (f"after its last attempt ({record.attempts}); it never runs again" if record.finished_at is not None
+            else f"in attempt {record.attempts}; the next apply retries it")
+    reason = f": {cause.reason}: {cause.message}" if cause is not None and cause.reason != record.phase.value else (
+        f": {cause.message}" if cause is not None else "")
+    return f"{record.phase.value} {when}{reason}"
 
 
 def _restore_status(record: RestoreRecord) -> ObjectStatus:
+    ended = _restore_ended(record)
     return ObjectStatus("Restore", record.namespace, record.control_plane, {"phase": record.phase.value},
-                        record.conditions)
+                        record.conditions, {"Restored": ended} if ended else {})
 
 
 def report_dict(rep: Report) -> dict[str, Any]:
@@ -470,15 +499,27 @@ def _plain(value: Any) -> str:
 
 
 def status_condition_met(status: ObjectStatus | None, condition: str) -> bool | None:
-    """Like condition_met, for any kind: True when `Type[=Status]` holds; False when it can no
-    longer hold (a Backup Failed for good, a SharedBackup Failed, a schedule's slot failed for good);
-    None to keep waiting."""
+    """For any kind: True when `Type[=Status]` holds (type and status compared without regard to
+    case, as `kubectl wait` compares them); False when it can no longer hold by waiting (`ended`: a
+    Backup Failed for good or Deleted, a restore PartiallyFailed or Failed, a SharedBackup Failed, a
+    schedule's slot failed for good); None to keep waiting.
+
+    `kubectl wait` itself keeps waiting on a condition that is False until its timeout (it has no
+    notion of a terminal phase); here the records say when nothing will change while one waits."""
     if status is None:
         return None
-    ctype, _, wanted = condition.partition("=")
+    ctype, wanted = _wanted(condition)
     found = status.condition(ctype)
-    if found is not None and found.status == (wanted or "True"):
+    if found is not None and found.status.casefold() == wanted.casefold():
         return True
-    if found is not None and found.reason in (FailureReason.TOO_MANY_FAILURES, FailureReason.BACKUP_FAILED) and (wanted or "True") == "True":
+    if wanted.casefold() == "true" and any(t.casefold() == ctype.casefold() for t in status.ended):
         return False
     return None
+
+
+def why_ended(status: ObjectStatus | None, condition: str) -> str:
+    """The reason `status_condition_met` gave up on `Type[=Status]` (empty when it did not)."""
+    ctype, wanted = _wanted(condition)
+    if status is None or wanted.casefold() != "true":
+        return ""
+    return next((why for t, why in status.ended.items() if t.casefold() == ctype.casefold()), "")

@@ -17,8 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-
-from kubernetes.client import ApiClient
+from typing import TYPE_CHECKING
 
 from ctpbackup.apply.progress import Progress
 from ctpbackup.engines import archive, jsoncodec
@@ -29,6 +28,9 @@ from ctpbackup.rules.reasons import FailureReason, ReasonedError
 from ctpbackup.rules.times import format_time, utcnow
 from ctpbackup.storage.base import PreconditionFailed, StorageError
 from ctpbackup.store.backup_store import BackupStore
+
+if TYPE_CHECKING:  # the kubernetes package takes seconds to import: only commands that connect load it
+    from kubernetes.client import ApiClient
 
 log = logging.getLogger(__name__)
 

@@ -27,13 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Lock
-from typing import Any
-
-from kubernetes.client import ApiClient
+from typing import TYPE_CHECKING, Any
 
 from ctpbackup.apply.progress import Progress
 from ctpbackup.engines import jsoncodec
 from ctpbackup.engines.archive import ArchiveError, ArchiveReader
+from ctpbackup.engines.conversion_webhooks import ConversionWebhooks
 from ctpbackup.engines.encryption import EncryptionError, Keyring, backup_context, decrypt_stream
 from ctpbackup.engines.offline_check import OfflineAdmission
 from ctpbackup.engines.restore_order import (
@@ -51,6 +50,9 @@ from ctpbackup.rules.reasons import FailureReason, ReasonedError
 from ctpbackup.store.backup_store import ArchiveCheckFailed, BackupStore
 from ctpbackup.store.records import BackupRecord
 from kubevalidation import Target
+
+if TYPE_CHECKING:  # the kubernetes package takes seconds to import: only commands that connect load it
+    from kubernetes.client import ApiClient
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +222,9 @@ class _Restore:
         self.to_unpause: list[_Paused] = []
         #: (type, namespace, name, ownerReferences as archived): owners restored after the object
         self.later_owners: list[tuple[ResourceType, str | None, str, list[dict]]] = []
+        self.webhooks = ConversionWebhooks()
+        #: resource key -> why its objects are not written (their conversion webhook's provider is not Healthy)
+        self.not_writable: dict[str, str] = {}
         self.lock = Lock()
 
     def write(self, method: str, path: str, body: Any, content_type: str = "application/json") -> Any:
@@ -296,8 +301,8 @@ class _Restore:
         if self.dry_run and (resource in self.pending_types or (namespace and namespace in self.pending_namespaces)):
             self.check_offline(resource, obj, old_uid, ident, rtype)
             return
-        if rtype is None:
-            self.fail(resource, f"{ident}: {why_not}")
+        if rtype is None or resource in self.not_writable:
+            self.fail(resource, f"{ident}: {why_not or self.not_writable[resource]}")
             return
         archived_annotations = dict(meta["annotations"]) if meta.get("annotations") else None
         custom = resource in self.custom
@@ -538,6 +543,28 @@ class _Restore:
 
     # -- waits -----------------------------------------------------------------------------------
 
+    def wait_for_webhook_providers(self, resources: set[str]) -> None:
+        """Before a tier's objects are written: for each resource whose CRD converts through a
+        webhook, wait (bounded) until the Provider that owns the CRD is Healthy; the objects of one
+        that is not are failed with the reason (see conversion_webhooks)."""
+        needs: dict[str, str] = {}
+        for resource in sorted(resources):
+            provider, why = self.webhooks.provider_of(self.kube, resource)
+            if why:
+                self.not_writable[resource] = why
+            elif provider:
+                needs[resource] = provider
+        if not needs or self.dry_run:  # a dry run cannot make a provider Healthy: nothing to wait for
+            return
+        self.meter.step(f"waiting for {len(set(needs.values())):,} provider(s) of conversion webhooks to be Healthy")
+        late = self.webhooks.wait_healthy(self.kube, set(needs.values()), self.wait_seconds)
+        for resource, provider in needs.items():
+            if provider in late:
+                crd_name = self.webhooks.crds[resource][0]
+                self.not_writable[resource] = (
+                    f"its CRD {crd_name} converts through a webhook of Provider {provider}, which was not Healthy "
+                    f"within {self.wait_seconds:g}s ({late[provider]}); not written")
+
     def wait_for(self, created: list[tuple[str, str | None, str]], wanted: dict[str, tuple[str, ...]]) -> list[str]:
         """Names of objects whose conditions did not turn True within the bounded wait."""
         deadline = time.monotonic() + self.wait_seconds
@@ -597,7 +624,8 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
     meter = Progress(label, enabled=progress, total=int(metadata.get("totalObjects", 0)) or None)
     workdir = Path(tempfile.mkdtemp(prefix="ctpbackup-tiers-", dir=archive_path.parent))
     try:
-        spools, crd_types = _split_by_tier(reader, uids, workdir)
+        webhooks = ConversionWebhooks()
+        spools, crd_types = _split_by_tier(reader, uids, workdir, webhooks)
         custom = {key for es, _ in spools.values() for key in {e.resource for e in es} if is_custom(key, crd_types)}
         dry_run = mode is WriteMode.DRY_RUN
         offline = None
@@ -605,6 +633,7 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
             archived = _ArchivedCRDs(*spools.get(0, ([], None)))
             offline = OfflineAdmission(lambda key: job.crd_of(key, archived.get))
         job = _Restore(kube, reader, existing, workers, meter, wait_seconds, set(uids.values()), custom, mode, offline)
+        job.webhooks = webhooks
         try:
             job.refresh_types()
         except KubeError as err:
@@ -612,6 +641,7 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
         for index, tier in enumerate(TIERS):
             entries, spool = spools.get(index, ([], None))
             if entries:
+                job.wait_for_webhook_providers({e.resource for e in entries})
                 meter.step(f"restoring {tier.name}")
                 created = _restore_tier(job, entries, spool, tier.pause)
                 wanted = dict(tier.wait_for) if not dry_run else {}  # a dry run brings no condition about
@@ -697,12 +727,12 @@ def is_custom(resource_key: str, crd_types: set[str]) -> bool:
     return not (group in BUILTIN_GROUPS or group.endswith(".k8s.io"))
 
 
-def _split_by_tier(reader: ArchiveReader, uids: dict[str, str],
-                   workdir: Path) -> tuple[dict[int, tuple[list[_Entry], Path]], set[str]]:
+def _split_by_tier(reader: ArchiveReader, uids: dict[str, str], workdir: Path,
+                   webhooks: ConversionWebhooks) -> tuple[dict[int, tuple[list[_Entry], Path]], set[str]]:
     """One pass over the archive: each object's JSON goes to its tier's spool file; only a small
     entry (offset, owners) stays in memory. An object waits for the tier of its latest owner, except
     CRDs, which always come first (the references to their owners are added once those exist).
-    Also returns the resource keys the archived CRDs define."""
+    Also returns the resource keys the archived CRDs define, and tells `webhooks` of every object."""
     files: dict[int, Any] = {}
     entries: dict[int, list[_Entry]] = defaultdict(list)
     tier_of_uid = {uid: tier_of(path.split("/")[1]) for path, uid in uids.items()}
@@ -710,6 +740,7 @@ def _split_by_tier(reader: ArchiveReader, uids: dict[str, str],
     try:
         for member, obj in reader.objects():
             owners = tuple(r.get("uid", "") for r in (obj.get("metadata") or {}).get("ownerReferences") or ())
+            webhooks.see(member.resource, obj, uids.get(member.path, ""))
             index = tier_of(member.resource, obj)
             if member.resource == CRD_KEY:
                 spec = obj.get("spec") or {}

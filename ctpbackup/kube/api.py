@@ -13,13 +13,15 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import urllib3
-from kubernetes.client import ApiClient, Configuration
 
 from ctpbackup.engines import jsoncodec
+
+if TYPE_CHECKING:  # the kubernetes package takes seconds to import: only commands that connect load it
+    from kubernetes.client import ApiClient, Configuration
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,16 @@ unless its ControlPlane sets the extension `spec.allowInsecureKubeconfig: true`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from kubernetes import client, config
 
 from ctpbackup.desired.model import ControlPlane
 from ctpbackup.kube.secrets import SecretNotFound, SecretSource
 from ctpbackup.rules.reasons import FailureReason, ReasonedError
+
+if TYPE_CHECKING:  # the kubernetes package takes seconds to import: only commands that connect load it
+    from kubernetes.client import ApiClient
 
 KUBECONFIG_KEY = "kubeconfig"
 
@@ -125,10 +127,12 @@ def kubeconfig_of(control_plane: ControlPlane, secrets: SecretSource) -> bytes:
         raise ControlPlaneUnreachable(FailureReason.CONNECTION_SECRET_MISSING, f"connection Secret not available: {err}") from None
 
 
-def api_client_for(control_plane: ControlPlane, secrets: SecretSource, *, pool_size: int = 16) -> client.ApiClient:
+def api_client_for(control_plane: ControlPlane, secrets: SecretSource, *, pool_size: int = 16) -> ApiClient:
     """An ApiClient for the control plane (no request made yet). Raises ControlPlaneUnreachable with
     reason `ConnectionSecretMissing`, `InsecureKubeconfig` (a field naming a command, plugin or file,
     see `check_kubeconfig`; nothing is run or read) or `InvalidKubeconfig`."""
+    from kubernetes import client, config
+
     raw = kubeconfig_of(control_plane, secrets)
     ref = control_plane.connection_secret
     where = f"the 'kubeconfig' key of Secret {ref.namespace}/{ref.name}"

@@ -162,7 +162,7 @@ def test_the_images_files_in_a_clean_venv_from_the_runtime_lock_run_version_and_
 
     source = EmulatorProcess().start()
     try:
-        seed_crossplane(source.url, 10, token=source.token, ca=source.ca_data)
+        seed_crossplane(source, 10)
         secrets = tmp_path / "secrets" / "default" / "kubeconfig-ctp1"
         secrets.mkdir(parents=True)
         (secrets / "kubeconfig").write_text(source.kubeconfig_text("ctp1"))

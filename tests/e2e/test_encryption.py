@@ -47,7 +47,7 @@ def test_encrypted_backup_restores_with_the_key_and_only_with_it(story):
         return result
 
     try:
-        seed_crossplane(source.url, 60, token=source.token, ca=source.ca_data)
+        seed_crossplane(source, 60)
         write_key(story, KEY)
         encrypt_config(story)
         story.connect("src", source)
@@ -184,7 +184,7 @@ def test_a_planted_plaintext_archive_or_an_edited_record_is_refused(story):
     source = EmulatorServer(establish_delay=0.05).start()
     targets = {f"dst{i}": EmulatorServer(establish_delay=0.05).start() for i in range(1, 5)}
     try:
-        seed_crossplane(source.url, 20, token=source.token, ca=source.ca_data)
+        seed_crossplane(source, 20)
         write_named_key(story, "backup-key", KEY)
         set_keys(story, "backup-key")
         story.connect("src", source)
@@ -259,7 +259,7 @@ def test_keys_rotate_new_backups_use_the_first_old_ones_restore_until_their_key_
         return next(r for r in story.status()["restores"] if r["controlPlane"] == name)
 
     try:
-        seed_crossplane(source.url, 20, token=source.token, ca=source.ca_data)
+        seed_crossplane(source, 20)
         write_named_key(story, "key-1", KEY)
         write_named_key(story, "key-2", KEY2)
         set_keys(story, "key-1")
@@ -308,7 +308,7 @@ def test_an_archive_and_record_of_the_earlier_format_still_restore(story):
     source = EmulatorServer(establish_delay=0.05).start()
     target = EmulatorServer(establish_delay=0.05).start()
     try:
-        seed_crossplane(source.url, 20, token=source.token, ca=source.ca_data)
+        seed_crossplane(source, 20)
         write_named_key(story, "key-1", KEY)
         write_named_key(story, "key-2", KEY2)
         set_keys(story, "key-1")

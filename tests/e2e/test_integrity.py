@@ -18,7 +18,7 @@ def test_one_changed_byte_and_the_restore_writes_nothing(story):
     source = EmulatorServer(establish_delay=0.05).start()
     target = EmulatorServer(establish_delay=0.05).start()
     try:
-        seed_crossplane(source.url, 150, token=source.token, ca=source.ca_data)
+        seed_crossplane(source, 150)
         story.connect("src", source)
         story.repo.write("src.yaml", CONTROL_PLANE.format(name="src"))
         story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="src"))

@@ -12,7 +12,7 @@ from tests.fixtures.story import BACKUP, CONTROL_PLANE
 def test_plan_exit_codes_markdown_wait_describe_and_deletion_policies(story):
     cp = EmulatorServer(establish_delay=0.05).start()
     try:
-        seed_crossplane(cp.url, 120, token=cp.token, ca=cp.ca_data)
+        seed_crossplane(cp, 120)
         story.connect("ctp1", cp)
         story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
         story.repo.write("keep.yaml", BACKUP.format(name="keep", control_plane="ctp1"))

@@ -54,7 +54,7 @@ def test_status_describe_and_wait_for_every_kind(story, tmp_path):
 
     cp = EmulatorServer(establish_delay=0.05).start()
     try:
-        seed_crossplane(cp.url, 20, token=cp.token, ca=cp.ca_data)
+        seed_crossplane(cp, 20)
         story.connect("ctp1", cp)
         broken = story.secrets / "default" / "kubeconfig-ctp2"  # ctp2's Secret is unusable: its backup fails
         broken.mkdir(parents=True)

@@ -1,5 +1,5 @@
-"""The Crossplane fixtures: today's default shapes, and, behind `real_install=True`, the shapes of a
-running Crossplane 2 install with provider-upjet-aws (owners, versions, namespaced managed resources)."""
+"""The Crossplane fixtures: by default the shapes of a running Crossplane 2 install with
+provider-upjet-aws (owners, versions, namespaced managed resources); `real_install=False` the simpler ones."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 @pytest.fixture(scope="module")
 def installed():
     with EmulatorServer(establish_delay=0.02) as cp:
-        seeded = seed_crossplane(cp.url, 200, token=cp.token, ca=cp.ca_data, real_install=True)
+        seeded = seed_crossplane(cp, 200)
         yield cp, seeded
 
 
@@ -30,8 +30,8 @@ def refs(obj: dict) -> list[tuple[str, str, bool]]:
     return [(r["kind"], r["name"], bool(r.get("controller"))) for r in obj["metadata"].get("ownerReferences") or ()]
 
 
-def test_switch_is_off_by_default(control_plane):
-    seeded = seed_crossplane(control_plane.url, 100, token=control_plane.token, ca=control_plane.ca_data)
+def test_switched_off_only_the_simpler_shapes(control_plane):
+    seeded = seed_crossplane(control_plane, 100, real_install=False)
     assert 90 <= seeded.total <= 110
     assert call(control_plane, "GET", "/api/v1/namespaces/crossplane-system")[0] == 404
     groups = {g["name"] for g in call(control_plane, "GET", "/apis")[2]["groups"]}

@@ -40,7 +40,7 @@ def events(text: str) -> list[dict]:
 def test_plan_and_apply_off_a_terminal_write_only_json_lines(story):
     source = EmulatorServer(establish_delay=0.05).start()
     try:
-        seed_crossplane(source.url, 20, token=source.token, ca=source.ca_data)
+        seed_crossplane(source, 20)
         for name in ("ctp1", "ctp2"):
             story.connect(name, source)
             story.repo.write(f"{name}.yaml", CONTROL_PLANE.format(name=name))

@@ -232,7 +232,7 @@ def test_every_apply_writes_metrics_a_noop_too(story, pushgateway, tmp_path):
     textfile and push, and the no-op run still carries the last success from the index."""
     source = EmulatorServer(establish_delay=0.05).start()
     try:
-        seed_crossplane(source.url, 20, token=source.token, ca=source.ca_data)
+        seed_crossplane(source, 20)
         story.connect("ctp1", source)
         story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
         story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="ctp1"))

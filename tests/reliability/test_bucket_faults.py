@@ -15,7 +15,7 @@ def test_bucket_faults_are_retried_or_reported_then_recovered(story, s3_fault_pr
     target = EmulatorServer(establish_delay=0.05).start()
     plan = s3_fault_proxy.plan
     try:
-        seed_crossplane(cp.url, 120, token=cp.token, ca=cp.ca_data)
+        seed_crossplane(cp, 120)
         story.connect("ctp1", cp)
         story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
         story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="ctp1"))

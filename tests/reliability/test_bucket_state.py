@@ -24,7 +24,7 @@ DELETE_BACKUP = BACKUP.replace("controlPlane: {control_plane}\n", "controlPlane:
 @pytest.fixture
 def source(story):
     cp = EmulatorServer(establish_delay=0.05).start()
-    seed_crossplane(cp.url, 40, token=cp.token, ca=cp.ca_data)
+    seed_crossplane(cp, 40)
     story.connect("ctp1", cp)
     story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
     yield cp

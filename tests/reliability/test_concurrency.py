@@ -19,7 +19,7 @@ from tests.reliability.test_crash import NOW, SCHEDULE
 def test_concurrent_applies_do_the_work_once(story, runs, wait):
     cp = EmulatorProcess().start()
     try:
-        seed_crossplane(cp.url, 200, token=cp.token, ca=cp.ca_data)
+        seed_crossplane(cp, 200)
         story.connect("ctp1", cp)
         story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
         story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="ctp1"))

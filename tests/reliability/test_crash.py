@@ -58,7 +58,7 @@ def test_sigkill_at_many_points_then_rerun_loses_nothing(story):
     target = EmulatorServer(establish_delay=0.05).start()
     try:
         for name, cp in sources.items():
-            seed_crossplane(cp.url, 300, token=cp.token, ca=cp.ca_data)
+            seed_crossplane(cp, 300)
             story.connect(name, cp)
             story.repo.write(f"controlplanes/{name}.yaml", CONTROL_PLANE.format(name=name))
             cp.inject("slow", count=-1, delay=0.03)  # stretch every request so kills land mid-work
@@ -213,7 +213,7 @@ def test_a_run_frozen_past_its_lease_stops_when_it_wakes_and_writes_nothing(stor
     stays Completed with the size and sha256 of the archive in the bucket (issue 17, item 2)."""
     cp = EmulatorProcess().start()
     try:
-        seed_crossplane(cp.url, 200, token=cp.token, ca=cp.ca_data)
+        seed_crossplane(cp, 200)
         story.connect("ctp1", cp)
         story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
         story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="ctp1"))

@@ -11,7 +11,7 @@ from tests.fixtures.story import BACKUP, CONTROL_PLANE
 def test_transient_faults_are_retried_and_persistent_ones_fail_then_recover(story):
     cp = EmulatorProcess().start()
     try:
-        seed_crossplane(cp.url, 150, token=cp.token, ca=cp.ca_data)
+        seed_crossplane(cp, 150)
         story.connect("ctp1", cp)
         story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
         story.repo.write("b.yaml", BACKUP.format(name="flaky", control_plane="ctp1"))

@@ -278,7 +278,7 @@ def test_two_hundred_bucket_mutations_cost_no_traceback_no_good_archive_and_no_u
     try:
         for cp in CONTROL_PLANES:
             server = EmulatorServer(establish_delay=0.01).start()
-            seed_crossplane(server.url, 10, token=server.token, ca=server.ca_data)
+            seed_crossplane(server, 10)
             fuzz.connect(cp, server)
         fuzz.manifests()
         code, out, err = fuzz.run("apply")

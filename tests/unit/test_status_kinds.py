@@ -160,3 +160,61 @@ def test_waiting_for_a_backup_ends_only_when_it_can_no_longer_complete(phase, re
         UNREACHABLE,)
     record = rec("b1", "ctp1", phase, retries=retries, conditions=conditions_)
     assert status.condition_met(record, "Completed", max_retries=3) is met
+
+
+def restore(phase: Phase, reason: str, message: str, attempts: int = 1, finished: bool = False) -> RestoreRecord:
+    return RestoreRecord("default", "restored", "Backup", "b1", phase, attempts=attempts,
+                         finished_at=NOW if finished else None,
+                         conditions=(Condition("Restored", "True" if phase is Phase.COMPLETED else "False", reason,
+                                               message, NOW),))
+
+
+@pytest.mark.parametrize("record, condition, met, why", [
+    (restore(Phase.PARTIALLY_FAILED, "PartiallyFailed", "3 restored, 1 failed; first: configmaps a/b: 403"),
+     "Restored", False, "PartiallyFailed in attempt 1; the next apply retries it: 3 restored, 1 failed; first: "
+                        "configmaps a/b: 403"),
+    (restore(Phase.PARTIALLY_FAILED, "PartiallyFailed", "0 failed, 2 still paused", attempts=3, finished=True),
+     "restored=true", False, "PartiallyFailed after its last attempt (3); it never runs again: 0 failed, 2 still paused"),
+    (restore(Phase.FAILED, "IntegrityCheckFailed", "sha256 differs", attempts=2),
+     "Restored=True", False, "Failed in attempt 2; the next apply retries it: IntegrityCheckFailed: sha256 differs"),
+    (restore(Phase.FAILED, "InsecureKubeconfig", "plain http", finished=True),
+     "RESTORED", False, "Failed after its last attempt (1); it never runs again: InsecureKubeconfig: plain http"),
+    (restore(Phase.PARTIALLY_FAILED, "PartiallyFailed", "1 failed"), "Restored=False", True, ""),
+    (restore(Phase.FAILED, "ArchiveMissing", "gone"), "restored=false", True, ""),
+    (restore(Phase.IN_PROGRESS, "InProgress", "restoring"), "Restored", None, ""),
+    (restore(Phase.PENDING, "ControlPlaneUnreachable", "no answer"), "Restored", None, ""),
+    (restore(Phase.COMPLETED, "RestoreCompleted", "12 restored"), "Restored", True, ""),
+    (restore(Phase.COMPLETED, "RestoreCompleted", "12 restored"), "Restored=False", None, ""),
+])
+def test_waiting_for_a_restore_stops_at_a_failure_phase(record, condition, met, why):
+    rep = report(rec("b1", "ctp1"), restores=(record,))
+    for found in (rep.find("Restore", "default", "restored"), rep.find("ControlPlane", "default", "restored")):
+        assert status.status_condition_met(found, condition) is met
+        assert status.why_ended(found, condition) == why
+    assert status.condition_met(record, condition) is met
+
+
+@pytest.mark.parametrize("phase, retries, condition, met, why", [
+    (Phase.DELETED, 0, "Completed", False, "Deleted"),
+    (Phase.FAILED, 3, "completed", False, "Failed after 3 retries: ControlPlaneUnreachable: connection refused"),
+    (Phase.FAILED, 2, "Completed", None, ""),
+    (Phase.FAILED, 3, "Completed=False", True, ""),
+])
+def test_waiting_for_a_backup_stops_when_deleted_or_failed_for_good(phase, retries, condition, met, why):
+    found = status.backup_status(rec("b1", "ctp1", phase, retries=retries, conditions=(UNREACHABLE,)), max_retries=3)
+    assert status.status_condition_met(found, condition) is met
+    assert status.why_ended(found, condition) == why
+
+
+def test_schedules_and_shared_backups_that_failed_for_good_end_the_wait():
+    (schedule,) = report(hourly("ctp1", SLOT), hourly("ctp2", SLOT, Phase.FAILED, retries=3)).shared_backup_schedules
+    assert status.status_condition_met(schedule, "Completed") is False
+    assert status.why_ended(schedule, "Completed") == (
+        "BackupFailed: slot 2026-11-25T10:00:00Z: failed for good for ctp2")
+    assert status.status_condition_met(schedule, "Scheduled") is True
+    records = [rec("nightly-ctp1", "ctp1", Phase.FAILED, retries=3, conditions=(UNREACHABLE,),
+                   owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly"),
+               rec("nightly-ctp2", "ctp2", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly")]
+    (shared,) = report(*records).shared_backups
+    assert status.why_ended(shared, "Completed") == (
+        "Failed: 1 of 2 control planes completed, 1 failed for good (0 allowed)")
