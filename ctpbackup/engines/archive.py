@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import re
 import tarfile
 import time
@@ -275,6 +274,7 @@ class ArchiveReader:
     def __init__(self, path: Path):
         self.path = path
         self.compressed_size = path.stat().st_size
+        self._uids: dict[str, str] | None = None  # uids.jsonl, kept by validate(): a restore needs both
 
     def _open(self) -> tarfile.TarFile:
         try:
@@ -310,6 +310,8 @@ class ArchiveReader:
                 raise ArchiveError(f"{member.path}: not JSON") from None
             if member.path == METADATA:
                 metadata = value
+            elif member.path == UIDS:
+                self._uids = _uid_map(value)
             elif member.resource and not isinstance(value, dict):
                 raise ArchiveError(f"{member.path}: not a Kubernetes object")
         if metadata is None:
@@ -333,11 +335,27 @@ class ArchiveReader:
         raise ArchiveError(f"{path} missing")
 
     def uids(self) -> dict[str, str]:
-        """Archive path -> old uid of every object (what a restore needs to remap owners)."""
+        """Archive path -> old uid of every object (what a restore needs to remap owners). After
+        validate() this reads nothing: validate kept them (one pass less over a large archive)."""
+        if self._uids is not None:
+            return self._uids
         for member, tar, info in self.members():
             if member.path == UIDS:
-                return {e["path"]: e["uid"] for e in map(json.loads, _read(tar, info).splitlines())}
+                try:
+                    return _uid_map([jsoncodec.loads(line) for line in _read(tar, info).splitlines()])
+                except ValueError:
+                    raise ArchiveError(f"{UIDS}: not JSON") from None
         return {}
+
+
+def _uid_map(lines: list[Any]) -> dict[str, str]:
+    """uids.jsonl's lines as {path: uid}; ArchiveError naming the first line that is not {"path", "uid"}."""
+    uids = {}
+    for number, entry in enumerate(lines, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not isinstance(entry.get("uid"), str):
+            raise ArchiveError(f"{UIDS} line {number}: not an object with a string path and uid")
+        uids[entry["path"]] = entry["uid"]
+    return uids
 
 
 def check_member(info: tarfile.TarInfo) -> Member:
