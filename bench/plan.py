@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ctpbackup import jsoncodec  # noqa: E402
 from ctpbackup.desired.manifests import ManifestFile, load_desired_state  # noqa: E402
+from ctpbackup.engines import jsoncodec  # noqa: E402
 from ctpbackup.plan.planner import plan  # noqa: E402
 from ctpbackup.storage.filesystem import FilesystemBucket  # noqa: E402
 from ctpbackup.store.index import BucketIndex  # noqa: E402
@@ -35,8 +35,14 @@ NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
 def build(root: Path, control_planes: int, backups: int) -> tuple[FilesystemBucket, BucketLayout, list[ManifestFile]]:
     bucket = FilesystemBucket(root / "bucket")
     layout = BucketLayout("bench")
+    template = b""
     for c in range(control_planes):
-        cp = f"ctp-{c:04d}"
+        cp = f"ctp-{c:05d}"
+        path = bucket.path(layout.index_key("default", cp))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if template:  # every shard is the first one with its control plane's name (same length) put in
+            path.write_bytes(template.replace(b"ctp-00000", cp.encode()))
+            continue
         shard = Shard()
         for b in range(backups):
             slot = NOW.replace(minute=0) - timedelta(hours=backups - b)
@@ -47,9 +53,8 @@ def build(root: Path, control_planes: int, backups: int) -> tuple[FilesystemBuck
                 counts={"secrets": 10, "buckets.s3.aws.upbound.io": 40}, completed_at=slot, ttl=f"{backups}h",
                 expires_at=slot + timedelta(hours=backups),
                 conditions=(Condition("Completed", "True", "BackupCompleted", "50 objects, 123456 bytes", slot),))
-        path = bucket.path(layout.index_key("default", cp))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(shard.to_bytes("default", cp, layout))
+        template = shard.to_bytes("default", cp, layout)
+        path.write_bytes(template)
     docs = ["""apiVersion: spaces.upbound.io/v1alpha1
 kind: SharedBackupConfig
 metadata: {name: default}
@@ -64,7 +69,7 @@ spec:
   configRef: {kind: SharedBackupConfig, name: default}
   controlPlaneSelector: {labelSelectors: [{matchLabels: {backup: enabled}}]}
 """]
-    docs += [f"---\napiVersion: spaces.upbound.io/v1beta1\nkind: ControlPlane\nmetadata: {{name: ctp-{c:04d}, labels: {{backup: enabled}}}}\n"
+    docs += [f"---\napiVersion: spaces.upbound.io/v1beta1\nkind: ControlPlane\nmetadata: {{name: ctp-{c:05d}, labels: {{backup: enabled}}}}\n"
              for c in range(control_planes)]
     return bucket, layout, [ManifestFile("all.yaml", "".join(docs).encode())]
 
