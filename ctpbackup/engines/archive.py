@@ -304,14 +304,15 @@ class ArchiveReader:
         metadata = None
         for member, tar, info in self.members():
             data = _read(tar, info)
+            if member.path == UIDS:
+                self._uids = _uid_map(data)
+                continue
             try:
-                value = [jsoncodec.loads(line) for line in data.splitlines()] if member.path == UIDS else jsoncodec.loads(data)
+                value = jsoncodec.loads(data)
             except ValueError:
                 raise ArchiveError(f"{member.path}: not JSON") from None
             if member.path == METADATA:
                 metadata = value
-            elif member.path == UIDS:
-                self._uids = _uid_map(value)
             elif member.resource and not isinstance(value, dict):
                 raise ArchiveError(f"{member.path}: not a Kubernetes object")
         if metadata is None:
@@ -335,23 +336,27 @@ class ArchiveReader:
         raise ArchiveError(f"{path} missing")
 
     def uids(self) -> dict[str, str]:
-        """Archive path -> old uid of every object (what a restore needs to remap owners). After
-        validate() this reads nothing: validate kept them (one pass less over a large archive)."""
+        """Archive path -> old uid of every object (what a restore needs to remap owners). The first
+        call after validate() reads nothing: validate kept them (one pass less over a large archive),
+        and hands them over (the reader keeps no copy: a restore's memory stays flat)."""
         if self._uids is not None:
-            return self._uids
+            uids, self._uids = self._uids, None
+            return uids
         for member, tar, info in self.members():
             if member.path == UIDS:
-                try:
-                    return _uid_map([jsoncodec.loads(line) for line in _read(tar, info).splitlines()])
-                except ValueError:
-                    raise ArchiveError(f"{UIDS}: not JSON") from None
+                return _uid_map(_read(tar, info))
         return {}
 
 
-def _uid_map(lines: list[Any]) -> dict[str, str]:
-    """uids.jsonl's lines as {path: uid}; ArchiveError naming the first line that is not {"path", "uid"}."""
+def _uid_map(data: bytes) -> dict[str, str]:
+    """uids.jsonl as {path: uid}, line by line (a list of every line's dict would cost far more than
+    the map); ArchiveError naming the first line that is not JSON, or not {"path", "uid"}."""
     uids = {}
-    for number, entry in enumerate(lines, 1):
+    for number, line in enumerate(data.splitlines(), 1):
+        try:
+            entry = jsoncodec.loads(line)
+        except ValueError:
+            raise ArchiveError(f"{UIDS} line {number}: not JSON") from None
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not isinstance(entry.get("uid"), str):
             raise ArchiveError(f"{UIDS} line {number}: not an object with a string path and uid")
         uids[entry["path"]] = entry["uid"]

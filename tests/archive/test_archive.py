@@ -224,7 +224,7 @@ def test_isal_deflated_archive_is_a_gzipped_tar_that_tar_and_gunzip_read(tmp_pat
     (b'{"path":"a"}\n', "uids.jsonl line 1: not an object with a string path and uid"),
     (b'{"path":"a","uid":7}\n', "uids.jsonl line 1: not an object with a string path and uid"),
     (b'{"path":null,"uid":"u"}\n', "uids.jsonl line 1: not an object with a string path and uid"),
-    (b'{"path":"a","uid":"u"}\n{"path"\n', "uids.jsonl: not JSON"),
+    (b'{"path":"a","uid":"u"}\n{"path"\n', "uids.jsonl line 2: not JSON"),
 ])
 def test_uids_lines_are_checked_once_and_kept_by_validate(tmp_path, lines, message):
     file = write(tmp_path / "a.tar.gz", {archive.UIDS: lines})
