@@ -64,8 +64,8 @@ def main() -> int:
         "benchmark": "deflate", "objects": args.objects, "tar_bytes": len(raw),
         "candidates": {k: {"seconds": round(s, 4), "mb_per_s": round(len(raw) / s / 1e6), "archive_bytes": n}
                        for k, (s, n) in rows.items()},
-        "chosen": f"isal-{COMPRESS_LEVEL}", "speedup_vs_zlib_6": round(speedup, 1), "goal_speedup": 3,
-        "size_vs_zlib_6": round(size_ratio, 3), "goal_size_at_most": 1.05,
+        "chosen": f"isal-{COMPRESS_LEVEL}", "speedup_vs_zlib_6": round(speedup, 1), "goal_speedup_vs_zlib_6": 3,
+        "size_vs_zlib_6": round(size_ratio, 3), "goal_size_vs_zlib_6": 1.05,
         "met": speedup >= 3 and size_ratio <= 1.05,
     }, indent=2))
     return 0
