@@ -24,7 +24,7 @@ RUNS = (
     ("backup", []),
     ("restore", []),
     ("scale", []),
-    ("profile", []),
+    ("profiling", []),
 )
 
 

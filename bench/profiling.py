@@ -4,7 +4,7 @@ The engine runs in a child process sampled by py-spy (all threads, 200 samples/s
 out); each sample is put in one bucket by the frames on its stack: deflate/inflate, tar, JSON, sha256,
 HTTP/TLS, object clean-up, waiting. The emulator's CPU seconds over the same wall time say how busy
 the server side was (at 1.0 it saturates a CPU and bounds what any client gets).
-Run: .venv/bin/python bench/profile.py [--objects 20000] [--what backup restore]
+Run: .venv/bin/python bench/profiling.py [--objects 20000] [--what backup restore]
 """
 
 from __future__ import annotations
