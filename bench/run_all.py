@@ -24,6 +24,7 @@ RUNS = (
     ("backup", []),
     ("restore", []),
     ("scale", []),
+    ("many", []),
     ("profiling", []),
 )
 
