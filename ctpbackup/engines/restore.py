@@ -22,8 +22,8 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Lock
@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 MAX_WARNINGS = 200
 WORKERS = 16
-CHUNK = 1000
+READ_AHEAD = 4  # objects read from the spool per writer, ahead of the writers
 
 
 class WriteMode(enum.Enum):
@@ -174,24 +174,26 @@ def _check_names(metadata: object, record: BackupRecord) -> None:
                                                "refused")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
-    """One object of a tier, without its body (bodies are re-read from the tier's spool file)."""
+    """One object of a tier, without its body (bodies are re-read from the tier's spool file): one
+    per archived object, so kept small (slots; the uid only of objects that own another)."""
 
     offset: int
     resource: str
-    old_uid: str
+    old_uid: str  # "" unless some archived object names it as an owner
     owners: tuple[str, ...]  # old uids of its owners
 
 
-@dataclass
+@dataclass(slots=True)
 class _Paused:
-    """An object this restore paused, and the annotations to give back when unpausing it."""
+    """An object this restore paused, and what to give back when unpausing it."""
 
     rtype: ResourceType
     namespace: str
     name: str
-    archived: dict[str, str] | None  # the archived annotations (None: it had none)
+    paused: str | None  # the archived crossplane.io/paused value (None: it had none)
+    had_annotations: bool  # whether the archived object had any annotation
 
 
 class _Restore:
@@ -210,7 +212,7 @@ class _Restore:
         self.workers = workers
         self.meter = meter
         self.wait_seconds = wait_seconds
-        self.archived_uids = archived_uids  # old uids of every archived object
+        self.archived_uids = archived_uids  # old uids of the archived objects that own another
         self.custom = custom  # resource keys defined by a CRD (archived or served)
         self.types: dict[str, ResourceType] = {}
         self.group_versions: dict[str, list[str]] = {}
@@ -317,6 +319,15 @@ class _Restore:
         if pausing:
             meta["annotations"] = {**(meta.get("annotations") or {}), PAUSED: "true", PAUSED_BY_RESTORE: "true"}
         updated = existed = False
+        if made is not None:  # the target made it too, almost always: read it rather than fail a create
+            try:
+                current = self.kube.get(rtype, namespace, name) or {}
+            except KubeError as get_err:
+                self.fail(resource, f"{ident}: cannot be read: {get_err.message}")
+                return
+            if current:
+                self._merge(rtype, made, archived, current, ident, old_uid)
+                return
         try:
             created = self.write("POST", rtype.path(namespace), body=obj)
             outcome = "restored"
@@ -365,7 +376,8 @@ class _Restore:
             return
         if pausing and (existed or not self.dry_run):
             with self.lock:
-                self.to_unpause.append(_Paused(rtype, namespace or "", name, archived_annotations))
+                self.to_unpause.append(_Paused(rtype, namespace or "", name, (archived_annotations or {}).get(PAUSED),
+                                               archived_annotations is not None))
         self._count(resource, outcome)
 
     def _owner_references(self, rtype: ResourceType, meta: dict, ident: str) -> None:
@@ -509,6 +521,7 @@ class _Restore:
             counts[OFFLINE] = counts.get(OFFLINE, 0) + 1
 
     def _remember(self, old_uid: str, current: dict) -> None:
+        """The new uid of an archived owner ("" for objects that own nothing: not kept)."""
         uid = (current.get("metadata") or {}).get("uid")
         if old_uid and uid:
             with self.lock:
@@ -527,12 +540,12 @@ class _Restore:
         False (with a warning) when it could not: the object stays paused with its marker, and the
         next attempt of this restore unpauses it."""
         rtype, namespace, name = item.rtype, item.namespace or None, item.name
-        archived = item.archived or {}
-        patch = {PAUSED: archived.get(PAUSED), PAUSED_BY_RESTORE: None}
+        patch = {PAUSED: item.paused, PAUSED_BY_RESTORE: None}
         try:
             done = self.write("PATCH", rtype.path(namespace, name), body={"metadata": {"annotations": patch}},
                               content_type="application/merge-patch+json")
-            if item.archived is None and not (done.get("metadata") or {}).get("annotations"):
+            left = (done.get("metadata") or {}).get("annotations", None)
+            if not item.had_annotations and left is not None and not left:  # a server that keeps an empty map
                 self.write("PATCH", rtype.path(namespace, name), body={"metadata": {"annotations": None}},
                            content_type="application/merge-patch+json")
             return True
@@ -618,21 +631,20 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
     reader = ArchiveReader(archive_path)
     try:
         metadata = reader.validate()
-        uids = reader.uids()
     except ArchiveError as err:
         raise RestoreFailed(FailureReason.ARCHIVE_REJECTED, str(err)) from None
     meter = Progress(label, enabled=progress, total=int(metadata.get("totalObjects", 0)) or None)
     workdir = Path(tempfile.mkdtemp(prefix="ctpbackup-tiers-", dir=archive_path.parent))
     try:
         webhooks = ConversionWebhooks()
-        spools, crd_types = _split_by_tier(reader, uids, workdir, webhooks)
+        spools, crd_types, owners = _split_by_tier(reader, reader.uids(), workdir, webhooks)
         custom = {key for es, _ in spools.values() for key in {e.resource for e in es} if is_custom(key, crd_types)}
         dry_run = mode is WriteMode.DRY_RUN
         offline = None
         if dry_run:
             archived = _ArchivedCRDs(*spools.get(0, ([], None)))
             offline = OfflineAdmission(lambda key: job.crd_of(key, archived.get))
-        job = _Restore(kube, reader, existing, workers, meter, wait_seconds, set(uids.values()), custom, mode, offline)
+        job = _Restore(kube, reader, existing, workers, meter, wait_seconds, owners, custom, mode, offline)
         job.webhooks = webhooks
         try:
             job.refresh_types()
@@ -643,8 +655,8 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
             if entries:
                 job.wait_for_webhook_providers({e.resource for e in entries})
                 meter.step(f"restoring {tier.name}")
-                created = _restore_tier(job, entries, spool, tier.pause)
                 wanted = dict(tier.wait_for) if not dry_run else {}  # a dry run brings no condition about
+                created = _restore_tier(job, entries, spool, tier.pause, set(wanted))
                 waiting = sum(1 for c in created if c[0] in wanted)
                 if waiting:
                     meter.step(f"waiting for {waiting:,} {tier.name} to be "
@@ -672,7 +684,7 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
         if job.to_unpause:
             meter.step(f"unpausing {len(job.to_unpause):,} resources")
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unpause") as pool:
-            still_paused = sum(1 for ok in pool.map(job.unpause, job.to_unpause) if not ok)
+            still_paused = sum(1 for ok in _bounded(pool, job.unpause, job.to_unpause, workers * READ_AHEAD) if not ok)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         meter.close()
@@ -728,12 +740,16 @@ def is_custom(resource_key: str, crd_types: set[str]) -> bool:
 
 
 def _split_by_tier(reader: ArchiveReader, uids: dict[str, str], workdir: Path,
-                   webhooks: ConversionWebhooks) -> tuple[dict[int, tuple[list[_Entry], Path]], set[str]]:
+                   webhooks: ConversionWebhooks) -> tuple[dict[int, tuple[list[_Entry], Path]], set[str], set[str]]:
     """One pass over the archive: each object's JSON goes to its tier's spool file; only a small
     entry (offset, owners) stays in memory. An object waits for the tier of its latest owner, except
     CRDs, which always come first (the references to their owners are added once those exist).
-    Also returns the resource keys the archived CRDs define, and tells `webhooks` of every object."""
+    Also returns the resource keys the archived CRDs define, and the old uids of the archived objects
+    that own another (only their new uids need remembering: memory follows owners, not objects);
+    tells `webhooks` of every object."""
     files: dict[int, Any] = {}
+    resources: dict[str, str] = {}  # one string per resource key, not one per object
+    referenced: set[str] = set()
     entries: dict[int, list[_Entry]] = defaultdict(list)
     tier_of_uid = {uid: tier_of(path.split("/")[1]) for path, uid in uids.items()}
     crd_types: set[str] = set()
@@ -741,6 +757,7 @@ def _split_by_tier(reader: ArchiveReader, uids: dict[str, str], workdir: Path,
         for member, obj in reader.objects():
             owners = tuple(r.get("uid", "") for r in (obj.get("metadata") or {}).get("ownerReferences") or ())
             webhooks.see(member.resource, obj, uids.get(member.path, ""))
+            referenced.update(owners)
             index = tier_of(member.resource, obj)
             if member.resource == CRD_KEY:
                 spec = obj.get("spec") or {}
@@ -750,14 +767,20 @@ def _split_by_tier(reader: ArchiveReader, uids: dict[str, str], workdir: Path,
             if index not in files:
                 files[index] = (workdir / f"tier-{index}.jsonl").open("w+b")
             spool = files[index]
-            entries[index].append(_Entry(spool.tell(), member.resource, uids.get(member.path, ""), owners))
+            resource = resources.setdefault(member.resource, member.resource)
+            entries[index].append(_Entry(spool.tell(), resource, uids.get(member.path, ""), owners))
             spool.write(jsoncodec.dumps(obj) + b"\n")
     except ArchiveError as err:
         raise RestoreFailed(FailureReason.ARCHIVE_REJECTED, str(err)) from None
     finally:
         for spool in files.values():
             spool.close()
-    return {i: (entries[i], workdir / f"tier-{i}.jsonl") for i in entries}, crd_types
+    owners = referenced & set(uids.values())
+    for tier in entries.values():
+        for entry in tier:
+            if entry.old_uid not in owners:
+                entry.old_uid = ""
+    return {i: (entries[i], workdir / f"tier-{i}.jsonl") for i in entries}, crd_types, owners
 
 
 def _generations(entries: list[_Entry]) -> Iterator[list[_Entry]]:
@@ -782,18 +805,40 @@ def _generations(entries: list[_Entry]) -> Iterator[list[_Entry]]:
         yield groups[g]
 
 
-def _restore_tier(job: _Restore, entries: list[_Entry], spool: Path, pause: bool) -> list[tuple[str, str | None, str]]:
+def _bounded(pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Iterable[Any], window: int) -> Iterator[Any]:
+    """fn(item) for each item on the pool, at most `window` submitted at a time (Executor.map submits
+    every item at once: a future per object, megabytes per ten thousand); results in no set order."""
+    pending: set[Future] = set()
+    for item in items:
+        if len(pending) >= window:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from (future.result() for future in done)
+        pending.add(pool.submit(fn, item))
+    yield from (future.result() for future in wait(pending).done)
+
+
+def _restore_tier(job: _Restore, entries: list[_Entry], spool: Path, pause: bool,
+                  waited_for: set[str]) -> list[tuple[str, str | None, str]]:
+    """Restore one tier's objects generation by generation (owners first). Objects are read from the
+    spool while the writers work, at most `READ_AHEAD` per writer ahead of them: memory stays flat on
+    huge tiers, and no writer waits for a batch to be read (the writers are the bound, not the reader).
+    Returns (resource, namespace, name) of the objects of the resources in `waited_for`."""
     created: list[tuple[str, str | None, str]] = []
     with spool.open("rb") as file, ThreadPoolExecutor(max_workers=job.workers, thread_name_prefix="restore") as pool:
         for generation in _generations(entries):
-            for start in range(0, len(generation), CHUNK):  # chunks keep memory flat on huge tiers
-                batch = []
-                for entry in generation[start:start + CHUNK]:
-                    file.seek(entry.offset)
-                    obj = jsoncodec.loads(file.readline())
-                    meta = obj.get("metadata") or {}
+            pending: set[Future] = set()
+            for entry in generation:
+                file.seek(entry.offset)
+                obj = jsoncodec.loads(file.readline())
+                meta = obj.get("metadata") or {}
+                if entry.resource in waited_for:
                     created.append((entry.resource, meta.get("namespace"), meta.get("name", "")))
-                    batch.append((entry, obj))
-                list(pool.map(lambda item: job.restore_object(item[0].resource, item[1], item[0].old_uid,
-                                                              pause and is_pausable(item[0].resource)), batch))
+                if len(pending) >= job.workers * READ_AHEAD:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()  # a bug in restore_object surfaces here, as it did through map()
+                pending.add(pool.submit(job.restore_object, entry.resource, obj, entry.old_uid,
+                                        pause and is_pausable(entry.resource)))
+            for future in wait(pending).done:  # the whole generation, before its dependents
+                future.result()
     return created

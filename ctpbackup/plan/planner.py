@@ -269,6 +269,8 @@ class _Planner:
         #: what planning needs of every recorded backup, a few entries per control plane
         self.digest = recorded.digest()
         self._known: frozenset[tuple[str, str]] | None = None
+        self._slots: dict[str, datetime] = {}  # schedule text -> latest slot at now
+        self._times: dict[datetime, str] = {}  # time -> as reasons show it
         #: the owners Git holds, per owner kind
         self.owners_in_git: dict[OwnerKind, Mapping[tuple[str, str], object]] = {
             OwnerKind.SHARED_BACKUP: desired.shared_backups,
@@ -304,7 +306,7 @@ class _Planner:
              use_owner_references: bool, selector: str) -> Iterator[BackupRequest]:
         """At most one backup per schedule and control plane: the latest slot, if not taken yet.
         After downtime this is one catch-up backup, not one per missed slot."""
-        slot = parse_schedule(schedule).latest_slot(self.now)
+        slot = self._latest_slot(schedule)
         last = self.digest.last_slots.get((kind, ns, name, cp))
         if last is not None and last > self.now + self.options.clock_tolerance:
             # written by a run whose clock ran ahead: trusting it would plan nothing until then
@@ -320,6 +322,21 @@ class _Planner:
             return
         yield BackupRequest(ns, scheduled_backup_name(name, cp, slot), cp, options, kind, name, slot,
                             use_owner_references, selector)
+
+    def _latest_slot(self, schedule: str) -> datetime:
+        """The schedule's latest slot at `now`, computed once per schedule text (a schedule selecting
+        10,000 control planes asks 10,000 times)."""
+        slot = self._slots.get(schedule)
+        if slot is None:
+            slot = self._slots[schedule] = parse_schedule(schedule).latest_slot(self.now)
+        return slot
+
+    def _utc(self, when: datetime) -> str:
+        """`2026-11-25 10:00:00 UTC`; formatted once per distinct time (many backups share a slot)."""
+        text = self._times.get(when)
+        if text is None:
+            text = self._times[when] = when.strftime("%Y-%m-%d %H:%M:%S UTC")
+        return text
 
     def backups(self) -> Iterator[Action]:
         requests = list(self.requests())
@@ -394,8 +411,8 @@ class _Planner:
             return f"selected by SharedBackup {request.owner_name}"
         last = self.digest.last_slots.get((request.owner_kind, request.namespace, request.owner_name,
                                            request.control_plane))
-        slot = readable(request.slot) if request.slot else ""
-        tail = f"; last backup {readable(last)}" if last else "; first backup of this schedule"
+        slot = self._utc(request.slot) if request.slot else ""
+        tail = f"; last backup {self._utc(last)}" if last else "; first backup of this schedule"
         return f"{request.owner_kind.value} {request.owner_name} slot {slot} is due{tail}"
 
     def _backup_action(self, type_: ActionType, request: BackupRequest, reason: str,
@@ -432,7 +449,7 @@ class _Planner:
             reason, cause = "", None
             if record.expires_at is not None and record.expires_at <= self.now:
                 cause = DeletionCause.TTL_EXPIRED
-                reason = f"TTL {record.ttl} expired at {readable(record.expires_at)}"
+                reason = f"TTL {record.ttl} expired at {self._utc(record.expires_at)}"
             elif record.owner_kind is OwnerKind.NONE and record.key not in self.wanted:
                 cause, reason = DeletionCause.REMOVED_FROM_GIT, "Backup removed from Git"
             elif record.owner_kind is not OwnerKind.NONE and record.use_owner_references \

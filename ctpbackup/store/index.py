@@ -240,12 +240,18 @@ class BucketIndex:
                          if self.layout.index_key(ns, cp) not in keys)
         return sorted(keys), orphans
 
-    def load(self, namespaces: Iterable[str] | None = None) -> RecordedState:
+    def load(self, namespaces: Iterable[str] | None = None, *,
+             control_planes: Callable[[str, str], bool] | None = None) -> RecordedState:
         """Every shard under the prefix (or the given namespaces), read concurrently. A control plane
         with backups but no shard (the shard was deleted, or a run died before writing its first
         one) is read from its per-backup records instead: planning without them would take those
-        backups again. The next write to that control plane writes the shard from them too."""
+        backups again. The next write to that control plane writes the shard from them too.
+        `control_planes(namespace, control_plane)`: read only the shards of the control planes it
+        keeps (a run's `--shard I/N`: its own control planes' shards, so its load falls with N)."""
         keys, orphans = self._shard_keys_and_orphans(namespaces)
+        if control_planes is not None:
+            keys = [k for k in keys if control_planes(*self.layout.parse(k)[:2])]
+            orphans = [p for p in orphans if control_planes(*self.layout.parse(p + INDEX_FILE)[:2])]
 
         def fetch(key: str) -> bytes | None:  # no version needed to plan: a plain read, no hashing
             try:

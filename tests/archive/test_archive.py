@@ -185,3 +185,58 @@ def test_a_member_too_large_for_ustar_gets_a_pax_size():
     header = archive._ustar_header("uids.jsonl", 9 * 1024**3, 0)
     assert len(header) % 512 == 0 and len(header) > 512
     assert tarfile.TarInfo.frombuf(header[-512:], "utf-8", "surrogateescape").name == "uids.jsonl"
+
+
+@pytest.mark.parametrize("members", [0, 1, 3000])  # no object, one, and enough to cross several 1 MiB deflate batches
+def test_isal_deflated_archive_is_a_gzipped_tar_that_tar_and_gunzip_read(tmp_path, members):
+    """The writer deflates with ISA-L: its output must stay plain gzip that GNU tar, gzip and the
+    standard library read, member for member and byte for byte."""
+    expected = {}
+    file = tmp_path / "a.tar.gz"
+    with file.open("wb") as out:
+        writer = ArchiveWriter(out)
+        for i in range(members):
+            path = archive.object_path("configmaps", "default", f"cm-{i:05d}")
+            value = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i:05d}", "namespace": "default"},
+                     "data": {"i": str(i), "pad": "x" * (i % 700)}}
+            writer.add_json(path, value)
+            expected[path] = json.dumps(value, separators=(",", ":")).encode()
+        big = b"uid-line\n" * 150_000  # 1.35 MB: one member larger than a deflate batch
+        writer.add_file(archive.UIDS, io.BytesIO(big), len(big))
+        writer.add_json(archive.METADATA, {"formatVersion": 1})
+        written = writer.close()
+    expected[archive.UIDS] = big
+    expected[archive.METADATA] = b'{"formatVersion":1}'
+    assert written.size == file.stat().st_size
+    assert subprocess.run(["gzip", "-t", str(file)], capture_output=True).returncode == 0
+    listing = subprocess.run(["tar", "-tzf", str(file)], capture_output=True, text=True, check=True).stdout.split()
+    assert listing == list(expected)
+    target = tmp_path / "x"
+    target.mkdir()
+    subprocess.run(["tar", "-xzf", str(file), "-C", str(target)], check=True)
+    assert {p: (target / p).read_bytes() for p in expected} == expected
+    with gzip.open(file) as raw:  # the standard library's zlib reads it too, to the two end blocks
+        assert len(raw.read()) % 512 == 0
+
+
+@pytest.mark.parametrize(("lines", "message"), [
+    (b'{"path":"a","uid":"u"}\n[1,2]\n', "uids.jsonl line 2: not an object with a string path and uid"),
+    (b'{"path":"a"}\n', "uids.jsonl line 1: not an object with a string path and uid"),
+    (b'{"path":"a","uid":7}\n', "uids.jsonl line 1: not an object with a string path and uid"),
+    (b'{"path":null,"uid":"u"}\n', "uids.jsonl line 1: not an object with a string path and uid"),
+    (b'{"path":"a","uid":"u"}\n{"path"\n', "uids.jsonl line 2: not JSON"),
+])
+def test_uids_lines_are_checked_once_and_kept_by_validate(tmp_path, lines, message):
+    file = write(tmp_path / "a.tar.gz", {archive.UIDS: lines})
+    with pytest.raises(ArchiveError, match=f"^{message}$"):
+        ArchiveReader(file).validate()
+    with pytest.raises(ArchiveError, match=f"^{message}$"):
+        ArchiveReader(file).uids()
+
+
+def test_validate_keeps_the_uids_so_a_restore_reads_the_archive_once_less(tmp_path):
+    file = write(tmp_path / "a.tar.gz", {archive.UIDS: b'{"path":"p1","uid":"u1"}\n{"path":"p2","uid":"u2"}\n'})
+    reader = ArchiveReader(file)
+    reader.validate()
+    file.unlink()  # nothing is read again
+    assert reader.uids() == {"p1": "u1", "p2": "u2"}

@@ -78,6 +78,24 @@ def test_load_reads_every_shard_and_namespaces_stay_apart(tmp_path):
     assert "prod/cluster1/team-b/ctp1/index.json" in keys
 
 
+def test_load_of_some_control_planes_reads_only_their_shards_and_orphans(tmp_path):
+    """A sharded run reads only its own control planes' index shards; a control plane of its own
+    with records but no shard is still read from its records, another's is not."""
+    bucket = FilesystemBucket(tmp_path / "b")
+    index = BucketIndex(bucket, LAYOUT)
+    for cp in ("ctp1", "ctp2", "ctp3"):
+        index.update_backup("default", cp, f"{cp}-a", lambda _, cp=cp: record(f"{cp}-a", cp))
+        index.update_backup("default", cp, f"{cp}-b", lambda _, cp=cp: record(f"{cp}-b", cp))
+    index.update_backup("team-b", "ctp1", "c", lambda _: dataclasses.replace(record("c"), namespace="team-b"))
+    bucket.delete(LAYOUT.index_key("default", "ctp3"))  # ctp3: records only
+    mine = {("default", "ctp1"), ("default", "ctp3")}
+    state = index.load(control_planes=lambda ns, cp: (ns, cp) in mine)
+    assert sorted(state.backups) == [("default", "ctp1-a"), ("default", "ctp1-b"), ("default", "ctp3-a"), ("default", "ctp3-b")]
+    assert [view.control_plane for view in state.backups.shard_views()] == ["ctp1", "ctp3"]
+    assert sorted(index.load(control_planes=lambda ns, cp: ns == "team-b").backups) == [("team-b", "c")]
+    assert len(index.load(control_planes=lambda ns, cp: False).backups) == 0
+
+
 @pytest.mark.parametrize("damage", ["delete", "corrupt"])
 def test_rebuild_restores_the_same_records(tmp_path, damage):
     bucket = FilesystemBucket(tmp_path / "b")
