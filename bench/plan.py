@@ -24,10 +24,10 @@ from ctpbackup import jsoncodec  # noqa: E402
 from ctpbackup.desired.manifests import ManifestFile, load_desired_state  # noqa: E402
 from ctpbackup.plan.planner import plan  # noqa: E402
 from ctpbackup.storage.filesystem import FilesystemBucket  # noqa: E402
+from ctpbackup.store.controlplane_index import ControlPlaneIndex  # noqa: E402
 from ctpbackup.store.index import BucketIndex  # noqa: E402
 from ctpbackup.store.layout import BucketLayout  # noqa: E402
 from ctpbackup.store.records import BackupRecord, Condition, OwnerKind, Phase  # noqa: E402
-from ctpbackup.store.shard import Shard  # noqa: E402
 
 NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
 
@@ -37,7 +37,7 @@ def build(root: Path, control_planes: int, backups: int) -> tuple[FilesystemBuck
     layout = BucketLayout("bench")
     for c in range(control_planes):
         cp = f"ctp-{c:04d}"
-        shard = Shard()
+        shard = ControlPlaneIndex()
         for b in range(backups):
             slot = NOW.replace(minute=0) - timedelta(hours=backups - b)
             name = f"hourly-{cp}-{slot.strftime('%Y%m%d%H%M%S')}"
@@ -74,7 +74,7 @@ def parse_everything(bucket: FilesystemBucket, layout: BucketLayout) -> float:
     every shard, building no records. Planning parses only each shard's header line."""
     started = time.perf_counter()
     index = BucketIndex(bucket, layout)
-    for key in index.shard_keys():
+    for key in index.index_keys():
         for line in bucket.read(key)[0].splitlines():
             jsoncodec.loads(line)
     return time.perf_counter() - started

@@ -90,15 +90,6 @@ class RestoreResult:
         return "; ".join(reasons)
 
 
-def answers(api_client: ApiClient) -> bool:
-    """Whether the control plane's API answers at all (a restore waits until it does)."""
-    try:
-        KubeAPI(api_client, attempts=2, timeout=10).server_version()
-        return True
-    except KubeError:
-        return False
-
-
 def fetch_verified(bucket: Bucket, record: BackupRecord, dest: Path, encryption_key: Keyring | bytes | None = None) -> Path:
     """Download the archive of `record` into `dest` and prove it is the one the index recorded
     (then decrypt it, when it was encrypted on the client)."""

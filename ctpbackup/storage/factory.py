@@ -4,13 +4,13 @@ which provider it talks to."""
 from __future__ import annotations
 
 from ctpbackup.desired.model import SharedBackupConfig
-from ctpbackup.kube.secrets import SecretNotFound, SecretSource
+from ctpbackup.kube.secrets import SecretSource, SecretUnreadable
 from ctpbackup.storage.base import Bucket, StorageError
 
 
 class StorageConfigError(StorageError):
     """The SharedBackupConfig's storage settings cannot be used. The message says what, not which
-    config: the caller (ctpbackup.store.targets) names the config once."""
+    config: the caller (ctpbackup.store.locations) names the config once."""
 
 
 def _credentials(config: SharedBackupConfig, secrets: SecretSource) -> bytes | None:
@@ -21,7 +21,7 @@ def _credentials(config: SharedBackupConfig, secrets: SecretSource) -> bytes | N
     assert ref is not None  # the schema requires it for source Secret
     try:
         return secrets.get(config.namespace, ref.name, ref.key)
-    except SecretNotFound as err:
+    except SecretUnreadable as err:
         raise StorageConfigError(f"credentials: {err}") from None
 
 

@@ -1,6 +1,6 @@
 """Every bucket key is built here and nowhere else (as Velero's object_store_layout.go does).
 
-    <prefix>/<namespace>/<controlplane>/index.json                        index shard of one control plane
+    <prefix>/<namespace>/<controlplane>/index.json                        the index of one control plane
     <prefix>/<namespace>/<controlplane>/backups/<backup>/archive.tar.gz   the archive
     <prefix>/<namespace>/<controlplane>/backups/<backup>/record.json      the per-backup record (for rebuild)
     <prefix>/<namespace>/<controlplane>/restore/record.json               the restore into this control plane

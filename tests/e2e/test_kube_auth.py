@@ -18,7 +18,12 @@ from ctpbackup.desired.model import ConnectionSecretRef, ControlPlane
 from ctpbackup.engines.backup import ArchiveInfo, take_backup
 from ctpbackup.kube.api import KubeAPI, KubeError, carry_bearer_token
 from ctpbackup.kube.connect import api_client_for
-from ctpbackup.kube.secrets import DirectorySecretSource, KubernetesSecretSource, SecretNotFound
+from ctpbackup.kube.secrets import (
+    DirectorySecretSource,
+    KubernetesSecretSource,
+    SecretNotFound,
+    SecretUnreadable,
+)
 from ctpbackup.storage.filesystem import FilesystemBucket
 from kubeemu import EmulatorServer, kubeconfig
 from kubeemu.fixtures import SUPER_SECRET, _Client
@@ -95,8 +100,10 @@ def test_the_host_secret_source_is_refused_without_valid_credentials(host, tmp_p
     path = tmp_path / "host-kubeconfig"
     path.write_text(kubeconfig(host.url, token, certificate_authority_data=host.ca_data))
     source = KubernetesSecretSource.from_kubeconfig(str(path))
-    with pytest.raises(SecretNotFound, match=r"^Secret default/super-secret-secret could not be read: 401 Unauthorized$"):
+    with pytest.raises(SecretUnreadable, match=r"^Secret default/super-secret-secret could not be read: 401 Unauthorized$") as caught:
         source.get("default", "super-secret-secret", "password")
+    assert not isinstance(caught.value, SecretNotFound)  # refused is not missing
+    assert source.exists("default", "super-secret-secret") is False
 
 
 def test_a_refreshed_token_is_carried_to_the_generated_client_and_the_raw_transport(host, tmp_path):

@@ -19,8 +19,8 @@ from ctpbackup.plan.planner import (
     selector_text,
     shard_of,
 )
-from ctpbackup.store.digest import RecordedDigest
 from ctpbackup.store.records import BackupRecord, Condition, OwnerKind, Phase, RestoreRecord
+from ctpbackup.store.summary import RecordedSummary
 
 NOW = datetime(2026, 11, 25, 10, 30, 0, tzinfo=UTC)
 
@@ -82,8 +82,8 @@ class Recorded:
     backups: dict = field(default_factory=dict)
     restores: dict = field(default_factory=dict)
 
-    def digest(self):
-        return RecordedDigest.of(self.backups.values())
+    def summary(self):
+        return RecordedSummary.of(self.backups.values())
 
     def control_planes(self):
         return {(r.namespace, r.control_plane) for r in self.backups.values()}

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ctpbackup.storage.filesystem import FilesystemBucket
+from ctpbackup.store.controlplane_index import IndexCorrupt
 from ctpbackup.store.index import BucketIndex
 from ctpbackup.store.layout import BucketLayout
 from ctpbackup.store.lease import Lease, LeaseHeld, LeaseLost
 from ctpbackup.store.records import BackupRecord, Phase, RestoreRecord
-from ctpbackup.store.shard import IndexCorrupt
 from tests.fixtures.objectstores import make_s3_bucket
 
 LAYOUT = BucketLayout("prod/cluster1")
@@ -89,7 +89,7 @@ def test_rebuild_restores_the_same_records(tmp_path, damage):
     index.update_restore("default", "restored", lambda _: RestoreRecord("default", "restored", "Backup", "b1",
                                                                         Phase.COMPLETED, finished_at=now))
     before = index.load()
-    for shard in index.shard_keys():
+    for shard in index.index_keys():
         if damage == "delete":
             bucket.delete(shard)
         else:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ctpbackup.desired.model import SharedBackupConfig
 from ctpbackup.engines.encryption import EncryptionError, Keyring, parse_key
-from ctpbackup.kube.secrets import SecretNotFound, SecretSource
+from ctpbackup.kube.secrets import SecretSource, SecretUnreadable
 from ctpbackup.storage.base import Bucket, StorageError
 from ctpbackup.storage.factory import open_bucket
 from ctpbackup.store.index import BucketIndex, RecordedState
@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Target:
-    """Where the backups of one SharedBackupConfig go."""
+class BackupLocation:
+    """Where the backups of one SharedBackupConfig go, opened: its bucket, the key layout under its
+    prefix, its index and its keys (what Velero calls a BackupStorageLocation). Not to be confused
+    with a restore's target, the control plane restored into."""
 
     config: SharedBackupConfig
     bucket: Bucket
@@ -35,7 +37,8 @@ class Target:
     keyring: Keyring | None = field(default=None, repr=False)
 
     @property
-    def location(self) -> tuple[str, str, str]:
+    def address(self) -> tuple[str, str, str]:
+        """(provider, bucket, prefix): configs with the same address share one bucket prefix and one lease."""
         storage = self.config.object_storage
         return (storage.provider, storage.bucket, storage.prefix)
 
@@ -44,21 +47,21 @@ class Target:
         return self.config.namespace
 
 
-class TargetError(Exception):
+class LocationError(Exception):
     """A bucket of the run cannot be opened or read; the run fails closed."""
 
 
-def open_targets(configs: Iterable[SharedBackupConfig], secrets: SecretSource, *,
-                 encryption_keys: bool = False) -> dict[tuple[str, str], Target]:
+def open_locations(configs: Iterable[SharedBackupConfig], secrets: SecretSource, *,
+                 encryption_keys: bool = False) -> dict[tuple[str, str], BackupLocation]:
     """Open each config's bucket and index; with `encryption_keys`, also read its archive keys into a
     Keyring (a missing or malformed key then fails the run before anything is written, naming the
     Secret and never its value)."""
-    targets = {}
+    locations = {}
     for config in configs:
         try:
             bucket = open_bucket(config, secrets)
         except StorageError as err:
-            raise TargetError(f"SharedBackupConfig {config.namespace}/{config.name}: {err}") from None
+            raise LocationError(f"SharedBackupConfig {config.namespace}/{config.name}: {err}") from None
         layout = BucketLayout(config.object_storage.prefix)
         keyring = None
         refs = config.object_storage.encryption_key_refs
@@ -67,28 +70,28 @@ def open_targets(configs: Iterable[SharedBackupConfig], secrets: SecretSource, *
             for ref in refs:
                 try:
                     materials.append(parse_key(secrets.get(config.namespace, ref.name, ref.key)))
-                except (SecretNotFound, EncryptionError) as err:
-                    raise TargetError(f"SharedBackupConfig {config.namespace}/{config.name}: encryption key "
+                except (SecretUnreadable, EncryptionError) as err:
+                    raise LocationError(f"SharedBackupConfig {config.namespace}/{config.name}: encryption key "
                                       f"{ref.name}/{ref.key}: {err}") from None
             keyring = Keyring.of(materials)
-        targets[(config.namespace, config.name)] = Target(config, bucket, layout,
+        locations[(config.namespace, config.name)] = BackupLocation(config, bucket, layout,
                                                           BucketIndex(bucket, layout, config_name=config.name), keyring)
-    return targets
+    return locations
 
 
-def load_recorded(targets: Mapping[tuple[str, str], Target]) -> RecordedState:
+def load_recorded(locations: Mapping[tuple[str, str], BackupLocation]) -> RecordedState:
     """Union of what every bucket records, each read only for its config's namespace. Records made
     through another config of the same namespace and location are read once."""
-    seen: dict[tuple[str, str, str, str], Target] = {}
-    for target in targets.values():
-        seen.setdefault(target.location + (target.namespace,), target)
+    seen: dict[tuple[str, str, str, str], BackupLocation] = {}
+    for location in locations.values():
+        seen.setdefault(location.address + (location.namespace,), location)
 
-    def read(target: Target) -> RecordedState:
+    def read(location: BackupLocation) -> RecordedState:
         try:
-            return target.index.load(namespaces=[target.namespace])
+            return location.index.load(namespaces=[location.namespace])
         except StorageError as err:
-            raise TargetError(f"cannot read the bucket index of SharedBackupConfig "
-                              f"{target.config.namespace}/{target.config.name}: {err}") from None
+            raise LocationError(f"cannot read the bucket index of SharedBackupConfig "
+                              f"{location.config.namespace}/{location.config.name}: {err}") from None
 
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(seen)))) as pool:
         states = list(pool.map(read, seen.values()))
