@@ -13,7 +13,7 @@ from kubernetes import client, config
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kubeemu.fixtures import _Client, crd  # noqa: E402
+from kubeemu.fixtures import EmulatorClient, crd  # noqa: E402
 
 
 def api_client(kubeconfig_text: str) -> client.ApiClient:
@@ -25,7 +25,7 @@ def api_client(kubeconfig_text: str) -> client.ApiClient:
 
 def seed_types(cp, objects: int, types: int = 30, workers: int = 8) -> list[tuple[str, str, str]]:
     """`objects` custom objects spread evenly over `types` namespaced CRDs; returns (group, version, plural)."""
-    http = _Client(cp.url, cp.token, workers, cp.ca_data)
+    http = EmulatorClient(cp.url, cp.token, workers, cp.ca_data)
     defs = [("bench.example.org", f"thing{i:02d}s", f"Thing{i:02d}") for i in range(types)]
     for group, plural, kind in defs:
         http.call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd(group, plural, kind, "Namespaced", "v1"))

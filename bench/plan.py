@@ -25,7 +25,7 @@ from ctpbackup.desired.manifests import ManifestFile, load_desired_state  # noqa
 from ctpbackup.plan.planner import plan  # noqa: E402
 from ctpbackup.storage.filesystem import FilesystemBucket  # noqa: E402
 from ctpbackup.store.controlplane_index import ControlPlaneIndex  # noqa: E402
-from ctpbackup.store.index import BucketIndex  # noqa: E402
+from ctpbackup.store.index import BucketIndex, cycle_collection_paused  # noqa: E402
 from ctpbackup.store.layout import BucketLayout  # noqa: E402
 from ctpbackup.store.records import BackupRecord, Condition, OwnerKind, Phase  # noqa: E402
 
@@ -88,7 +88,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         bucket, layout, files = build(Path(tmp), args.control_planes, args.backups)
         started = time.perf_counter()
-        recorded = BucketIndex(bucket, layout).load()
+        with cycle_collection_paused():  # as store.locations.load_recorded does
+            recorded = BucketIndex(bucket, layout).load()
         loaded = time.perf_counter()
         desired = load_desired_state(files, "f" * 40).require()
         parsed = time.perf_counter()

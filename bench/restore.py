@@ -25,7 +25,7 @@ from ctpbackup.engines.backup import ArchiveInfo, take_backup
 from ctpbackup.engines.restore import run_restore
 from ctpbackup.storage.filesystem import FilesystemBucket
 from kubeemu import EmulatorProcess
-from kubeemu.fixtures import _Client, crd
+from kubeemu.fixtures import EmulatorClient, crd
 
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 SAMPLE = 100
@@ -33,7 +33,7 @@ SAMPLE = 100
 
 def prepare_target(cp, types: int) -> None:
     """The same CRDs the archive will bring, so the raw baseline creates into served types too."""
-    http = _Client(cp.url, cp.token, 4, cp.ca_data)
+    http = EmulatorClient(cp.url, cp.token, 4, cp.ca_data)
     for i in range(types):
         http.call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
                   crd("bench.example.org", f"thing{i:02d}s", f"Thing{i:02d}", "Namespaced", "v1"))
@@ -61,7 +61,7 @@ def main() -> int:
 
         with EmulatorProcess() as target:
             prepare_target(target, args.types)
-            http = _Client(target.url, target.token, 16, target.ca_data)
+            http = EmulatorClient(target.url, target.token, 16, target.ca_data)
 
             def create(obj: dict) -> None:
                 meta = obj["metadata"]

@@ -412,9 +412,8 @@ class _Handler(BaseHTTPRequestHandler):
                 patch = yaml.safe_load(raw) if kind == "apply" else json.loads(raw or b"{}")
             except (ValueError, yaml.YAMLError):
                 raise ApiError(400, "BadRequest", "the patch could not be decoded") from None
-            force = query.get("force") in ("true", "1")
             admission.check_body(res, patch)
-            patched = store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub, force,
+            patched = store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub,
                                   field_validation=validation, warnings=warned)
             return self._send(200, patched, warnings=warned)
         if method == "DELETE":

@@ -104,6 +104,10 @@ class Executor:
     max_restore_attempts: int = DEFAULT_MAX_RESTORE_ATTEMPTS
 
     def run(self, plan: Plan) -> ApplyReport:
+        """Carry out `plan`: backups first (different control planes `concurrency` at a time, one
+        control plane's in order), then restores, then deletions and orphans, one by one. Returns one
+        Outcome per action; a failed action never stops the others. Raised: LeaseLost as soon as an
+        index write finds the lease taken over (nothing more is written); bugs propagate."""
         report = ApplyReport()
         by_control_plane: dict[tuple[str, str], list[Action]] = defaultdict(list)
         for action in plan.actions:
@@ -198,6 +202,13 @@ class Executor:
         return None
 
     def backup(self, action: Action) -> Outcome:
+        """Take (or retake) one backup: an archive already at its key is adopted or cleared first
+        (`_adopt_or_clear`); then the record goes InProgress, the archive is uploaded create-if-absent,
+        and the record goes Completed with size, sha256 and counts, or Failed with a FailureReason
+        (retries counted against --max-retries by the planner). API calls are retried inside the
+        engine (KubeAPI: 6 attempts with backoff on 429/5xx/dropped connections); the upload is not.
+        Index writes are retried as `BucketIndex.update_backup` says; when they fail, the Outcome
+        says IndexWriteFailed. Raised: LeaseLost only."""
         request = action.request
         assert request is not None
         location = self.locations[(action.namespace, request.options.config)]
@@ -298,6 +309,13 @@ class Executor:
     # -- restores ----------------------------------------------------------------------------------
 
     def restore(self, action: Action) -> Outcome:
+        """Restore one ControlPlane from the backup the plan chose: wait (Pending, no attempt used)
+        while its connection Secret is missing or its API does not answer (`kube.api.reachable`:
+        2 attempts); refuse a record or archive a restore must not trust (record MAC, size, sha256,
+        metadata) before anything is written to the target; then restore tier by tier. The restore
+        record ends Completed, PartiallyFailed (retried by the next run, up to
+        `max_restore_attempts`) or Failed with a FailureReason. Raised: LeaseLost, and StorageError
+        when the restore record cannot be written (`run` turns it into IndexWriteFailed)."""
         ns, name = action.namespace, action.name
         source = action.record
         assert source is not None
@@ -399,6 +417,11 @@ class Executor:
     # -- deletions ---------------------------------------------------------------------------------
 
     def delete(self, action: Action) -> Outcome:
+        """Delete or orphan one backup: the record is marked Deleted first (with the policy), then,
+        for Delete, its archive is removed (at the key the layout gives, never the record's), fenced
+        by the lease. The removal is tried 3 times (waiting 0.5 s, then 1 s); if it still fails the
+        Deleted record stays and the Outcome reports the leftover archive. Raised: LeaseLost, and
+        StorageError when the record cannot be written (`run` turns it into IndexWriteFailed)."""
         record = action.record
         assert record is not None
         location = self.locations.get((record.namespace, record.config))

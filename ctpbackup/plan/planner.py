@@ -641,8 +641,3 @@ def _guard_mass_delete(actions: list[Action], desired: DesiredState, live: Mappi
         refusals.append(f"refusing to delete or orphan {why}; check the --repo/--ref/--path and the commit, "
                         "or pass --allow-mass-delete")
     return [a for a in actions if id(a) not in held], refusals
-
-
-def backups_of(actions: Iterable[Action]) -> list[Action]:
-    return [a for a in actions if a.type in (ActionType.BACKUP, ActionType.RETRY)]
-

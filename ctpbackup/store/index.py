@@ -134,12 +134,15 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
 
 
 @contextlib.contextmanager
-def _without_cycle_collection() -> Iterator[None]:
-    """Loading builds hundreds of thousands of small objects (names, keys, summary entries) and no
+def cycle_collection_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while indexes load, then freeze what was loaded.
+
+    Loading builds hundreds of thousands of small objects (names, keys, summary entries) and no
     reference cycles; left on, the cycle collector walks them again and again while they are built.
     Afterwards they are frozen out of its sight too: they live for the run, and reference counting
-    still frees them. The next load thaws what the previous one froze, so nothing stays frozen for
-    good."""
+    still frees them. The next pause thaws what the previous one froze, so nothing stays frozen for
+    good. The switch is process-wide: enter it once, from the thread that starts the loading (as
+    `store.locations.load_recorded` does around its loader threads), never from the loaders."""
     enabled = gc.isenabled()
     gc.disable()
     gc.unfreeze()
@@ -256,7 +259,7 @@ class BucketIndex:
 
         backups = RecordedBackups()
         restores: dict[tuple[str, str], RestoreRecord] = {}
-        with _without_cycle_collection(), ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(keys)))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(keys)))) as pool:
             # threads wait on the bucket; decoding stays on this thread, where it does not fight
             # the readers for the GIL. A window of reads in flight bounds the memory.
             window = 4 * self.workers
@@ -318,7 +321,14 @@ class BucketIndex:
 
     def _update(self, namespace: str, control_plane: str, apply: Callable[[ControlPlaneIndex], Callable[[], None] | None]) -> None:
         """Read the control-plane index, let `apply` change it (returning the side write to do first), and
-        compare-and-swap it back; on a lost race, start again from a fresh read."""
+        compare-and-swap it back (create-if-absent when there was none, else replace-if-unchanged
+        against the version read: S3 If-None-Match/If-Match, GCS generation, Azure ETag).
+
+        Retried: a lost race (PreconditionFailed) re-reads and re-applies, up to CAS_ATTEMPTS (50)
+        times with full-jitter backoff (0 to min(0.5 s, 10 ms x 2^attempt)); `apply` must therefore be
+        a pure change of the index it is given. Raised: IndexConflict when every attempt lost;
+        LeaseLost (from the fence) before any write once the lease was taken over; IndexCorrupt for an
+        index that cannot be decoded; any other StorageError from the bucket, not retried here."""
         key = self.layout.index_key(namespace, control_plane)
         for attempt in range(CAS_ATTEMPTS):
             cp_index, version = self._read_index(key)
@@ -342,9 +352,14 @@ class BucketIndex:
     def update_backup(self, namespace: str, control_plane: str, name: str,
                       change: Callable[[BackupRecord | None], BackupRecord], *,
                       replace_unindexed: bool = False) -> BackupRecord:
-        """Change one backup's record: its per-backup record, then its control-plane index, both compare-and-swap
-        and fenced. A per-backup record the control-plane index does not list is replaced only with
-        `replace_unindexed` (the caller looked at it first); else RecordExists."""
+        """Change one backup's record and return the new one: `change(old)` gets the recorded record
+        (None when there is none) and returns the new value; it may run more than once (once per
+        compare-and-swap attempt) and must not have side effects. Writes the per-backup record next to
+        the archive first, then the control-plane index, both compare-and-swap and fenced by the lease.
+
+        Retried and raised as `_update` says (IndexConflict after 50 lost races, LeaseLost,
+        IndexCorrupt, StorageError). A per-backup record the control-plane index does not list is
+        replaced only with `replace_unindexed` (the caller looked at it first); else RecordExists."""
         result: list[BackupRecord] = []
 
         def apply(cp_index: ControlPlaneIndex) -> Callable[[], None]:
@@ -361,6 +376,10 @@ class BucketIndex:
 
     def update_restore(self, namespace: str, control_plane: str,
                        change: Callable[[RestoreRecord | None], RestoreRecord]) -> RestoreRecord:
+        """Change the restore record of one control plane and return the new one: `change(old)` gets
+        the recorded restore (None when there is none) and may run more than once. The restore record
+        next to the control-plane index is written first (replaced whatever it was), then the index;
+        retried and raised as `_update` says."""
         result: list[RestoreRecord] = []
 
         def apply(cp_index: ControlPlaneIndex) -> Callable[[], None]:

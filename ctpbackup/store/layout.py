@@ -45,9 +45,6 @@ class BucketLayout:
     def index_key(self, namespace: str, control_plane: str) -> str:
         return self._join(namespace, control_plane, INDEX_FILE)
 
-    def backup_prefix(self, namespace: str, control_plane: str, backup: str) -> str:
-        return self._join(namespace, control_plane, "backups", backup) + "/"
-
     def archive_key(self, namespace: str, control_plane: str, backup: str) -> str:
         return self._join(namespace, control_plane, "backups", backup, ARCHIVE_FILE)
 

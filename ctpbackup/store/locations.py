@@ -6,7 +6,6 @@ the index, so one group can never see or touch another's backups.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,10 +15,8 @@ from ctpbackup.engines.encryption import EncryptionError, Keyring, parse_key
 from ctpbackup.kube.secrets import SecretSource, SecretUnreadable
 from ctpbackup.storage.base import Bucket, StorageError
 from ctpbackup.storage.factory import open_bucket
-from ctpbackup.store.index import BucketIndex, RecordedState
+from ctpbackup.store.index import BucketIndex, RecordedState, cycle_collection_paused
 from ctpbackup.store.layout import BucketLayout
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,6 +90,6 @@ def load_recorded(locations: Mapping[tuple[str, str], BackupLocation]) -> Record
             raise LocationError(f"cannot read the bucket index of SharedBackupConfig "
                               f"{location.config.namespace}/{location.config.name}: {err}") from None
 
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(seen)))) as pool:
+    with cycle_collection_paused(), ThreadPoolExecutor(max_workers=min(8, max(1, len(seen)))) as pool:
         states = list(pool.map(read, seen.values()))
     return RecordedState.union(states)

@@ -26,7 +26,7 @@ from ctpbackup.kube.secrets import (
 )
 from ctpbackup.storage.filesystem import FilesystemBucket
 from kubeemu import EmulatorServer, kubeconfig
-from kubeemu.fixtures import SUPER_SECRET, _Client
+from kubeemu.fixtures import SUPER_SECRET, EmulatorClient
 from tests.fixtures.objectstores import shared_credentials_file
 from tests.fixtures.story import BACKUP, CONTROL_PLANE, ROOT
 
@@ -41,7 +41,7 @@ def host():
 
 
 def put_secret(cp, name: str, data: dict[str, bytes]) -> None:
-    http = _Client(cp.url, cp.token, 1, cp.ca_data)
+    http = EmulatorClient(cp.url, cp.token, 1, cp.ca_data)
     http.call("POST", "/api/v1/namespaces/default/secrets", {
         "metadata": {"name": name}, "data": {k: base64.b64encode(v).decode() for k, v in data.items()}})
 
@@ -136,7 +136,7 @@ def test_the_job_reads_its_secrets_from_the_host_cluster_with_a_read_only_token(
     """`reconcile.py apply --host-kubeconfig`: bucket credentials and the connection kubeconfig come
     from the host cluster's API (CoreV1Api), the backup from the control plane's (raw transport)."""
     with EmulatorServer(establish_delay=0.01) as source:
-        _Client(source.url, source.token, 1, source.ca_data).call(
+        EmulatorClient(source.url, source.token, 1, source.ca_data).call(
             "POST", "/api/v1/namespaces/default/secrets", SUPER_SECRET)
         put_secret(host, "bucket-creds", {"creds": shared_credentials_file().encode()})
         put_secret(host, "kubeconfig-ctp1", {"kubeconfig": source.kubeconfig_text("ctp1").encode()})

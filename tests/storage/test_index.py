@@ -135,7 +135,9 @@ def test_lease_held_takeover_and_release(kind, tmp_path, s3_server):
     assert bucket.exists(LAYOUT.lease_key())
     clock.now += timedelta(minutes=11)  # pod-a crashed: its lease expired
     second.acquire()
-    with pytest.raises(LeaseLost):
+    with pytest.raises(LeaseLost, match=r"^lease prod/cluster1/\.ctpbackup/lease\.json was taken over by pod-b/2 \(fencing "
+                                        r"token 2\) while this run \(fencing token 1\) was working; this run stopped and "
+                                        r"writes nothing more$"):
         first.renew()
     first.release()  # no longer ours: must not delete pod-b's lease
     assert b"pod-b/2" in bucket.read(LAYOUT.lease_key())[0]
