@@ -13,7 +13,7 @@ from kubernetes import client, config
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kubeemu.fixtures import _Client, crd  # noqa: E402
+from kubeemu.fixtures import EmulatorClient, crd  # noqa: E402
 
 
 def api_client(kubeconfig_text: str) -> client.ApiClient:
@@ -25,7 +25,7 @@ def api_client(kubeconfig_text: str) -> client.ApiClient:
 
 def seed_types(cp, objects: int, types: int = 30, workers: int = 8) -> list[tuple[str, str, str]]:
     """`objects` custom objects spread evenly over `types` namespaced CRDs; returns (group, version, plural)."""
-    http = _Client(cp.url, cp.token, workers, cp.ca_data)
+    http = EmulatorClient(cp.url, cp.token, workers, cp.ca_data)
     defs = [("bench.example.org", f"thing{i:02d}s", f"Thing{i:02d}") for i in range(types)]
     for group, plural, kind in defs:
         http.call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd(group, plural, kind, "Namespaced", "v1"))
@@ -78,7 +78,7 @@ def core_object(kind: str, namespace: str, name: str) -> tuple[str, dict]:
 
 
 def core_namespaces(cp, namespaces: int = 10) -> list[str]:
-    http = _Client(cp.url, cp.token, 4, cp.ca_data)
+    http = EmulatorClient(cp.url, cp.token, 4, cp.ca_data)
     names = [f"team-{n:02d}" for n in range(namespaces)]
     for name in names:
         http.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
@@ -96,6 +96,6 @@ def core_objects(objects: int, namespaces: list[str]) -> list[tuple[str, dict]]:
 
 def seed_core(cp, objects: int, workers: int = 8) -> None:
     """A control plane of `objects` Secrets, ConfigMaps, Roles and RoleBindings (see core_objects)."""
-    http = _Client(cp.url, cp.token, workers, cp.ca_data)
+    http = EmulatorClient(cp.url, cp.token, workers, cp.ca_data)
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda item: http.call("POST", item[0], item[1]), core_objects(objects, core_namespaces(cp))))

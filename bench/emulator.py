@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from common import ROOT  # noqa: F401 - puts the project on sys.path
 
 from kubeemu import EmulatorProcess
-from kubeemu.fixtures import _Client
+from kubeemu.fixtures import EmulatorClient
 
 WORKERS = 16
 MIN_CREATES_PER_S = 1000
@@ -23,7 +23,7 @@ MIN_CREATES_PER_S = 1000
 
 def measure(objects: int, plain_http: bool) -> dict[str, float]:
     with EmulatorProcess(plain_http=plain_http) as cp:
-        http = _Client(cp.url, cp.token, WORKERS, cp.ca_data)
+        http = EmulatorClient(cp.url, cp.token, WORKERS, cp.ca_data)
         started = time.perf_counter()
         with ThreadPoolExecutor(WORKERS) as pool:
             list(pool.map(lambda i: http.call("POST", "/api/v1/namespaces/default/configmaps",

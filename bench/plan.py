@@ -25,10 +25,10 @@ from ctpbackup.desired.manifests import ManifestFile, load_desired_state  # noqa
 from ctpbackup.engines import jsoncodec  # noqa: E402
 from ctpbackup.plan.planner import PlanOptions, plan, shard_of  # noqa: E402
 from ctpbackup.storage.filesystem import FilesystemBucket  # noqa: E402
-from ctpbackup.store.index import BucketIndex  # noqa: E402
+from ctpbackup.store.controlplane_index import ControlPlaneIndex  # noqa: E402
+from ctpbackup.store.index import BucketIndex, cycle_collection_paused  # noqa: E402
 from ctpbackup.store.layout import BucketLayout  # noqa: E402
 from ctpbackup.store.records import BackupRecord, Condition, OwnerKind, Phase  # noqa: E402
-from ctpbackup.store.shard import Shard  # noqa: E402
 
 NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
 
@@ -44,7 +44,7 @@ def build(root: Path, control_planes: int, backups: int) -> tuple[FilesystemBuck
         if template:  # every shard is the first one with its control plane's name (same length) put in
             path.write_bytes(template.replace(b"ctp-00000", cp.encode()))
             continue
-        shard = Shard()
+        shard = ControlPlaneIndex()
         for b in range(backups):
             slot = NOW.replace(minute=0) - timedelta(hours=backups - b)
             name = f"hourly-{cp}-{slot.strftime('%Y%m%d%H%M%S')}"
@@ -80,7 +80,7 @@ def parse_everything(bucket: FilesystemBucket, layout: BucketLayout) -> float:
     every shard, building no records. Planning parses only each shard's header line."""
     started = time.perf_counter()
     index = BucketIndex(bucket, layout)
-    for key in index.shard_keys():
+    for key in index.index_keys():
         for line in bucket.read(key)[0].splitlines():
             jsoncodec.loads(line)
     return time.perf_counter() - started
@@ -98,7 +98,8 @@ def main() -> int:
         bucket, layout, files = build(Path(tmp), args.control_planes, args.backups)
         clocks = [(time.perf_counter(), time.process_time())]  # wall and this process's CPU, per step
         keep = (lambda ns, cp: shard_of(ns, cp, count) == index) if count > 1 else None
-        recorded = BucketIndex(bucket, layout).load(control_planes=keep)
+        with cycle_collection_paused():  # as store.locations.load_recorded does
+            recorded = BucketIndex(bucket, layout).load(control_planes=keep)
         clocks.append((time.perf_counter(), time.process_time()))
         desired = load_desired_state(files, "f" * 40).require()
         clocks.append((time.perf_counter(), time.process_time()))
@@ -113,7 +114,7 @@ def main() -> int:
         wall["index_read_and_json_parse_every_record"] = round(everything, 3)
     print(json.dumps({
         "benchmark": "plan", "control_planes": args.control_planes, "records": len(recorded.backups),
-        "shard": args.shard, "index_objects_read": len(recorded.backups.shard_views()),
+        "shard": args.shard, "index_objects_read": len(recorded.backups.index_views()),
         "seconds": wall, "cpu_seconds": cpu,
         "actions": result.summary(), "goal_seconds": goal,
         # single-threaded work on a shared machine: judged on its CPU time (the wall time includes

@@ -36,7 +36,7 @@ from ctpbackup.storage.filesystem import FilesystemBucket
 from ctpbackup.store.backup_store import BackupStore
 from ctpbackup.store.layout import BucketLayout
 from kubeemu import EmulatorProcess
-from kubeemu.fixtures import _Client, crd
+from kubeemu.fixtures import EmulatorClient, crd
 
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 SAMPLE = 100
@@ -74,7 +74,7 @@ def collection_path(resource: str, namespace: str, obj: dict) -> str:
 
 
 def raw_creates(target, objects: list[tuple[str, str, dict]]) -> float:
-    http = _Client(target.url, target.token, WORKERS, target.ca_data)
+    http = EmulatorClient(target.url, target.token, WORKERS, target.ca_data)
     started = time.perf_counter()
     with ThreadPoolExecutor(WORKERS) as pool:
         list(pool.map(lambda item: http.call("POST", collection_path(*item), item[2]), objects))
@@ -86,7 +86,7 @@ def prepare(target, scenario: str, types: int) -> None:
     if scenario == "core":
         core_namespaces(target)
         return
-    http = _Client(target.url, target.token, 4, target.ca_data)
+    http = EmulatorClient(target.url, target.token, 4, target.ca_data)
     for i in range(types):
         http.call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
                   crd("bench.example.org", f"thing{i:02d}s", f"Thing{i:02d}", "Namespaced", "v1"))

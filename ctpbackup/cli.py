@@ -20,10 +20,10 @@ from ctpbackup.desired.gitsource import Snapshot, read_repository
 from ctpbackup.desired.manifests import LoadResult, load_desired_state
 from ctpbackup.desired.model import DesiredState
 from ctpbackup.desired.problems import InvalidManifests, UserError
-from ctpbackup.engines.restore import answers
 from ctpbackup.kube import rbac
-from ctpbackup.kube.connect import ControlPlaneUnreachable, api_client_for
-from ctpbackup.plan import render as plan_output
+from ctpbackup.kube.api import reachable
+from ctpbackup.kube.connect import ConnectionSecretUnusable, api_client_for
+from ctpbackup.plan import render
 from ctpbackup.plan.planner import (
     DEFAULT_MAX_RETRIES,
     NOT_CHANGES,
@@ -36,10 +36,10 @@ from ctpbackup.rules import times
 from ctpbackup.rules.durations import parse_duration
 from ctpbackup.rules.reasons import FailureReason
 from ctpbackup.run import SourceOptions
+from ctpbackup.store.controlplane_index import IndexCorrupt
 from ctpbackup.store.index import RecordedState
 from ctpbackup.store.lease import LeaseLost
 from ctpbackup.store.records import Condition
-from ctpbackup.store.shard import IndexCorrupt
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +336,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         if args.output == "text":
             print(describe_source(prepared.snapshot))
-        console.document(plan_output.render(result, args.output))
+        console.document(render.render(result, args.output))
     refused = _dry_run_restores(args, prepared, result) if args.dry_run_restores else False
     if result.has_errors or refused:
         return EXIT_ERROR
@@ -354,7 +354,7 @@ def _dry_run_restores(args: argparse.Namespace, prepared: run.Prepared, result: 
             continue
         control_plane = prepared.desired.control_planes[(action.namespace, action.name)]
         try:
-            report = dryrun.dry_run_restore(action, prepared.targets, control_plane, prepared.secrets)
+            report = dryrun.dry_run_restore(action, prepared.locations, control_plane, prepared.secrets)
         except dryrun.DryRunFailed as err:
             args.console.problem(f"error: dry run of the restore of {action.namespace}/{action.name}: {err}", logging.ERROR)
             refused = True
@@ -390,7 +390,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if action.type is not ActionType.RESTORE:
         raise UserError(f"ControlPlane {args.namespace}/{args.name}: the restore cannot run yet: {action.reason}")
     try:
-        report = dryrun.dry_run_restore(action, prepared.targets, control_plane, prepared.secrets, existing=args.existing)
+        report = dryrun.dry_run_restore(action, prepared.locations, control_plane, prepared.secrets, existing=args.existing)
     except dryrun.DryRunFailed as err:
         raise UserError(f"dry run of the restore of {args.namespace}/{args.name}: {err}") from None
     print(report.to_json() if args.output == "json" else report.to_text(), end="\n" if args.output == "json" else "")
@@ -400,16 +400,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def _show_plan(console: logs.Console, prepared: run.Prepared, result) -> None:
     """The plan: source line and Terraform-style text on a terminal, one `plan` event otherwise."""
     # the source line says the commit; the text plan's own first line ("Commit ...") would say it twice
-    _, _, body = plan_output.to_text(result).partition("\n")
+    _, _, body = render.to_text(result).partition("\n")
     shard = f", shard {result.shard[0]}/{result.shard[1]}" if result.shard[1] > 1 else ""
     console.text(describe_source(prepared.snapshot) + shard)
     console.text(body)
     if not console.json_stdout:
         return
-    document = json.loads(plan_output.to_json(result))
-    console.event("plan", plan_output.headline(result), source=describe_source(prepared.snapshot),
+    document = json.loads(render.to_json(result))
+    console.event("plan", render.headline(result), source=describe_source(prepared.snapshot),
                   **{k: v for k, v in document.items() if k != "actions"})
-    for line, action in zip(plan_output.action_lines(result.actions), document["actions"], strict=True):
+    for line, action in zip(render.action_lines(result.actions), document["actions"], strict=True):
         console.event("planned", line, logging.ERROR if action["action"] == "error" else logging.INFO, **action)
     for refusal in result.refusals:
         console.event("refused", f"! {refusal}", logging.ERROR)
@@ -432,14 +432,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
     clock = (lambda: args.now) if args.now else times.utcnow
     outcomes: list = []
     verifications: list = []
-    with run.leases(prepared.targets, args.lease_wait, clock, shard, args.lease_duration):
+    with run.leases(prepared.locations, args.lease_wait, clock, shard, args.lease_duration):
         run.refresh(prepared)  # under the lease: what another run did before us is now visible
         result = run.make_plan(prepared, clock(), _plan_options(args))
         _print_plan_warnings(result, console)
         _show_plan(console, prepared, result)
         if any(a.type not in NOT_CHANGES for a in result.actions):
             progress = console.progress_display() if args.progress is None else args.progress
-            executor = Executor(prepared.desired, prepared.targets, prepared.secrets, clock=clock,
+            executor = Executor(prepared.desired, prepared.locations, prepared.secrets, clock=clock,
                                 concurrency=args.concurrency, existing=args.existing, progress=progress,
                                 restore_wait=args.restore_wait.total_seconds())
             applied = executor.run(result)
@@ -527,8 +527,8 @@ def _survey(args: argparse.Namespace, now: datetime,
 def cmd_status(args: argparse.Namespace) -> int:
     now = times.utcnow()
     _, report = _survey(args, now)
-    render = {"json": status.report_json, "yaml": status.report_yaml}.get(args.output)
-    print(render(report) if render else status.report_table(report, now), end="")
+    formatter = {"json": status.report_json, "yaml": status.report_yaml}.get(args.output)
+    print(formatter(report) if formatter else status.report_table(report, now), end="")
     # every bucket that could be read is shown; one that could not makes the command fail, with one
     # line each (as kubectl exits 1 when part of what it was asked for could not be fetched)
     unavailable = [c for c in report.configs if c.fields.get("phase") == "Unavailable"]
@@ -577,11 +577,11 @@ def _live_ready(survey: run.Survey, namespace: str, name: str, now: datetime) ->
     control_plane = survey.desired.control_planes[(namespace, name)]
     try:
         client = api_client_for(control_plane, survey.secrets)
-    except ControlPlaneUnreachable as err:
+    except ConnectionSecretUnusable as err:
         condition = Condition("Ready", "False", err.reason, err.message, now)
     else:
         with client:
-            answered = answers(client)
+            answered = reachable(client)
         condition = Condition("Ready", "True" if answered else "False",
                               "APIAnswered" if answered else FailureReason.CONTROL_PLANE_UNREACHABLE,
                               "the API answered" if answered else f"the API of {namespace}/{name} does not answer", now)
@@ -622,13 +622,13 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 def cmd_index(args: argparse.Namespace) -> int:
     seen = set()
-    for target in run.buckets(_source(args)).values():
-        if target.location in seen:
+    for location in run.buckets(_source(args)).values():
+        if location.address in seen:
             continue
-        seen.add(target.location)
-        with run.leases({("", ""): target}, 0.0, times.utcnow):
-            report = target.index.rebuild()
-        print(f"{target.bucket.description}: {report}")
+        seen.add(location.address)
+        with run.leases({("", ""): location}, 0.0, times.utcnow):
+            report = location.index.rebuild()
+        print(f"{location.bucket.description}: {report}")
     return EXIT_OK
 
 
@@ -674,16 +674,16 @@ def _verify_and_download_parsers(sub) -> None:
 
 
 def _recorded_backup(args: argparse.Namespace):
-    """(target, record) of the backup the command names, read with the configs' encryption keys."""
+    """(location, record) of the backup the command names, read with the configs' encryption keys."""
     prepared = run.prepare(_source(args), encryption_keys=True)
     record = prepared.recorded.backups.get((args.namespace, args.name))
     if record is None:
         raise UserError(f"backup {args.namespace}/{args.name} is not recorded in the bucket index")
-    target = prepared.targets.get((record.namespace, record.config))
-    if target is None:
+    location = prepared.locations.get((record.namespace, record.config))
+    if location is None:
         raise UserError(f"backup {args.namespace}/{args.name}: its SharedBackupConfig {record.namespace}/"
                         f"{record.config} is not in Git")
-    return target, record
+    return location, record
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -691,12 +691,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from ctpbackup.apply import verification
     from ctpbackup.store.records import Phase
 
-    target, record = _recorded_backup(args)
+    location, record = _recorded_backup(args)
     if record.phase is not Phase.COMPLETED:
         raise UserError(f"backup {args.namespace}/{args.name} is {record.phase.value}; only a Completed backup has a "
                         "whole archive to verify")
     try:
-        _, result = verification.verify_and_record(target, record, times.utcnow)
+        _, result = verification.verify_and_record(location, record, times.utcnow)
     except verification.VerificationUnavailable as err:
         raise UserError(str(err)) from None
     condition = verification.condition_of(result, times.utcnow())
@@ -714,10 +714,10 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     from ctpbackup.apply import download
 
-    target, record = _recorded_backup(args)
+    location, record = _recorded_backup(args)
     out = Path(args.output or f"{args.name}.tar.gz")
     try:
-        size = download.download(target, record, out)
+        size = download.download(location, record, out)
     except download.DownloadRefused as err:
         raise UserError(f"backup {args.namespace}/{args.name} not downloaded: {err}") from None
     print(f"Backup {args.namespace}/{args.name}: {size} bytes written to {out} (a plain .tar.gz: tar -tzf {out})")

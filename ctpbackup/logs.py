@@ -37,9 +37,8 @@ class ScrubFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    def __init__(self, static: dict[str, object]):
-        super().__init__()
-        self.static = static
+    """One JSON object per line: time (RFC 3339, microseconds, UTC), level, logger, message, the
+    record's `fields` (events), and `error` with the traceback when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -48,7 +47,6 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update(self.static)
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
@@ -125,15 +123,15 @@ class Console:
         self._problems.log(level, text, extra={"fields": {"event": "problem", **fields}})
 
 
-def configure(fmt: str = "auto", verbose: int = 0, stream=None) -> dict[str, object]:
-    """Configure the root logger; returns the dict of static fields added to every JSON line."""
+def configure(fmt: str = "auto", verbose: int = 0, stream=None) -> None:
+    """Configure the root logger: JSON lines (`fmt` json, or auto when `stream` is not a terminal) or
+    `LEVEL message` lines, every message scrubbed of registered secrets."""
     stream = stream or sys.stderr
     json_lines = is_json_stream(fmt, stream)
-    static: dict[str, object] = {}
     handler = logging.StreamHandler(stream)
     handler.addFilter(_scrub_filter)
     if json_lines:
-        handler.setFormatter(JsonFormatter(static))
+        handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     root = logging.getLogger()
@@ -145,8 +143,3 @@ def configure(fmt: str = "auto", verbose: int = 0, stream=None) -> dict[str, obj
     logging.getLogger("ctpbackup").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
     for noisy in ("botocore", "boto3", "urllib3", "git", "kubernetes", "azure", "google"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return static
-
-
-def is_json(stream=None) -> bool:
-    return is_json_stream("auto", stream or sys.stderr)

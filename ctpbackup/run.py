@@ -26,7 +26,7 @@ from ctpbackup.plan.planner import ActionType, Plan, PlanOptions, plan, shard_of
 from ctpbackup.storage.base import StorageError
 from ctpbackup.store.index import RecordedState
 from ctpbackup.store.lease import Lease, LeaseHeld
-from ctpbackup.store.targets import Target, TargetError, load_recorded, open_targets
+from ctpbackup.store.locations import BackupLocation, LocationError, load_recorded, open_locations
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class SourceOptions:
 class Prepared:
     snapshot: Snapshot
     desired: DesiredState
-    targets: dict[tuple[str, str], Target]
+    locations: dict[tuple[str, str], BackupLocation]
     recorded: RecordedState
     secrets: SecretSource
     load: LoadResult
@@ -116,25 +116,25 @@ def prepare(options: SourceOptions, *, encryption_keys: bool = False, snapshot: 
         snapshot = read_source(options)
     result = load_desired_state(snapshot.files, snapshot.commit)
     secrets = secret_source(options)
-    targets = _targets(result, secrets, encryption_keys)
+    locations = _locations(result, secrets, encryption_keys)
     with _fail_closed(result):
-        recorded = load_recorded(targets)
-    return Prepared(snapshot, result.require(), targets, recorded, secrets, result)
+        recorded = load_recorded(locations)
+    return Prepared(snapshot, result.require(), locations, recorded, secrets, result)
 
 
-def buckets(options: SourceOptions) -> dict[tuple[str, str], Target]:
+def buckets(options: SourceOptions) -> dict[tuple[str, str], BackupLocation]:
     """The buckets of the SharedBackupConfigs in Git, their index not read: what `index rebuild`
     needs, so that it can repair an index no plan can read."""
     snapshot = read_source(options)
-    return _targets(load_desired_state(snapshot.files, snapshot.commit), secret_source(options), False)
+    return _locations(load_desired_state(snapshot.files, snapshot.commit), secret_source(options), False)
 
 
-def _targets(first: LoadResult, secrets: SecretSource, encryption_keys: bool) -> dict[tuple[str, str], Target]:
+def _locations(first: LoadResult, secrets: SecretSource, encryption_keys: bool) -> dict[tuple[str, str], BackupLocation]:
     partial = first.partial
     if partial is None or (first.errors and not partial.configs):
         raise InvalidManifests(first.problems)
     with _fail_closed(first):
-        return open_targets(partial.configs.values(), secrets, encryption_keys=encryption_keys)
+        return open_locations(partial.configs.values(), secrets, encryption_keys=encryption_keys)
 
 
 @contextmanager
@@ -143,7 +143,7 @@ def _fail_closed(first: LoadResult) -> Iterator[None]:
     are some (a broken config is the likelier cause), else as the bucket's error."""
     try:
         yield
-    except TargetError as err:
+    except LocationError as err:
         if first.errors:
             raise InvalidManifests(first.problems) from None
         raise UserError(str(err)) from None
@@ -171,7 +171,7 @@ class Survey:
     recorded: RecordedState
     checks: dict[tuple[str, str], BucketCheck]
     secrets: SecretSource
-    targets: dict[tuple[str, str], Target]
+    locations: dict[tuple[str, str], BackupLocation]
 
 
 def survey(options: SourceOptions, now: datetime, config_file: str | None = None) -> Survey:
@@ -196,20 +196,20 @@ def survey(options: SourceOptions, now: datetime, config_file: str | None = None
 
 def read_buckets(snapshot: Snapshot, desired: DesiredState, secrets: SecretSource, now: datetime) -> Survey:
     """Open and read every config's bucket (again, for `wait`: Git is not read twice)."""
-    targets: dict[tuple[str, str], Target] = {}
+    locations: dict[tuple[str, str], BackupLocation] = {}
     states: list[RecordedState] = []
     checks: dict[tuple[str, str], BucketCheck] = {}
     for key, config in sorted(desired.configs.items()):
         try:
-            opened = open_targets([config], secrets)
+            opened = open_locations([config], secrets)
             states.append(load_recorded(opened))
-        except TargetError as err:
+        except LocationError as err:
             checks[key] = BucketCheck(*key, False, str(err), now)
             continue
-        targets.update(opened)
+        locations.update(opened)
         checks[key] = BucketCheck(*key, True, "the bucket and its index could be read", now)
     recorded = RecordedState.union(states) if states else RecordedState()
-    return Survey(snapshot, desired, recorded, checks, secrets, targets)
+    return Survey(snapshot, desired, recorded, checks, secrets, locations)
 
 
 def make_plan(prepared: Prepared, now: datetime, options: PlanOptions) -> Plan:
@@ -238,37 +238,37 @@ def make_plan(prepared: Prepared, now: datetime, options: PlanOptions) -> Plan:
 
 
 @contextmanager
-def leases(targets: dict[tuple[str, str], Target], wait: float, clock: Callable[[], datetime],
+def leases(locations: dict[tuple[str, str], BackupLocation], wait: float, clock: Callable[[], datetime],
            shard: tuple[int, int] = (0, 1), duration: timedelta = LEASE_DURATION) -> Iterator[None]:
     """Hold the apply lease of every bucket location of the run (in a fixed order: no deadlock).
     Shards touch disjoint control planes, so each shard has a lease of its own. While held, every
-    index write of every target passes the lease's fence (`Lease.check`).
+    index write of every location passes the lease's fence (`Lease.check`).
 
     Under the lease, multipart uploads left by a crashed run are swept: only those of this shard's
     control planes (another shard's run may be uploading right now) and only those older than a
     lease period (no live run of this shard has one that old without renewing past it)."""
     holder = f"{socket.gethostname()}/{os.getpid()}"
-    seen: dict[tuple, Target] = {}
-    for target in targets.values():
-        seen.setdefault(target.location, target)
+    seen: dict[tuple, BackupLocation] = {}
+    for location in locations.values():
+        seen.setdefault(location.address, location)
     index, count = shard
     with ExitStack() as stack:
-        for location in sorted(seen):
-            target = seen[location]
-            lease = Lease(target.bucket, target.layout, holder=holder, duration=duration, clock=clock, shard=shard)
+        for address in sorted(seen):
+            location = seen[address]
+            lease = Lease(location.bucket, location.layout, holder=holder, duration=duration, clock=clock, shard=shard)
             try:
                 lease.acquire(wait=wait)
             except LeaseHeld as err:
-                raise UserError(f"another apply is running on {target.bucket.description}: {err}") from None
+                raise UserError(f"another apply is running on {location.bucket.description}: {err}") from None
             except StorageError as err:
-                raise UserError(f"cannot take the lease on {target.bucket.description}: {err}") from None
+                raise UserError(f"cannot take the lease on {location.bucket.description}: {err}") from None
             stack.callback(lease.release)
             lease.start_renewing()
-            for same in targets.values():
-                if same.location == location:
+            for same in locations.values():
+                if same.address == address:
                     same.fence_with(lease.check)
                     stack.callback(same.fence_with, None)
-            swept = target.store.sweep_uploads(
+            swept = location.store.sweep_uploads(
                 duration.total_seconds(),
                 None if count == 1 else lambda namespace, name: shard_of(namespace, name, count) == index)
             if swept:
@@ -278,5 +278,5 @@ def leases(targets: dict[tuple[str, str], Target], wait: float, clock: Callable[
 
 def refresh(prepared: Prepared) -> Prepared:
     """The same desired state with a fresh read of the index (taken under the lease)."""
-    prepared.recorded = load_recorded(prepared.targets)
+    prepared.recorded = load_recorded(prepared.locations)
     return prepared

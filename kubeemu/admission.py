@@ -19,7 +19,7 @@ class Admission:
 
     def __init__(self) -> None:
         self.schemas: dict[tuple[str, int, str], CompiledSchema | None] = {}
-        self.targets: dict[tuple[Resource, bool], Target] = {}
+        self.locations: dict[tuple[Resource, bool], Target] = {}
 
     def _schema(self, crd: dict, version: str) -> CompiledSchema | None:
         meta = crd.get("metadata") or {}
@@ -40,9 +40,9 @@ class Admission:
         from kubeemu.store import ApiError  # the store imports this module
 
         crd = store.tables[CRD_KEY].objects.get(f"/{res.plural}.{res.group}") if "." in res.group else None
-        target = self.targets.get((res, crd is not None))
+        target = self.locations.get((res, crd is not None))
         if target is None:
-            target = self.targets[(res, crd is not None)] = Target(res.group, res.version, res.kind, res.plural,
+            target = self.locations[(res, crd is not None)] = Target(res.group, res.version, res.kind, res.plural,
                                                                    res.namespaced, custom=crd is not None)
         try:
             schema = self._schema(crd, res.version) if crd is not None else None

@@ -63,8 +63,16 @@ class Seeded:
         return sum(self.counts.values())
 
 
-class _Client:
-    """JSON over the emulator's HTTPS, trusting `ca` (PEM) only, with the bearer `token`."""
+class EmulatorClient:
+    """A small JSON client for seeding and inspecting an emulator (tests, benchmarks, the demo).
+
+    `url` is the emulator's base URL, `token` its bearer token (None: no Authorization header, which
+    the emulator answers 401), `workers` the connection pool size (one per thread that calls at
+    once), `ca` the emulator's CA certificate (PEM), the only one trusted. Requests are retried by
+    urllib3 (5 times, backoff 0.1 s) on connection errors and 429/500/503. `call(method, path, body,
+    content_type)` sends `body` as JSON (or with `content_type`, e.g. a merge patch) and returns the
+    decoded answer; a status of 400 or more raises RuntimeError naming the method, path, status and
+    the server's message. Not part of the product: the product talks through `ctpbackup.kube.api`."""
 
     def __init__(self, url: str, token: str | None, workers: int, ca: bytes | None = None):
         self.url = url
@@ -130,7 +138,7 @@ def seed_crossplane(control_plane: ControlPlane, size: int = 200, *, workers: in
     managed resources (`*.aws.m.upbound.io`) beside cluster-scoped ones; a ProviderConfigUsage
     controller-owned by each managed resource; `crossplane:` ClusterRoles owned by the revision and
     the XRDs; XR connection Secrets in `crossplane-system` owned by their XR."""
-    client = _Client(control_plane.url, control_plane.token, workers, control_plane.ca_data)
+    client = EmulatorClient(control_plane.url, control_plane.token, workers, control_plane.ca_data)
     seeded = Seeded()
     pool = ThreadPoolExecutor(max_workers=workers)
 
@@ -264,7 +272,7 @@ def seed_crossplane(control_plane: ControlPlane, size: int = 200, *, workers: in
     return seeded
 
 
-def _install_like_crossplane(client: _Client, create, seeded: Seeded, crds: list[dict], provider: dict,
+def _install_like_crossplane(client: EmulatorClient, create, seeded: Seeded, crds: list[dict], provider: dict,
                              revision: dict) -> None:
     """What the package manager and the RBAC manager add to a running install (see seed_crossplane)."""
     create("", "v1", "namespaces", {"metadata": {"name": "crossplane-system"}}, status=None)
@@ -332,7 +340,7 @@ def _unit_like_crossplane(create, name: str, ns: str, xr: dict) -> None:
     create("aws.upbound.io", "v1beta1", "providerconfigusages", real.usage(instance, _owner(instance, controller=True)))
 
 
-def _own(client: _Client, plural: str, name: str, owners: list[dict]) -> None:
+def _own(client: EmulatorClient, plural: str, name: str, owners: list[dict]) -> None:
     client.call("PATCH", f"/apis/apiextensions.k8s.io/v1/{plural}/{name}", {"metadata": {"ownerReferences": owners}},
                 "application/merge-patch+json")
 
@@ -345,7 +353,7 @@ def _owner(obj: dict, controller: bool = False) -> dict:
     return ref
 
 
-def _wait_established(client: _Client, names: list[str], timeout: float = 30.0) -> None:
+def _wait_established(client: EmulatorClient, names: list[str], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     pending = set(names)
     while pending and time.monotonic() < deadline:

@@ -423,11 +423,10 @@ class _Handler(BaseHTTPRequestHandler):
                 patch = yaml.safe_load(raw) if kind == "apply" else json.loads(raw or b"{}")
             except (ValueError, yaml.YAMLError):
                 raise ApiError(400, "BadRequest", "the patch could not be decoded") from None
-            force = query.get("force") in ("true", "1")
             admission.check_body(res, patch)
             with store.lock:  # an apply patch may create the object: then 201, as the patch handler answers
                 creates = kind == "apply" and not sub and _absent(store, res, namespace, name)
-                patched = store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub, force,
+                patched = store.patch(res, namespace, name, kind, patch, query.get("fieldManager", ""), sub,
                                       field_validation=validation, warnings=warned, dry_run=dry_run)
             return self._send(201 if creates else 200, patched, warnings=warned)
         if method == "DELETE":

@@ -191,12 +191,6 @@ class Store:
                 groups.setdefault(group, {}).setdefault(version, []).append(res)
             return {g: {v: versions[v] for v in by_priority(versions)} for g, versions in groups.items()}
 
-    def preferred_version(self, group: str) -> str:
-        """The group's highest-priority served version ('' when the group is not served)."""
-        with self.lock:
-            versions = [v for (g, v, _) in self.served if g == group]
-        return by_priority(versions)[0] if versions else ""
-
     def crd_of(self, group: str, plural: str) -> dict | None:
         """The stored CustomResourceDefinition serving `plural.group`, or None (a built-in)."""
         with self.lock:
@@ -520,7 +514,7 @@ class Store:
             return _as_version(new, res)
 
     def patch(self, res: Resource, namespace: str | None, name: str, kind: str, patch: object, manager: str,
-              subresource: str = "", force: bool = False, field_validation: str = "Warn",
+              subresource: str = "", field_validation: str = "Warn",
               warnings: list[str] | None = None, dry_run: bool = False) -> dict:
         if subresource == "scale":
             with self.lock:

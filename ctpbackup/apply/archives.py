@@ -10,8 +10,8 @@ from pathlib import Path
 from ctpbackup.engines import restore as restore_engine
 from ctpbackup.rules.reasons import ReasonedError
 from ctpbackup.store import record_mac
+from ctpbackup.store.locations import BackupLocation
 from ctpbackup.store.records import BackupRecord
-from ctpbackup.store.targets import Target
 
 
 class ArchiveRefused(ReasonedError):
@@ -22,18 +22,18 @@ class ArchiveRefused(ReasonedError):
         return f"{self.reason}: {self.message}"
 
 
-def fetch_trusted(target: Target, record: BackupRecord, dest: Path) -> Path:
-    """Download the archive of `record` from `target`'s bucket into the folder `dest`, checked as a
+def fetch_trusted(location: BackupLocation, record: BackupRecord, dest: Path) -> Path:
+    """Download the archive of `record` from `location`'s bucket into the folder `dest`, checked as a
     restore checks it, decrypted when it was encrypted; the path of the plain .tar.gz. Raises
     ArchiveRefused (nothing left in `dest` but what the caller cleans up)."""
     try:
-        keys = record_mac.check_restorable(record, target.keyring,
-                                           target.config.object_storage.allow_unauthenticated_backups)
-        return restore_engine.fetch_verified(target.store, record, dest, keys)
+        keys = record_mac.check_restorable(record, location.keyring,
+                                           location.config.object_storage.allow_unauthenticated_backups)
+        return restore_engine.fetch_verified(location.store, record, dest, keys)
     except (restore_engine.RestoreFailed, record_mac.RecordRefused) as err:
         raise ArchiveRefused(err.reason, err.message) from None
 
 
-def fetch_archive(targets: dict[tuple[str, str], Target], record: BackupRecord, dest: Path) -> Path:
+def fetch_archive(locations: dict[tuple[str, str], BackupLocation], record: BackupRecord, dest: Path) -> Path:
     """`fetch_trusted` from the bucket of the record's SharedBackupConfig. Raises ArchiveRefused."""
-    return fetch_trusted(targets[(record.namespace, record.config)], record, dest)
+    return fetch_trusted(locations[(record.namespace, record.config)], record, dest)

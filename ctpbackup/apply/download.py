@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from ctpbackup.apply import archives
+from ctpbackup.store.locations import BackupLocation
 from ctpbackup.store.records import BackupRecord, Phase
-from ctpbackup.store.targets import Target
 
 
 class DownloadRefused(Exception):
@@ -28,7 +28,7 @@ class DownloadRefused(Exception):
         self.message = message
 
 
-def download(target: Target, record: BackupRecord, out: Path) -> int:
+def download(location: BackupLocation, record: BackupRecord, out: Path) -> int:
     """Write the plain (decrypted) archive of a Completed `record` to `out`; its size in bytes.
     Raises DownloadRefused (and leaves `out` as it was) when the record or the archive is refused or
     the bucket cannot be read."""
@@ -40,7 +40,7 @@ def download(target: Target, record: BackupRecord, out: Path) -> int:
         raise DownloadRefused("OutputUnwritable", f"{out}: no such folder {folder}")
     work = Path(tempfile.mkdtemp(prefix=".ctpbackup-download-", dir=folder))
     try:
-        path = archives.fetch_trusted(target, record, work)
+        path = archives.fetch_trusted(location, record, work)
         os.replace(path, out)
         return out.stat().st_size
     except archives.ArchiveRefused as err:

@@ -20,7 +20,7 @@ from ctpbackup.engines.archive import ArchiveError, ArchiveReader
 from ctpbackup.engines.backup import select_types, skip_reason, storage_versions
 from ctpbackup.engines.diff import DiffResult, compare
 from ctpbackup.kube.api import CRD_KEY, KubeAPI, KubeError, ResourceType
-from ctpbackup.kube.connect import ControlPlaneUnreachable, api_client_for
+from ctpbackup.kube.connect import ConnectionSecretUnusable, api_client_for
 from ctpbackup.run import Prepared
 from ctpbackup.store.records import BackupRecord, Phase
 
@@ -73,7 +73,7 @@ def _record(prepared: Prepared, namespace: str, name: str) -> BackupRecord:
 
 def _open(prepared: Prepared, record: BackupRecord, folder: Path) -> ArchiveReader:
     try:
-        return ArchiveReader(fetch_archive(prepared.targets, record, folder))
+        return ArchiveReader(fetch_archive(prepared.locations, record, folder))
     except ArchiveRefused as err:
         raise UserError(f"Backup {record.namespace}/{record.name}: {err}") from None
 
@@ -107,7 +107,7 @@ def diff_live(prepared: Prepared, namespace: str, name: str, *, show_values: boo
         excluded = (reader.validate() or {}).get("excludedResources") or []
         try:
             client = api_client_for(control_plane, prepared.secrets)
-        except ControlPlaneUnreachable as err:
+        except ConnectionSecretUnusable as err:
             raise UserError(f"ControlPlane {namespace}/{record.control_plane}: {err.message}") from None
         with client:
             return compare(archived_objects(reader), live_objects(client, list(excluded)), left_name=_label(record),

@@ -19,11 +19,12 @@ from ctpbackup.apply.archives import ArchiveRefused, fetch_archive
 from ctpbackup.engines import restore as restore_engine
 from ctpbackup.engines.restore import OFFLINE, RestoreFailed, RestoreResult, WriteMode
 from ctpbackup.engines.restore_order import TIERS, tier_of
-from ctpbackup.kube.connect import ControlPlaneUnreachable, api_client_for
+from ctpbackup.kube.api import reachable
+from ctpbackup.kube.connect import ConnectionSecretUnusable, api_client_for
 from ctpbackup.kube.secrets import SecretSource
 from ctpbackup.plan.planner import Action
 from ctpbackup.rules.reasons import FailureReason, ReasonedError
-from ctpbackup.store.targets import Target
+from ctpbackup.store.locations import BackupLocation
 
 #: what a dry run calls each count of the engine's (restored -> "create", failed -> "refuse")
 VERBS = (("restored", "create"), ("skipped", "skip"), ("merged", "merge"), ("failed", "refuse"))
@@ -112,7 +113,7 @@ def _tier(resource_key: str) -> int:
     return tier_of(resource_key)
 
 
-def dry_run_restore(action: Action, targets: dict[tuple[str, str], Target], desired_control_plane,
+def dry_run_restore(action: Action, locations: dict[tuple[str, str], BackupLocation], desired_control_plane,
                     secrets: SecretSource, workdir: Path | None = None, progress: bool = False,
                     existing: str = "skip") -> DryRunReport:
     """Run the restore `action` (a planned RESTORE) against its target with `dryRun=All`.
@@ -123,15 +124,15 @@ def dry_run_restore(action: Action, targets: dict[tuple[str, str], Target], desi
     assert source is not None
     try:
         api = api_client_for(desired_control_plane, secrets)
-    except ControlPlaneUnreachable as err:
+    except ConnectionSecretUnusable as err:
         raise DryRunFailed(err.reason, err.message) from None
     with api:
-        if not restore_engine.answers(api):
+        if not reachable(api):
             raise DryRunFailed(FailureReason.CONTROL_PLANE_UNREACHABLE,
                                f"the API of control plane {action.namespace}/{action.name} does not answer")
         try:
             with tempfile.TemporaryDirectory(prefix="ctpbackup-dry-run-", dir=workdir) as tmp:
-                archive = fetch_archive(targets, source, Path(tmp))
+                archive = fetch_archive(locations, source, Path(tmp))
                 result = restore_engine.run_restore(api, archive, existing=existing, progress=progress, mode=WriteMode.DRY_RUN,
                                                     label=f"dry run {action.namespace}/{action.name} ← {source.name}")
         except (RestoreFailed, ArchiveRefused) as err:

@@ -31,7 +31,8 @@ from ctpbackup.apply import verification
 from ctpbackup.desired.model import DeletionPolicy, DesiredState
 from ctpbackup.engines import backup as backup_engine
 from ctpbackup.engines import restore as restore_engine
-from ctpbackup.kube.connect import ControlPlaneUnreachable, api_client_for
+from ctpbackup.kube.api import reachable
+from ctpbackup.kube.connect import ConnectionSecretUnusable, api_client_for
 from ctpbackup.kube.secrets import SecretSource
 from ctpbackup.plan.planner import DEFAULT_MAX_RESTORE_ATTEMPTS, Action, ActionType, Plan
 from ctpbackup.rules.reasons import FailureReason
@@ -39,8 +40,10 @@ from ctpbackup.rules.sizes import human_size
 from ctpbackup.rules.times import utcnow
 from ctpbackup.storage.base import StorageError
 from ctpbackup.store import record_mac
+from ctpbackup.store.controlplane_index import IndexCorrupt
 from ctpbackup.store.index import RecordExists
 from ctpbackup.store.lease import LeaseLost
+from ctpbackup.store.locations import BackupLocation
 from ctpbackup.store.records import (
     BackupRecord,
     Condition,
@@ -49,8 +52,6 @@ from ctpbackup.store.records import (
     bounded,
     set_condition,
 )
-from ctpbackup.store.shard import IndexCorrupt
-from ctpbackup.store.targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class ApplyReport:
 @dataclass
 class Executor:
     desired: DesiredState
-    targets: Mapping[tuple[str, str], Target]
+    locations: Mapping[tuple[str, str], BackupLocation]
     secrets: SecretSource
     clock: Clock = utcnow
     concurrency: int = 4
@@ -117,11 +118,15 @@ class Executor:
     max_restore_attempts: int = DEFAULT_MAX_RESTORE_ATTEMPTS
     #: verify every backup this run completes (after all other actions: it never holds one up)
     verify: bool = True
-    _completed: list[tuple[Target, BackupRecord]] = field(default_factory=list, init=False, repr=False)
+    _completed: list[tuple[BackupLocation, BackupRecord]] = field(default_factory=list, init=False, repr=False)
     #: seconds each of a restore's waits lasts (CRDs Established, providers Healthy, XRDs Established)
     restore_wait: float = 120.0
 
     def run(self, plan: Plan) -> ApplyReport:
+        """Carry out `plan`: backups first (different control planes `concurrency` at a time, one
+        control plane's in order), then restores, then deletions and orphans, one by one. Returns one
+        Outcome per action; a failed action never stops the others. Raised: LeaseLost as soon as an
+        index write finds the lease taken over (nothing more is written); bugs propagate."""
         report = ApplyReport()
         by_control_plane: dict[tuple[str, str], list[Action]] = defaultdict(list)
         for action in plan.actions:
@@ -143,13 +148,13 @@ class Executor:
                 report.verifications.extend(pool.map(lambda done: self.verify_backup(*done), self._completed))
         return report
 
-    def verify_backup(self, target: Target, record: BackupRecord) -> Verified:
+    def verify_backup(self, location: BackupLocation, record: BackupRecord) -> Verified:
         """Verify a backup this run completed and record the outcome (its `Verified` condition); a
         bucket that cannot be read leaves the record as it is."""
-        if target.index.fence is not None:
-            target.index.fence()
+        if location.index.fence is not None:
+            location.index.fence()
         try:
-            updated, _ = verification.verify_and_record(target, record, self.clock, workdir=self.workdir)
+            updated, _ = verification.verify_and_record(location, record, self.clock, workdir=self.workdir)
         except verification.VerificationUnavailable as err:
             log.warning("backup %s/%s not verified: %s", record.namespace, record.name, err)
             return Verified(record.namespace, record.name, None, str(err))
@@ -157,7 +162,7 @@ class Executor:
 
     def _unless_the_index_fails(self, do: Callable[[Action], Outcome], action: Action) -> Outcome:
         """A restore or deletion whose index record cannot be written (the bucket fails, or the
-        shard is damaged) fails alone; the other actions go on, and the next run tries again."""
+        control-plane index is damaged) fails alone; the other actions go on, and the next run tries again."""
         try:
             return do(action)
         except StorageError as err:
@@ -175,7 +180,7 @@ class Executor:
         that status, wait and SharedBackup phases see an end)."""
         request = action.request
         assert request is not None and action.record is not None
-        target = self.targets[(action.namespace, request.options.config)]
+        location = self.locations[(action.namespace, request.options.config)]
         now = self.clock()
         tries = action.record.retries + 1
         message = f"interrupted at each of {tries} tries (the run was killed or lost its lease); retry limit reached"
@@ -186,21 +191,21 @@ class Executor:
                 base.conditions, Condition("Completed", "False", FailureReason.INTERRUPTED, message, now)))
 
         try:
-            target.index.update_backup(request.namespace, request.control_plane, request.name, fail)
+            location.index.update_backup(request.namespace, request.control_plane, request.name, fail)
         except StorageError as err:
             return Outcome(action, False, f"{FailureReason.INDEX_WRITE_FAILED}: {err}")
         log.warning("backup %s/%s failed: %s: %s", request.namespace, request.name,
                     FailureReason.INTERRUPTED, message)
         return Outcome(action, True, f"recorded Failed: {FailureReason.INTERRUPTED}: {message}")
 
-    def _adopt_or_clear(self, action: Action, target: Target) -> Outcome | None:
+    def _adopt_or_clear(self, action: Action, location: BackupLocation) -> Outcome | None:
         """Before a backup is taken: what is already at its keys. None to go on and take it; else
         the outcome (adopted, or reported and left alone). Raises StorageError when the bucket
         cannot tell."""
         request = action.request
         assert request is not None
         ns, cp, name = request.namespace, request.control_plane, request.name
-        store = target.store
+        store = location.store
         attrs = store.archive_attributes(ns, cp, name)
         beside, readable = store.backup_record_beside(ns, cp, name)
         if attrs is None:
@@ -214,7 +219,7 @@ class Executor:
             return None
         if beside is not None and beside.phase is Phase.COMPLETED and beside.size == attrs.size and \
                 beside.sha256 and store.archive_sha256(ns, cp, name) == beside.sha256:
-            target.index.update_backup(ns, cp, name, lambda _old: beside, replace_unindexed=True)
+            location.index.update_backup(ns, cp, name, lambda _old: beside, replace_unindexed=True)
             log.warning("backup %s/%s: adopted the archive already in the bucket (it matches its record)", ns, name)
             return Outcome(action, True, f"adopted: the archive in the bucket matches its Completed record "
                                          f"({beside.size} bytes, sha256 {beside.sha256[:12]}…)", size=0)
@@ -230,13 +235,20 @@ class Executor:
         return None
 
     def backup(self, action: Action) -> Outcome:
+        """Take (or retake) one backup: an archive already at its key is adopted or cleared first
+        (`_adopt_or_clear`); then the record goes InProgress, the archive is uploaded create-if-absent,
+        and the record goes Completed with size, sha256 and counts, or Failed with a FailureReason
+        (retries counted against --max-retries by the planner). API calls are retried inside the
+        engine (KubeAPI: 6 attempts with backoff on 429/5xx/dropped connections); the upload is not.
+        Index writes are retried as `BucketIndex.update_backup` says; when they fail, the Outcome
+        says IndexWriteFailed. Raised: LeaseLost only."""
         request = action.request
         assert request is not None
-        target = self.targets[(action.namespace, request.options.config)]
+        location = self.locations[(action.namespace, request.options.config)]
         retries = action.record.retries + 1 if action.type is ActionType.RETRY and action.record else 0
-        archive_key = target.store.archive_key(request.namespace, request.control_plane, request.name)
+        archive_key = location.store.archive_key(request.namespace, request.control_plane, request.name)
         try:
-            settled = self._adopt_or_clear(action, target)
+            settled = self._adopt_or_clear(action, location)
         except RecordExists as err:
             return Outcome(action, False, f"RecordExists: {err}")
         except StorageError as err:
@@ -261,7 +273,7 @@ class Executor:
                 retry_request=request.retry_request,
             )
 
-        index = target.index
+        index = location.index
         try:
             index.update_backup(request.namespace, request.control_plane, request.name, begin, replace_unindexed=True)
         except StorageError as err:  # nothing recorded, nothing taken: the next run tries again
@@ -271,13 +283,13 @@ class Executor:
             api = api_client_for(control_plane, self.secrets)
             with api:
                 result = backup_engine.take_backup(
-                    api, target.store,
+                    api, location.store,
                     backup_engine.ArchiveInfo(namespace=request.namespace, control_plane=request.control_plane,
                                               backup=request.name, git_commit=self.desired.commit,
                                               excluded_resources=request.options.excluded_resources),
-                    progress=self.progress, encryption_key=target.keyring,
+                    progress=self.progress, encryption_key=location.keyring,
                 )
-        except (ControlPlaneUnreachable, backup_engine.BackupFailed) as err:
+        except (ConnectionSecretUnusable, backup_engine.BackupFailed) as err:
             return self._backup_failed(action, index, err.reason, err.message, retries)
         except Exception as err:  # noqa: BLE001 - one backup's bug must not stop the others
             log.exception("backup %s/%s failed unexpectedly", request.namespace, request.name)
@@ -295,13 +307,13 @@ class Executor:
                     "Completed", "True", "BackupCompleted",
                     f"{sum(result.counts.values())} objects, {human_size(result.size)}"
                     + (f", {len(result.warnings)} warning(s)" if result.warnings else ""), finished)),
-            ), target.keyring)
+            ), location.keyring)
 
         try:
             completed = index.update_backup(request.namespace, request.control_plane, request.name, complete)
         except StorageError as err:  # the archive is whole but not recorded: the next run retakes it
             return Outcome(action, False, f"{FailureReason.INDEX_WRITE_FAILED}: {err}")
-        self._completed.append((target, completed))
+        self._completed.append((location, completed))
         log.info("backup %s/%s completed", request.namespace, request.name, extra={"fields": {
             "event": "backup", "namespace": request.namespace, "backup": request.name,
             "controlPlane": request.control_plane, "phase": "Completed", "objects": sum(result.counts.values()),
@@ -331,10 +343,17 @@ class Executor:
     # -- restores ----------------------------------------------------------------------------------
 
     def restore(self, action: Action) -> Outcome:
+        """Restore one ControlPlane from the backup the plan chose: wait (Pending, no attempt used)
+        while its connection Secret is missing or its API does not answer (`kube.api.reachable`:
+        2 attempts); refuse a record or archive a restore must not trust (record MAC, size, sha256,
+        metadata) before anything is written to the target; then restore tier by tier. The restore
+        record ends Completed, PartiallyFailed (retried by the next run, up to
+        `max_restore_attempts`) or Failed with a FailureReason. Raised: LeaseLost, and StorageError
+        when the restore record cannot be written (`run` turns it into IndexWriteFailed)."""
         ns, name = action.namespace, action.name
         source = action.record
         assert source is not None
-        target = self.targets[(ns, source.config)]
+        location = self.locations[(ns, source.config)]
         control_plane = self.desired.control_planes[(ns, name)]
         now = self.clock()
 
@@ -344,47 +363,47 @@ class Executor:
                 return dataclasses.replace(base, phase=phase, git_commit=self.desired.commit,
                                            conditions=set_condition(base.conditions, Condition(
                                                "Restored", "False", reason, message, now)))
-            target.index.update_restore(ns, name, change)
+            location.index.update_restore(ns, name, change)
             if phase is Phase.FAILED:
                 return Outcome(action, False, f"{reason}: {message}")
             return Outcome(action, False, f"waiting: {message}", waiting=True)
 
         try:
             api = api_client_for(control_plane, self.secrets)
-        except ControlPlaneUnreachable as err:  # a refused kubeconfig is there to stay: a failure, not a wait
+        except ConnectionSecretUnusable as err:  # a refused kubeconfig is there to stay: a failure, not a wait
             return pending(err.reason, err.message, Phase.FAILED if err.reason is FailureReason.INSECURE_KUBECONFIG else Phase.PENDING)
         with api:
-            if not restore_engine.answers(api):
+            if not reachable(api):
                 return pending(FailureReason.CONTROL_PLANE_UNREACHABLE, f"the API of control plane {ns}/{name} does not answer")
             started = self.clock()
-            target.index.update_restore(ns, name, lambda old: dataclasses.replace(
+            location.index.update_restore(ns, name, lambda old: dataclasses.replace(
                 old or RestoreRecord(ns, name, action.restore_source[0], action.restore_source[1], Phase.PENDING),
                 phase=Phase.IN_PROGRESS, backup_name=source.name, git_commit=self.desired.commit,
                 attempts=(old.attempts if old else 0) + 1, started_at=started,
                 conditions=set_condition(old.conditions if old else (), Condition(
                     "Restored", "False", "InProgress", f"restoring from Backup {source.name}", started))))
             try:
-                keys = record_mac.check_restorable(source, target.keyring,
-                                                   target.config.object_storage.allow_unauthenticated_backups)
+                keys = record_mac.check_restorable(source, location.keyring,
+                                                   location.config.object_storage.allow_unauthenticated_backups)
                 with tempfile.TemporaryDirectory(prefix="ctpbackup-restore-", dir=self.workdir) as tmp:
                     # the store reads the archive at the layout's key, never at the (editable) record's
-                    archive = restore_engine.fetch_verified(target.store, source, Path(tmp), keys)
-                    if target.index.fence is not None:
-                        target.index.fence()  # a run that lost its lease writes nothing to the target either
+                    archive = restore_engine.fetch_verified(location.store, source, Path(tmp), keys)
+                    if location.index.fence is not None:
+                        location.index.fence()  # a run that lost its lease writes nothing to the target either
                     result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress,
                                                          wait_seconds=self.restore_wait,
                                                          label=f"restore {ns}/{name} ← {source.name}")
             except (restore_engine.RestoreFailed, record_mac.RecordRefused) as err:
-                return self._restore_failed(action, target, err.reason, err.message)
+                return self._restore_failed(action, location, err.reason, err.message)
             except LeaseLost:
                 raise
             except Exception as err:  # noqa: BLE001
                 log.exception("restore of %s/%s failed unexpectedly", ns, name)
-                return self._restore_failed(action, target, FailureReason.INTERNAL_ERROR, f"{type(err).__name__}: {err}")
+                return self._restore_failed(action, location, FailureReason.INTERNAL_ERROR, f"{type(err).__name__}: {err}")
         finished = self.clock()
         if not result.completed:
-            return self._restore_partially_failed(action, target, result, started, finished)
-        target.index.update_restore(ns, name, lambda old: dataclasses.replace(
+            return self._restore_partially_failed(action, location, result, started, finished)
+        location.index.update_restore(ns, name, lambda old: dataclasses.replace(
             old, phase=Phase.COMPLETED, finished_at=finished, counts=result.counts, warnings=result.warnings,
             conditions=set_condition(old.conditions, Condition(
                 "Restored", "True", "RestoreCompleted", result.summary(), finished))))
@@ -394,7 +413,7 @@ class Executor:
             "warnings": len(result.warnings), "seconds": round((finished - started).total_seconds(), 3)}})
         return Outcome(action, True, result.summary(), seconds=(finished - started).total_seconds())
 
-    def _restore_partially_failed(self, action: Action, target: Target, result: restore_engine.RestoreResult,
+    def _restore_partially_failed(self, action: Action, location: BackupLocation, result: restore_engine.RestoreResult,
                                   started: datetime, finished: datetime) -> Outcome:
         """Some objects failed, or something it paused is still paused: PartiallyFailed (as Velero
         reports it), exit 1. The next run tries again (existing objects skipped, what it paused
@@ -410,18 +429,18 @@ class Executor:
                 warnings=result.warnings, conditions=set_condition(old.conditions, Condition(
                     "Restored", "False", FailureReason.PARTIALLY_FAILED, message, finished)))
 
-        target.index.update_restore(ns, name, change)
+        location.index.update_restore(ns, name, change)
         log.warning("restore %s/%s partially failed: %s", ns, name, message, extra={"fields": {
             "event": "restore", "namespace": ns, "controlPlane": name, "phase": "PartiallyFailed",
             "restored": result.total("restored"), "skipped": result.total("skipped"), "failed": result.total("failed"),
             "stillPaused": result.still_paused, "seconds": round((finished - started).total_seconds(), 3)}})
         return Outcome(action, False, f"PartiallyFailed: {message}", seconds=(finished - started).total_seconds())
 
-    def _restore_failed(self, action: Action, target: Target, reason: str, message: str) -> Outcome:
+    def _restore_failed(self, action: Action, location: BackupLocation, reason: str, message: str) -> Outcome:
         now = self.clock()
         log.warning("restore %s/%s failed: %s: %s", action.namespace, action.name, reason, message)
         try:
-            target.index.update_restore(action.namespace, action.name, lambda old: dataclasses.replace(
+            location.index.update_restore(action.namespace, action.name, lambda old: dataclasses.replace(
                 old, phase=Phase.FAILED, finished_at=now if old.attempts >= self.max_restore_attempts else None,
                 conditions=set_condition(old.conditions, Condition("Restored", "False", reason, message, now))))
         except StorageError as err:  # the cause stays in the outcome; the record still says InProgress: retried
@@ -431,28 +450,33 @@ class Executor:
     # -- deletions ---------------------------------------------------------------------------------
 
     def delete(self, action: Action) -> Outcome:
+        """Delete or orphan one backup: the record is marked Deleted first (with the policy), then,
+        for Delete, its archive is removed (at the key the layout gives, never the record's), fenced
+        by the lease. The removal is tried 3 times (waiting 0.5 s, then 1 s); if it still fails the
+        Deleted record stays and the Outcome reports the leftover archive. Raised: LeaseLost, and
+        StorageError when the record cannot be written (`run` turns it into IndexWriteFailed)."""
         record = action.record
         assert record is not None
-        target = self.targets.get((record.namespace, record.config))
-        if target is None:
+        location = self.locations.get((record.namespace, record.config))
+        if location is None:
             return Outcome(action, False, f"SharedBackupConfig {record.namespace}/{record.config} is not in Git: "
                                           "cannot reach its bucket")
         now = self.clock()
         policy = DeletionPolicy.DELETE if action.type is ActionType.DELETE else DeletionPolicy.ORPHAN
 
         def deleted(old: BackupRecord | None) -> BackupRecord:
-            if old is None:  # the record was read from another control plane's shard
+            if old is None:  # the record was read from another control plane's control-plane index
                 raise IndexCorrupt(f"backup {record.namespace}/{record.name} is not in the index shard of control "
                                    f"plane {record.control_plane}; run `reconcile.py index rebuild`")
             return dataclasses.replace(old, phase=Phase.DELETED, deleted_with=policy, deleted_at=now,
                                        conditions=set_condition(old.conditions, Condition(
                                            "Deleted", "True", f"DeletionPolicy{policy}", action.reason, now)))
 
-        target.index.update_backup(record.namespace, record.control_plane, record.name, deleted)
+        location.index.update_backup(record.namespace, record.control_plane, record.name, deleted)
         if action.type is ActionType.DELETE:
             # this backup's own archive, at the layout's key: a record's archiveKey is never trusted
             try:
-                target.store.delete_archive(record.namespace, record.control_plane, record.name, attempts=3)
+                location.store.delete_archive(record.namespace, record.control_plane, record.name, attempts=3)
             except Exception as err:  # noqa: BLE001 - the record already says Deleted; report the leftover
                 return Outcome(action, False, f"marked Deleted but the archive could not be removed: {err}")
         return Outcome(action, True, "archive removed" if action.type is ActionType.DELETE else "archive kept")

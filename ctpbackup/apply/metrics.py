@@ -35,9 +35,9 @@ from ctpbackup.desired.model import DesiredState
 from ctpbackup.plan.planner import ActionType, shard_of
 from ctpbackup.rules.schedules import parse_schedule
 from ctpbackup.rules.selectors import selects
+from ctpbackup.store.controlplane_index import ControlPlaneIndexView
 from ctpbackup.store.index import RecordedState
 from ctpbackup.store.records import BackupRecord, Phase
-from ctpbackup.store.shard import ShardView
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,13 @@ def _state_set(gauge: Gauge, labels: tuple[str, ...], states: Iterable[str], cur
 
 def _phase_of_line(line: bytes) -> str:
     """A backup's phase off its index line without decoding it: shard lines are compact JSON with
-    sorted keys, `phase` always written (ctpbackup.store.shard)."""
+    sorted keys, `phase` always written (ctpbackup.store.controlplane_index)."""
     start = line.find(b'"phase":"')
     end = line.find(b'"', start + 9) if start >= 0 else -1
     return line[start + 9:end].decode() if end >= 0 else ""
 
 
-def _phases(view: ShardView) -> list[str]:
+def _phases(view: ControlPlaneIndexView) -> list[str]:
     if view.records is not None:  # index versions 1 and 2: decoded already
         return [record.phase.value for record in view.records]
     lines = view.data.split(b"\n")[1:1 + len(view.names)]
@@ -148,7 +148,7 @@ def build_registry(desired: DesiredState, recorded: RecordedState, outcomes: Ite
     def mine(namespace: str, control_plane: str) -> bool:
         return shard_of(namespace, control_plane, count) == index
 
-    for view in recorded.backups.shard_views():
+    for view in recorded.backups.index_views():
         _shard_state(view, mine, last_ok, last_size, last_seconds, last_phase, backups, last_verified)
     for (namespace, control_plane), record in sorted(recorded.restores.items()):
         if mine(namespace, control_plane):
@@ -176,10 +176,10 @@ def build_registry(desired: DesiredState, recorded: RecordedState, outcomes: Ite
     return registry
 
 
-def _shard_state(view: ShardView, mine, last_ok: Gauge, last_size: Gauge, last_seconds: Gauge, last_phase: Gauge,
+def _shard_state(view: ControlPlaneIndexView, mine, last_ok: Gauge, last_size: Gauge, last_seconds: Gauge, last_phase: Gauge,
                  backups: Gauge, last_verified: Gauge | None = None) -> None:
     """One control plane's backup state from its shard: the phase of each line, counted without
-    decoding; only the newest Completed backups (the header's digest names them) and the backups not
+    decoding; only the newest Completed backups (the header's summary names them) and the backups not
     Completed nor Deleted (few: a failed or running one) are decoded."""
     namespace = view.namespace or (view.records[0].namespace if view.records else "")
     control_plane = view.control_plane or (view.records[0].control_plane if view.records else "")
@@ -192,8 +192,8 @@ def _shard_state(view: ShardView, mine, last_ok: Gauge, last_size: Gauge, last_s
     for phase in dict.fromkeys([*PHASES, *counts]):
         backups.labels(namespace, control_plane, phase).set(counts.get(phase, 0))
     positions = {name: i for i, name in enumerate(view.names)}
-    candidates = {positions[key[1]] for _, key in view.digest.newest_completed.values() if key[1] in positions}
-    candidates |= {positions[key[1]] for key in view.digest.standalone if key[1] in positions}
+    candidates = {positions[key[1]] for _, key in view.summary.newest_completed.values() if key[1] in positions}
+    candidates |= {positions[key[1]] for key in view.summary.standalone if key[1] in positions}
     candidates |= {i for i, phase in enumerate(phases) if phase not in (Phase.COMPLETED.value, Phase.DELETED.value)}
     records = []
     for i in sorted(candidates):

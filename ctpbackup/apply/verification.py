@@ -21,8 +21,8 @@ from ctpbackup.engines.verify import KEY_MISSING, Expected, Verification, verify
 from ctpbackup.rules.reasons import FailureReason
 from ctpbackup.storage.base import ObjectNotFound, StorageError
 from ctpbackup.store import record_mac
+from ctpbackup.store.locations import BackupLocation
 from ctpbackup.store.records import BackupRecord, Condition, Phase, set_condition
-from ctpbackup.store.targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +34,15 @@ class VerificationUnavailable(Exception):
     """The bucket could not be read (or the record not written): nothing was recorded; try again."""
 
 
-def verify_recorded(target: Target, record: BackupRecord, *, workdir: Path | None = None) -> Verification:
-    """Read the archive of a Completed `record` from `target`'s bucket (at the key the layout gives,
+def verify_recorded(location: BackupLocation, record: BackupRecord, *, workdir: Path | None = None) -> Verification:
+    """Read the archive of a Completed `record` from `location`'s bucket (at the key the layout gives,
     never the record's) and verify it. A record a restore would refuse (its MAC, an archive that
     should be encrypted) fails verification with the restore's reason. Raises
     VerificationUnavailable when the bucket cannot be read."""
     result = Verification()
     try:
-        keys = record_mac.check_restorable(record, target.keyring,
-                                           target.config.object_storage.allow_unauthenticated_backups)
+        keys = record_mac.check_restorable(record, location.keyring,
+                                           location.config.object_storage.allow_unauthenticated_backups)
     except record_mac.RecordRefused as err:
         result.problem(err.reason, err.message)
         return result
@@ -52,7 +52,7 @@ def verify_recorded(target: Target, record: BackupRecord, *, workdir: Path | Non
     expected = Expected(record.namespace, record.control_plane, record.name, record.size, record.sha256,
                         dict(record.counts), record.encrypted)
     try:
-        with target.store.read_archive(record.namespace, record.control_plane, record.name) as stream:
+        with location.store.read_archive(record.namespace, record.control_plane, record.name) as stream:
             return verify_archive(stream, expected, keys, workdir=workdir)
     except ObjectNotFound:
         result.problem(ARCHIVE_MISSING, f"the archive of Backup {record.name} is not in the bucket")
@@ -71,7 +71,7 @@ def condition_of(result: Verification, now: datetime) -> Condition:
     return Condition(VERIFIED, "True" if result.verified else "False", result.reason, result.message(), now)
 
 
-def record_outcome(target: Target, record: BackupRecord, result: Verification, now: datetime) -> BackupRecord:
+def record_outcome(location: BackupLocation, record: BackupRecord, result: Verification, now: datetime) -> BackupRecord:
     """Write the outcome into the backup's record (compare-and-swap); only while the record is still
     the Completed backup that was verified (same sha256): never changes its phase. Raises
     VerificationUnavailable when the index cannot be written."""
@@ -83,18 +83,18 @@ def record_outcome(target: Target, record: BackupRecord, result: Verification, n
                                    verification={**result.to_dict(), "verifiedAt": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
 
     try:
-        return target.index.update_backup(record.namespace, record.control_plane, record.name, change)
+        return location.index.update_backup(record.namespace, record.control_plane, record.name, change)
     except StorageError as err:
         raise VerificationUnavailable(f"the outcome of verifying Backup {record.namespace}/{record.name} could not "
                                       f"be recorded: {err}") from None
 
 
-def verify_and_record(target: Target, record: BackupRecord, clock: Callable[[], datetime], *,
+def verify_and_record(location: BackupLocation, record: BackupRecord, clock: Callable[[], datetime], *,
                       workdir: Path | None = None) -> tuple[BackupRecord, Verification]:
     """Verify a Completed backup and record the outcome; the updated record and the outcome. Raises
     VerificationUnavailable (nothing recorded) when the bucket cannot be read or written."""
-    result = verify_recorded(target, record, workdir=workdir)
-    updated = record_outcome(target, record, result, clock())
+    result = verify_recorded(location, record, workdir=workdir)
+    updated = record_outcome(location, record, result, clock())
     level = logging.INFO if result.verified else logging.WARNING
     log.log(level, "backup %s/%s %s: %s", record.namespace, record.name,
             "verified" if result.verified else "failed verification", result.message(), extra={"fields": {

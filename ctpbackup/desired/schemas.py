@@ -122,10 +122,6 @@ def validator_for(kind: str) -> jsonschema.protocols.Validator:
     return cls(schema, format_checker=_FORMATS)
 
 
-def schema_for(kind: str) -> dict[str, Any]:
-    return json.loads((SCHEMA_DIR / SCHEMA_FILES[kind]).read_text())
-
-
 def validate(kind: str, data: Any) -> list[SchemaProblem]:
     """Every schema problem of one object (not just the first), sorted by field."""
     problems = [p for error in validator_for(kind).iter_errors(data) for p in _explain(error)]

@@ -329,12 +329,6 @@ class ArchiveReader:
                 continue
             yield member, jsoncodec.loads(_read(tar, info))
 
-    def read_json(self, path: str) -> Any:
-        for member, tar, info in self.members():
-            if member.path == path:
-                return jsoncodec.loads(_read(tar, info))
-        raise ArchiveError(f"{path} missing")
-
     def uids(self) -> dict[str, str]:
         """Archive path -> old uid of every object (what a restore needs to remap owners). The first
         call after validate() reads nothing: validate kept them (one pass less over a large archive),

@@ -117,15 +117,6 @@ class RestoreResult:
         return "; ".join(reasons)
 
 
-def answers(api_client: ApiClient) -> bool:
-    """Whether the control plane's API answers at all (a restore waits until it does)."""
-    try:
-        KubeAPI(api_client, attempts=2, timeout=10).server_version()
-        return True
-    except KubeError:
-        return False
-
-
 def fetch_verified(store: BackupStore, record: BackupRecord, dest: Path,
                    encryption_key: Keyring | bytes | None = None) -> Path:
     """Download the archive of `record` from `store` into `dest`, proven the one the index recorded

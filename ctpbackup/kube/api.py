@@ -267,3 +267,14 @@ def _kube_error(status: int, body: bytes, method: str, path: str) -> KubeError:
     except (ValueError, TypeError, AttributeError):
         pass
     return KubeError(status, reason, f"{method} {path}: {status} {message or reason}".rstrip())
+
+
+def reachable(api_client: ApiClient) -> bool:
+    """Whether the control plane's API answers at all: `GET /version`, 2 attempts with backoff, 10 s
+    each. A restore waits until it does; `status` shows it as the ControlPlane's Ready. Any KubeError
+    (no connection, 5xx, 401/403) is False; nothing is raised."""
+    try:
+        KubeAPI(api_client, attempts=2, timeout=10).server_version()
+        return True
+    except KubeError:
+        return False

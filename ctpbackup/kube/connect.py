@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ctpbackup.desired.model import ControlPlane
-from ctpbackup.kube.secrets import SecretNotFound, SecretSource
+from ctpbackup.kube.secrets import SecretSource, SecretUnreadable
 from ctpbackup.rules.reasons import FailureReason, ReasonedError
 
 if TYPE_CHECKING:  # the kubernetes package takes seconds to import: only commands that connect load it
@@ -55,8 +55,10 @@ _WHY = {
 }
 
 
-class ControlPlaneUnreachable(ReasonedError):
-    """The control plane cannot be reached; the message says why, without secrets."""
+class ConnectionSecretUnusable(ReasonedError):
+    """The control plane's connection Secret cannot be used: missing or unreadable
+    (`ConnectionSecretMissing`), not a kubeconfig (`InvalidKubeconfig`) or one that would run or read
+    something (`InsecureKubeconfig`). No request was made; the message says why, without secrets."""
 
 
 class InsecureKubeconfig(ValueError):
@@ -123,12 +125,12 @@ def kubeconfig_of(control_plane: ControlPlane, secrets: SecretSource) -> bytes:
     assert ref is not None
     try:
         return secrets.get(ref.namespace, ref.name, KUBECONFIG_KEY)
-    except SecretNotFound as err:
-        raise ControlPlaneUnreachable(FailureReason.CONNECTION_SECRET_MISSING, f"connection Secret not available: {err}") from None
+    except SecretUnreadable as err:
+        raise ConnectionSecretUnusable(FailureReason.CONNECTION_SECRET_MISSING, f"connection Secret not available: {err}") from None
 
 
 def api_client_for(control_plane: ControlPlane, secrets: SecretSource, *, pool_size: int = 16) -> ApiClient:
-    """An ApiClient for the control plane (no request made yet). Raises ControlPlaneUnreachable with
+    """An ApiClient for the control plane (no request made yet). Raises ConnectionSecretUnusable with
     reason `ConnectionSecretMissing`, `InsecureKubeconfig` (a field naming a command, plugin or file,
     see `check_kubeconfig`; nothing is run or read) or `InvalidKubeconfig`."""
     from kubernetes import client, config
@@ -146,13 +148,13 @@ def api_client_for(control_plane: ControlPlane, secrets: SecretSource, *, pool_s
         loader = config.kube_config.KubeConfigLoader(config_dict=document)
         loader.load_and_set(configuration)
     except InsecureKubeconfig as err:
-        raise ControlPlaneUnreachable(
+        raise ConnectionSecretUnusable(
             FailureReason.INSECURE_KUBECONFIG,
             f"{where}: {err.field} {err.why}; refused (only inline server, certificate and token fields are "
             f"allowed unless ControlPlane {control_plane.namespace}/{control_plane.name} sets "
             f"spec.allowInsecureKubeconfig)") from None
     except Exception:  # a kubeconfig we cannot use; its content may be secret, so it is not quoted
-        raise ControlPlaneUnreachable(FailureReason.INVALID_KUBECONFIG, f"{where} is not a usable kubeconfig") from None
+        raise ConnectionSecretUnusable(FailureReason.INVALID_KUBECONFIG, f"{where} is not a usable kubeconfig") from None
     configuration.connection_pool_maxsize = pool_size
     configuration.retries = 0  # we retry ourselves, with backoff, where it is safe
     return client.ApiClient(configuration)

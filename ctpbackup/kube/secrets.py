@@ -17,8 +17,13 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 MIN_SCRUB_LENGTH = 6  # shorter values would scrub ordinary words
 
 
-class SecretNotFound(Exception):
-    """The Secret (or its key) does not exist. The message names it, never a value."""
+class SecretUnreadable(Exception):
+    """The Secret (or its key) cannot be read: it does not exist, or the API refused it (401, 403,
+    5xx). The message names it and the status, never a value."""
+
+
+class SecretNotFound(SecretUnreadable):
+    """The Secret (or its key) does not exist (404, or no such folder or file)."""
 
 
 class SecretKeyMissing(SecretNotFound):
@@ -137,7 +142,7 @@ class KubernetesSecretSource(SecretSource):
         except ApiException as err:
             if err.status == 404:
                 raise SecretNotFound(f"Secret {namespace}/{name} not found") from None
-            raise SecretNotFound(f"Secret {namespace}/{name} could not be read: {err.status} {err.reason}") from None
+            raise SecretUnreadable(f"Secret {namespace}/{name} could not be read: {err.status} {err.reason}") from None
 
     def _get(self, namespace: str, name: str, key: str) -> bytes:
         data = self._read(namespace, name).data or {}
@@ -149,5 +154,5 @@ class KubernetesSecretSource(SecretSource):
         try:
             self._read(namespace, name)
             return True
-        except SecretNotFound:
+        except SecretUnreadable:
             return False

@@ -30,8 +30,8 @@ from ctpbackup.rules.reasons import FailureReason
 from ctpbackup.rules.schedules import parse_schedule
 from ctpbackup.rules.selectors import selects
 from ctpbackup.rules.times import readable
-from ctpbackup.store.digest import Owner, RecordedDigest
 from ctpbackup.store.records import BackupRecord, OwnerKind, Phase, RestoreRecord
+from ctpbackup.store.summary import Owner, RecordedSummary
 
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_RESTORE_ATTEMPTS = 3
@@ -77,14 +77,14 @@ _ORDER = {t: i for i, t in enumerate(ActionType)}
 
 
 class Recorded(Protocol):
-    """What the planner reads from the bucket index (ctpbackup.store.index.RecordedState): the digest of
+    """What the planner reads from the bucket index (ctpbackup.store.index.RecordedState): the summary of
     every backup, and whole records for the few it acts on: by key, or the live ones an owner keeps
     by reference (`kept_by`, when owners have left Git)."""
 
     @property
     def backups(self) -> Mapping[tuple[str, str], BackupRecord]: ...
 
-    def digest(self) -> RecordedDigest: ...
+    def summary(self) -> RecordedSummary: ...
 
     def kept_by(self, owners: Set[Owner]) -> Iterable[BackupRecord]: ...
 
@@ -218,7 +218,7 @@ def plan(desired: DesiredState, recorded: Recorded, now: datetime, options: Plan
     planner = _Planner(desired, recorded, now, options, missing_connection_secrets or {})
     # in this order: deletions leave alone what the restores take their backups from
     actions = list(planner.backups()) + list(planner.restores()) + list(planner.deletions())
-    actions, refusals = _guard_mass_delete(actions, desired, planner.digest.live, options)
+    actions, refusals = _guard_mass_delete(actions, desired, planner.summary.live, options)
     index, count = options.shard
     if count > 1:
         actions = [a for a in actions if shard_of(a.namespace, a.control_plane, count) == index]
@@ -267,7 +267,7 @@ class _Planner:
         #: (ns, backup name) of the backups this plan restores from: not deleted in the same run
         self.restoring: set[tuple[str, str]] = set()
         #: what planning needs of every recorded backup, a few entries per control plane
-        self.digest = recorded.digest()
+        self.summary = recorded.summary()
         self._known: frozenset[tuple[str, str]] | None = None
         self._slots: dict[str, datetime] = {}  # schedule text -> latest slot at now
         self._times: dict[datetime, str] = {}  # time -> as reasons show it
@@ -382,12 +382,12 @@ class _Planner:
     def _owner_changes(self) -> Iterator[tuple[tuple[str, str, str], str, str, str]]:
         """Immutable fields of an owner that no backup name shows: a BackupSchedule's controlPlane
         (its new backups have new names) and a SharedBackup's controlPlaneSelector changed to select
-        other control planes (their backups are new names too). Found from the digest: the control
+        other control planes (their backups are new names too). Found from the summary: the control
         planes each schedule took slots for, and each SharedBackup's newest Completed backup.
         Rules: the Spaces CRDs' CEL rules `self == oldSelf` on BackupSchedule spec.controlPlane and
         `self.controlPlaneSelector == oldSelf.controlPlaneSelector` on SharedBackup."""
         scheduled: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for kind, ns, name, cp in self.digest.last_slots:
+        for kind, ns, name, cp in self.summary.last_slots:
             if kind is OwnerKind.BACKUP_SCHEDULE:
                 scheduled[(ns, name)].add(cp)
         for (ns, name), schedule in self.desired.backup_schedules.items():
@@ -397,7 +397,7 @@ class _Planner:
                        f"spec.controlPlane (target can not be changed after creation: recorded "
                        f"{', '.join(repr(c) for c in others)}, Git says {schedule.control_plane!r})")
         for (ns, name), shared in self.desired.shared_backups.items():
-            newest = self.digest.newest_completed.get((OwnerKind.SHARED_BACKUP, ns, name))
+            newest = self.summary.newest_completed.get((OwnerKind.SHARED_BACKUP, ns, name))
             record = self.recorded.backups.get(newest[1]) if newest else None
             if record is not None and record.selector and record.selector != selector_text(shared.selector):
                 yield (("SharedBackup", ns, name), record.control_plane, shared.options.config,
@@ -409,7 +409,7 @@ class _Planner:
             return "Backup in Git, not in the bucket index"
         if request.owner_kind is OwnerKind.SHARED_BACKUP:
             return f"selected by SharedBackup {request.owner_name}"
-        last = self.digest.last_slots.get((request.owner_kind, request.namespace, request.owner_name,
+        last = self.summary.last_slots.get((request.owner_kind, request.namespace, request.owner_name,
                                            request.control_plane))
         slot = self._utc(request.slot) if request.slot else ""
         tail = f"; last backup {self._utc(last)}" if last else "; first backup of this schedule"
@@ -427,14 +427,14 @@ class _Planner:
 
     def deletion_candidates(self) -> Iterator[BackupRecord]:
         """Live backups that may have to go: expired ones, standalone ones (gone once Git stops asking
-        for them), and those kept by reference by an owner that has left Git. Found from the digest,
+        for them), and those kept by reference by an owner that has left Git. Found from the summary,
         so only these records are read. A backup this plan restores from waits for a later run: a
         failed restore must still find its source."""
-        gone = {(kind, ns, name) for kind, ns, name in self.digest.referenced_owners
+        gone = {(kind, ns, name) for kind, ns, name in self.summary.referenced_owners
                 if (ns, name) not in self.owners_in_git[kind]}
         seen: set[tuple[str, str]] = set()
-        for record in itertools.chain((self.recorded.backups[key] for key in self.digest.expired(self.now)),
-                                      (self.recorded.backups[key] for key in self.digest.standalone),
+        for record in itertools.chain((self.recorded.backups[key] for key in self.summary.expired(self.now)),
+                                      (self.recorded.backups[key] for key in self.summary.standalone),
                                       self.recorded.kept_by(gone) if gone else ()):
             if record.key not in seen and record.phase is not Phase.DELETED and record.key not in self.restoring:
                 seen.add(record.key)
@@ -524,7 +524,7 @@ class _Planner:
         if kind == "Backup":
             return (ns, name) in self.wanted or (ns, name) in self.recorded.backups
         return (ns, name) in self.desired.backup_schedules or \
-            (OwnerKind.BACKUP_SCHEDULE, ns, name) in self.digest.newest_completed
+            (OwnerKind.BACKUP_SCHEDULE, ns, name) in self.summary.newest_completed
 
     def _known_control_planes(self) -> Set[tuple[str, str]]:
         """The control planes the index holds backups of, read once (only when a restore asks)."""
@@ -543,7 +543,7 @@ class _Planner:
                 return record, ""
             return None, f"source Backup {name} is {record.phase.value}" + (
                 f" ({_last_message(record)})" if record.phase is Phase.FAILED else "")
-        newest = self.digest.newest_completed.get((OwnerKind.BACKUP_SCHEDULE, ns, name))
+        newest = self.summary.newest_completed.get((OwnerKind.BACKUP_SCHEDULE, ns, name))
         record = self.recorded.backups.get(newest[1]) if newest else None
         if record is None or record.phase is not Phase.COMPLETED or \
                 (record.owner_kind, record.owner_name) != (OwnerKind.BACKUP_SCHEDULE, name):
@@ -670,8 +670,3 @@ def _guard_mass_delete(actions: list[Action], desired: DesiredState, live: Mappi
         refusals.append(f"refusing to delete or orphan {why}; check the --repo/--ref/--path and the commit, "
                         "or pass --allow-mass-delete")
     return [a for a in actions if id(a) not in held], refusals
-
-
-def backups_of(actions: Iterable[Action]) -> list[Action]:
-    return [a for a in actions if a.type in (ActionType.BACKUP, ActionType.RETRY)]
-

@@ -24,13 +24,3 @@ def parse_duration(text: str) -> timedelta:
     if not seconds <= MAX_SECONDS:  # also catches inf from an absurd number of digits
         raise ValueError(f"{text!r} is longer than the longest duration Kubernetes accepts (about {MAX_TEXT}, 292 years)")
     return timedelta(seconds=seconds)
-
-
-def format_duration(value: timedelta) -> str:
-    """The shortest Go-style spelling of a whole-second duration (`1h30m`, `45s`)."""
-    total = int(value.total_seconds())
-    if total == 0:
-        return "0s"
-    hours, rest = divmod(total, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return "".join(f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (seconds, "s")) if n)

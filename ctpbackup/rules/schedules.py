@@ -86,14 +86,6 @@ def _check_fires(cron: str) -> None:
         raise ValueError(f"{cron!r} never fires (no day matches its day-of-month and month fields)") from None
 
 
-def is_valid_schedule(text: object) -> bool:
-    try:
-        parse_schedule(text)  # type: ignore[arg-type]
-    except ValueError:
-        return False
-    return True
-
-
 def slot_suffix(slot: datetime) -> str:
     """`yyyymmddhhmmss` of a slot in UTC, as used in scheduled backup names."""
     return slot.astimezone(UTC).strftime(COMPACT)

@@ -1,6 +1,6 @@
 """Open a bucket from plain values: (provider, bucket name, config mapping, credential bytes), the
 one factory `switch` Thanos objstore has. It knows nothing of manifests or Secret sources; the
-mapping from a SharedBackupConfig and its Secret to these values is `ctpbackup.store.targets`'s."""
+mapping from a SharedBackupConfig and its Secret to these values is `ctpbackup.store.locations`'s."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ctpbackup.storage.base import Bucket, StorageError
 
 class StorageConfigError(StorageError):
     """The storage settings cannot be used. The message says what, not which config: the caller
-    (ctpbackup.store.targets) names the config once."""
+    (ctpbackup.store.locations) names the config once."""
 
 
 def open_bucket(provider: str, bucket: str, config: Mapping[str, Any] | None = None,

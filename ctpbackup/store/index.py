@@ -1,10 +1,10 @@
 """The bucket index: what backups and restores exist and in which condition. The job's only state.
 
-One shard per control plane (`<prefix>/<ns>/<cp>/index.json`), so writers of different control
+One control-plane index per control plane (`<prefix>/<ns>/<cp>/index.json`), so writers of different control
 planes never contend and a plan reads one small object per control plane. Every update is a
-compare-and-swap on the shard (conditional put); a lost race re-reads and re-applies the change, so
-no update is ever lost. Each backup's record is also written next to its archive *before* the shard,
-and the restore record next to the shard, so `rebuild` can recreate every shard from them.
+compare-and-swap on the control-plane index (conditional put); a lost race re-reads and re-applies the change, so
+no update is ever lost. Each backup's record is also written next to its archive *before* the control-plane index,
+and the restore record next to the control-plane index, so `rebuild` can recreate every control-plane index from them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from ctpbackup.engines import jsoncodec
 from ctpbackup.rules.reasons import FailureReason
 from ctpbackup.storage.base import Bucket, ObjectNotFound, PreconditionFailed, StorageError
-from ctpbackup.store.digest import Owner, RecordedDigest
+from ctpbackup.store.controlplane_index import ControlPlaneIndex, ControlPlaneIndexView, unreadable_as_corrupt
 from ctpbackup.store.layout import ARCHIVE_FILE, INDEX_FILE, RECORD_FILE, BucketLayout
 from ctpbackup.store.records import (
     RECORD_SCHEMA_VERSION,
@@ -33,7 +33,7 @@ from ctpbackup.store.records import (
     Phase,
     RestoreRecord,
 )
-from ctpbackup.store.shard import Shard, ShardView, unreadable_as_corrupt
+from ctpbackup.store.summary import Owner, RecordedSummary
 
 log = logging.getLogger(__name__)
 
@@ -41,61 +41,61 @@ CAS_ATTEMPTS = 50
 
 
 class IndexConflict(StorageError):
-    """Too many concurrent writers on one shard: retry the run."""
+    """Too many concurrent writers on one control-plane index: retry the run."""
 
 
 class RecordExists(StorageError):
-    """A backup record exists next to its archive that the index shard does not list: adopt or report it."""
+    """A backup record exists next to its archive that the control-plane index does not list: adopt or report it."""
 
 
 class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
-    """Every recorded backup by (namespace, name), over the shards read. Planning needs the digest
+    """Every recorded backup by (namespace, name), over the control-plane indexes read. Planning needs the summary
     of them all, but the whole record of only the few it acts on: a record is decoded on first
     access (a damaged one is an IndexCorrupt then, and the plan fails closed)."""
 
     def __init__(self) -> None:
-        self._where: dict[tuple[str, str], tuple[ShardView, int]] = {}
+        self._where: dict[tuple[str, str], tuple[ControlPlaneIndexView, int]] = {}
         self._decoded: dict[tuple[str, str], BackupRecord] = {}
-        self._views: list[ShardView] = []
-        self._digest: RecordedDigest | None = RecordedDigest()
+        self._views: list[ControlPlaneIndexView] = []
+        self._summary: RecordedSummary | None = RecordedSummary()
 
-    def add(self, view: ShardView) -> None:
+    def add(self, view: ControlPlaneIndexView) -> None:
         keys = view.backup_keys()
-        if self._digest is not None and (not self._where.keys().isdisjoint(keys) or
+        if self._summary is not None and (not self._where.keys().isdisjoint(keys) or
                                          (view.records is not None and len(set(keys)) != len(keys))):
-            self._digest = None  # a backup read twice: the merged digests would count it twice
+            self._summary = None  # a backup read twice: the merged summaries would count it twice
         for key in keys if self._decoded else ():
             self._decoded.pop(key, None)
         self._where.update(zip(keys, zip(itertools.repeat(view), range(len(keys))), strict=True))
         self._views.append(view)
-        if self._digest is not None:
-            self._digest.merge(view.digest)
+        if self._summary is not None:
+            self._summary.merge(view.summary)
 
     @classmethod
     def union(cls, groups: Iterable[RecordedBackups]) -> RecordedBackups:
-        """Every group's shards, in order (a later one wins a key read twice), each added once."""
+        """Every group's control-plane indexes, in order (a later one wins a key read twice), each added once."""
         out = cls()
         for group in groups:
             for view in group._views:
                 out.add(view)
         return out
 
-    def digest(self) -> RecordedDigest:
-        """The shards' digests merged; when a backup was read twice (one bucket through two configs,
-        or one name in two shards), the digest of the records this Mapping holds (slower, exact)."""
-        if self._digest is None:
-            self._digest = RecordedDigest.of(self.values())
-        return self._digest
+    def summary(self) -> RecordedSummary:
+        """The control-plane indexes' summaries merged; when a backup was read twice (one bucket through two configs,
+        or one name in two control-plane indexes), the summary of the records this Mapping holds (slower, exact)."""
+        if self._summary is None:
+            self._summary = RecordedSummary.of(self.values())
+        return self._summary
 
-    def shard_views(self) -> list[ShardView]:
-        """The shards read, in order: headers parsed, records decoded only on demand (metrics)."""
+    def index_views(self) -> list[ControlPlaneIndexView]:
+        """The control-plane indexes read, in order: headers parsed, records decoded only on demand (metrics)."""
         return list(self._views)
 
     def kept_by(self, owners: Set[Owner]) -> Iterator[BackupRecord]:
         """Live backups kept by reference (useOwnerReferencesInBackup) by one of `owners`: decodes
-        the shards whose digest says they hold some, and only those."""
+        the control-plane indexes whose summary says they hold some, and only those."""
         for view in self._views:
-            if not view.digest.referenced_owners & owners:
+            if not view.summary.referenced_owners & owners:
                 continue
             for key in view.backup_keys():
                 record = self[key]
@@ -104,7 +104,7 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
                     yield record
 
     def control_planes(self) -> set[tuple[str, str]]:
-        """(namespace, control plane) of every shard read that holds a backup: the control planes
+        """(namespace, control plane) of every control-plane index read that holds a backup: the control planes
         the index knows (a restore cannot be asked for one of them after the fact)."""
         out: set[tuple[str, str]] = set()
         for view in self._views:
@@ -134,12 +134,15 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
 
 
 @contextlib.contextmanager
-def _without_cycle_collection() -> Iterator[None]:
-    """Loading builds hundreds of thousands of small objects (names, keys, digest entries) and no
+def cycle_collection_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while indexes load, then freeze what was loaded.
+
+    Loading builds hundreds of thousands of small objects (names, keys, summary entries) and no
     reference cycles; left on, the cycle collector walks them again and again while they are built.
     Afterwards they are frozen out of its sight too: they live for the run, and reference counting
-    still frees them. The next load thaws what the previous one froze, so nothing stays frozen for
-    good."""
+    still frees them. The next pause thaws what the previous one froze, so nothing stays frozen for
+    good. The switch is process-wide: enter it once, from the thread that starts the loading (as
+    `store.locations.load_recorded` does around its loader threads), never from the loaders."""
     enabled = gc.isenabled()
     gc.disable()
     gc.unfreeze()
@@ -158,8 +161,8 @@ class RecordedState:
     backups: RecordedBackups = field(default_factory=RecordedBackups)
     restores: Mapping[tuple[str, str], RestoreRecord] = field(default_factory=dict)
 
-    def digest(self) -> RecordedDigest:
-        return self.backups.digest()
+    def summary(self) -> RecordedSummary:
+        return self.backups.summary()
 
     def kept_by(self, owners: Set[Owner]) -> Iterable[BackupRecord]:
         return self.backups.kept_by(owners)
@@ -179,7 +182,7 @@ class RecordedState:
 
 @dataclass(frozen=True)
 class RebuildReport:
-    shards: int
+    indexes: int
     backups: int
     restores: int
     skipped: tuple[str, ...] = ()
@@ -187,7 +190,7 @@ class RebuildReport:
     unreadable: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        text = f"rebuilt {self.shards} index shard(s): {self.backups} backup(s), {self.restores} restore(s)"
+        text = f"rebuilt {self.indexes} index shard(s): {self.backups} backup(s), {self.restores} restore(s)"
         if self.unreadable:
             text += (f"; {len(self.unreadable)} backup(s) kept from their archive, record unreadable "
                      f"(RecordUnreadable): " + ", ".join(self.unreadable[:10]))
@@ -212,18 +215,18 @@ class BucketIndex:
 
     # -- reading -------------------------------------------------------------------------------------
 
-    def _read_shard(self, key: str) -> tuple[Shard, str | None]:
+    def _read_index(self, key: str) -> tuple[ControlPlaneIndex, str | None]:
         try:
             data, version = self.bucket.read(key)
         except ObjectNotFound:
-            return Shard(), None
-        return Shard.from_bytes(data, key), version
+            return ControlPlaneIndex(), None
+        return ControlPlaneIndex.from_bytes(data, key), version
 
-    def shard_keys(self, namespaces: Iterable[str] | None = None) -> list[str]:
-        return self._shard_keys_and_orphans(namespaces)[0]
+    def index_keys(self, namespaces: Iterable[str] | None = None) -> list[str]:
+        return self._index_keys_and_orphans(namespaces)[0]
 
-    def _shard_keys_and_orphans(self, namespaces: Iterable[str] | None) -> tuple[list[str], list[str]]:
-        """The shard keys, and the control-plane prefixes holding backups or a restore record but no shard."""
+    def _index_keys_and_orphans(self, namespaces: Iterable[str] | None) -> tuple[list[str], list[str]]:
+        """The control-plane index keys, and the control-plane prefixes holding backups or a restore record but no control-plane index."""
         prefixes = [self.layout.namespace_prefix(ns) for ns in namespaces] if namespaces is not None else [self.layout.root]
         keys = set()
         with_backups: set[tuple[str, str]] = set()
@@ -248,7 +251,7 @@ class BucketIndex:
         backups again. The next write to that control plane writes the shard from them too.
         `control_planes(namespace, control_plane)`: read only the shards of the control planes it
         keeps (a run's `--shard I/N`: its own control planes' shards, so its load falls with N)."""
-        keys, orphans = self._shard_keys_and_orphans(namespaces)
+        keys, orphans = self._index_keys_and_orphans(namespaces)
         if control_planes is not None:
             keys = [k for k in keys if control_planes(*self.layout.parse(k)[:2])]
             orphans = [p for p in orphans if control_planes(*self.layout.parse(p + INDEX_FILE)[:2])]
@@ -262,7 +265,7 @@ class BucketIndex:
 
         backups = RecordedBackups()
         restores: dict[tuple[str, str], RestoreRecord] = {}
-        with _without_cycle_collection(), ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(keys)))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(keys)))) as pool:
             # threads wait on the bucket; decoding stays on this thread, where it does not fight
             # the readers for the GIL. A window of reads in flight bounds the memory.
             window = 4 * self.workers
@@ -272,7 +275,7 @@ class BucketIndex:
                     if data is None:
                         continue
                     with unreadable_as_corrupt(key):
-                        view = ShardView.parse(data, key)
+                        view = ControlPlaneIndexView.parse(data, key)
                         where = self.layout.parse(key)[:2]
                         if view.records is None and (view.namespace, view.control_plane) != where:
                             raise ValueError("the header names another control plane")
@@ -283,20 +286,20 @@ class BucketIndex:
                         restores[view.restore.key] = view.restore
             for prefix in orphans:
                 namespace, control_plane, _ = self.layout.parse(prefix + INDEX_FILE)
-                shard, unreadable = self._from_records(namespace, control_plane)
-                log.warning("%s: no index shard; read %d backup record(s) instead%s", prefix, len(shard.backups),
+                cp_index, unreadable = self._from_records(namespace, control_plane)
+                log.warning("%s: no index shard; read %d backup record(s) instead%s", prefix, len(cp_index.backups),
                             f" ({len(unreadable)} unreadable: run `reconcile.py index rebuild`)" if unreadable else "")
                 key = self.layout.index_key(namespace, control_plane)
-                view = ShardView.parse(shard.to_bytes(namespace, control_plane, self.layout), key)
+                view = ControlPlaneIndexView.parse(cp_index.to_bytes(namespace, control_plane, self.layout), key)
                 backups.add(view)
                 if view.restore is not None:
                     restores[view.restore.key] = view.restore
         return RecordedState(backups, restores)
 
-    def _from_records(self, namespace: str, control_plane: str) -> tuple[Shard, list[str]]:
-        """The shard of one control plane as its per-backup and restore records say (for a shard
+    def _from_records(self, namespace: str, control_plane: str) -> tuple[ControlPlaneIndex, list[str]]:
+        """The control-plane index of one control plane as its per-backup and restore records say (for a control-plane index
         that is missing), and the keys of the records that could not be read."""
-        shard = Shard()
+        cp_index = ControlPlaneIndex()
         unreadable = []
         for item in self.bucket.list(self.layout.control_plane_prefix(namespace, control_plane)):
             parsed = self.layout.parse(item.key)
@@ -311,30 +314,37 @@ class BucketIndex:
                     record = BackupRecord.from_dict(doc)
                     if (record.namespace, record.control_plane, record.name) != (namespace, control_plane, parts[1]):
                         raise ValueError("a record of another backup")
-                    shard.backups[record.name] = record
+                    cp_index.backups[record.name] = record
                 elif parts == ["restore", RECORD_FILE]:
                     restore = RestoreRecord.from_dict(doc)
                     if restore.key == (namespace, control_plane):
-                        shard.restore = restore
+                        cp_index.restore = restore
             except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, ObjectNotFound):
                 unreadable.append(item.key)
-        return shard, unreadable
+        return cp_index, unreadable
 
     # -- writing -------------------------------------------------------------------------------------
 
-    def _update(self, namespace: str, control_plane: str, apply: Callable[[Shard], Callable[[], None] | None]) -> None:
-        """Read the shard, let `apply` change it (returning the side write to do first), and
-        compare-and-swap it back; on a lost race, start again from a fresh read."""
+    def _update(self, namespace: str, control_plane: str, apply: Callable[[ControlPlaneIndex], Callable[[], None] | None]) -> None:
+        """Read the control-plane index, let `apply` change it (returning the side write to do first), and
+        compare-and-swap it back (create-if-absent when there was none, else replace-if-unchanged
+        against the version read: S3 If-None-Match/If-Match, GCS generation, Azure ETag).
+
+        Retried: a lost race (PreconditionFailed) re-reads and re-applies, up to CAS_ATTEMPTS (50)
+        times with full-jitter backoff (0 to min(0.5 s, 10 ms x 2^attempt)); `apply` must therefore be
+        a pure change of the index it is given. Raised: IndexConflict when every attempt lost;
+        LeaseLost (from the fence) before any write once the lease was taken over; IndexCorrupt for an
+        index that cannot be decoded; any other StorageError from the bucket, not retried here."""
         key = self.layout.index_key(namespace, control_plane)
         for attempt in range(CAS_ATTEMPTS):
-            shard, version = self._read_shard(key)
-            if version is None:  # no shard (yet, or any more): start from the records, never from nothing
-                shard = self._from_records(namespace, control_plane)[0]
-            before = apply(shard)
+            cp_index, version = self._read_index(key)
+            if version is None:  # no control-plane index (yet, or any more): start from the records, never from nothing
+                cp_index = self._from_records(namespace, control_plane)[0]
+            before = apply(cp_index)
             if before is not None:
                 before()
             try:
-                data = shard.to_bytes(namespace, control_plane, self.layout)
+                data = cp_index.to_bytes(namespace, control_plane, self.layout)
                 self._fenced()
                 if version is None:
                     self.bucket.put_if_absent(key, data)
@@ -348,15 +358,20 @@ class BucketIndex:
     def update_backup(self, namespace: str, control_plane: str, name: str,
                       change: Callable[[BackupRecord | None], BackupRecord], *,
                       replace_unindexed: bool = False) -> BackupRecord:
-        """Change one backup's record: its per-backup record, then its shard, both compare-and-swap
-        and fenced. A per-backup record the shard does not list is replaced only with
-        `replace_unindexed` (the caller looked at it first); else RecordExists."""
+        """Change one backup's record and return the new one: `change(old)` gets the recorded record
+        (None when there is none) and returns the new value; it may run more than once (once per
+        compare-and-swap attempt) and must not have side effects. Writes the per-backup record next to
+        the archive first, then the control-plane index, both compare-and-swap and fenced by the lease.
+
+        Retried and raised as `_update` says (IndexConflict after 50 lost races, LeaseLost,
+        IndexCorrupt, StorageError). A per-backup record the control-plane index does not list is
+        replaced only with `replace_unindexed` (the caller looked at it first); else RecordExists."""
         result: list[BackupRecord] = []
 
-        def apply(shard: Shard) -> Callable[[], None]:
-            old = shard.backups.get(name)
+        def apply(cp_index: ControlPlaneIndex) -> Callable[[], None]:
+            old = cp_index.backups.get(name)
             record = change(old)
-            shard.backups[name] = record
+            cp_index.backups[name] = record
             result[:] = [record]
             data = json.dumps(record.to_dict(), separators=(",", ":"), sort_keys=True).encode()
             key = self.layout.backup_record_key(namespace, control_plane, name)
@@ -367,11 +382,15 @@ class BucketIndex:
 
     def update_restore(self, namespace: str, control_plane: str,
                        change: Callable[[RestoreRecord | None], RestoreRecord]) -> RestoreRecord:
+        """Change the restore record of one control plane and return the new one: `change(old)` gets
+        the recorded restore (None when there is none) and may run more than once. The restore record
+        next to the control-plane index is written first (replaced whatever it was), then the index;
+        retried and raised as `_update` says."""
         result: list[RestoreRecord] = []
 
-        def apply(shard: Shard) -> Callable[[], None]:
-            record = change(shard.restore)
-            shard.restore = record
+        def apply(cp_index: ControlPlaneIndex) -> Callable[[], None]:
+            record = change(cp_index.restore)
+            cp_index.restore = record
             result[:] = [record]
             data = json.dumps(record.to_dict(), separators=(",", ":"), sort_keys=True).encode()
             return lambda: self._write_record(self.layout.restore_record_key(namespace, control_plane), data,
@@ -382,7 +401,7 @@ class BucketIndex:
 
     def _write_record(self, key: str, data: bytes, *, replace: bool) -> None:
         """Write a per-backup (or restore) record next to its archive, fenced and compare-and-swap:
-        created only if absent, replaced only if unchanged since read. A backup record the shard
+        created only if absent, replaced only if unchanged since read. A backup record the control-plane index
         does not know (`replace` False) is never replaced: that backup is adopted or reported
         (RecordExists), not silently taken again."""
         for _ in range(CAS_ATTEMPTS):
@@ -407,12 +426,12 @@ class BucketIndex:
     # -- repair --------------------------------------------------------------------------------------
 
     def rebuild(self) -> RebuildReport:
-        """Recreate every shard from the per-backup and restore records found by listing the bucket.
+        """Recreate every control-plane index from the per-backup and restore records found by listing the bucket.
         Every backup whose archive exists is kept: one whose record is unreadable (not JSON, `[]`, a
         field of the wrong type, or naming another backup) is kept as Failed with reason
         RecordUnreadable, which no plan retakes or deletes by itself. Unreadable records without an
         archive are reported, never silently dropped."""
-        groups: dict[tuple[str, str], Shard] = defaultdict(Shard)
+        groups: dict[tuple[str, str], ControlPlaneIndex] = defaultdict(ControlPlaneIndex)
         skipped: list[str] = []
         unreadable: list[str] = []
         archives: set[tuple[str, str, str]] = set()
@@ -448,19 +467,19 @@ class BucketIndex:
                     continue  # kept below, from its archive
                 skipped.append(key)
         for namespace, control_plane, name in sorted(archives):
-            shard = groups[(namespace, control_plane)]
-            if name in shard.backups:
+            cp_index = groups[(namespace, control_plane)]
+            if name in cp_index.backups:
                 continue
             unreadable.append(self.layout.backup_record_key(namespace, control_plane, name))
-            shard.backups[name] = BackupRecord(
+            cp_index.backups[name] = BackupRecord(
                 namespace=namespace, name=name, control_plane=control_plane, config=self.config_name,
                 phase=Phase.FAILED, archive_key=self.layout.archive_key(namespace, control_plane, name),
                 conditions=(Condition("Completed", "False", FailureReason.RECORD_UNREADABLE,
                                       "the archive exists but its record is missing or unreadable; kept as it is "
                                       "(restore the record, or delete the Backup to remove the archive)"),))
-        for (namespace, control_plane), shard in sorted(groups.items()):
+        for (namespace, control_plane), cp_index in sorted(groups.items()):
             key = self.layout.index_key(namespace, control_plane)
             self._fenced()
-            self.bucket.put(key, shard.to_bytes(namespace, control_plane, self.layout), content_type="application/json")
+            self.bucket.put(key, cp_index.to_bytes(namespace, control_plane, self.layout), content_type="application/json")
         return RebuildReport(len(groups), sum(len(s.backups) for s in groups.values()),
                              sum(1 for s in groups.values() if s.restore), tuple(skipped), tuple(unreadable))

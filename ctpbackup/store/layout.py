@@ -1,6 +1,6 @@
 """Every bucket key is built here and nowhere else (as Velero's object_store_layout.go does).
 
-    <prefix>/<namespace>/<controlplane>/index.json                        index shard of one control plane
+    <prefix>/<namespace>/<controlplane>/index.json                        the index of one control plane
     <prefix>/<namespace>/<controlplane>/backups/<backup>/archive.tar.gz   the archive
     <prefix>/<namespace>/<controlplane>/backups/<backup>/record.json      the per-backup record (for rebuild)
     <prefix>/<namespace>/<controlplane>/restore/record.json               the restore into this control plane
@@ -44,9 +44,6 @@ class BucketLayout:
 
     def index_key(self, namespace: str, control_plane: str) -> str:
         return self._join(namespace, control_plane, INDEX_FILE)
-
-    def backup_prefix(self, namespace: str, control_plane: str, backup: str) -> str:
-        return self._join(namespace, control_plane, "backups", backup) + "/"
 
     def archive_key(self, namespace: str, control_plane: str, backup: str) -> str:
         return self._join(namespace, control_plane, "backups", backup, ARCHIVE_FILE)

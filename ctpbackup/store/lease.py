@@ -112,8 +112,15 @@ class Lease:
                            "acquiredAt": format_time(now), "expiresAt": format_time(self.expires_at)}).encode()
 
     def acquire(self, wait: float = 0.0, poll: float = 1.0) -> None:
-        """Take the lease: create it, or take over one that expired, is unreadable, or expires
-        further ahead than a lease period (a clock error). Raises LeaseHeld after `wait` seconds."""
+        """Take the lease: create it (create-if-absent), or take over one that expired, is unreadable,
+        or expires further ahead than a lease period (a clock error), replacing it only if unchanged
+        since read; a takeover bumps the fencing token and is logged as a warning.
+
+        `wait` and `poll` are seconds: while another run holds a valid lease, look again every `poll`
+        seconds until `wait` has passed (0: look once). Retried at once: a lost race to create or take
+        over, and a lease released between the create and the read. Raised: LeaseHeld (naming the
+        holder and until when) once `wait` is over; StorageError from the bucket, not retried. Sets
+        `id`, `token` and `version`; `start_renewing()` then keeps it."""
         deadline = time.monotonic() + wait
         while True:
             self.id = uuid.uuid4().hex

@@ -227,7 +227,7 @@ class BackupRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BackupRecord:
-        """Read a record: only the fields present are converted (a shard leaves defaults out), the
+        """Read a record: only the fields present are converted (a control-plane index leaves defaults out), the
         rest take the dataclass defaults. namespace, name, controlPlane and phase are required."""
         values = dict(_BACKUP_DEFAULTS)
         for key, value in data.items():

@@ -136,13 +136,14 @@ def test_truncated_gzip_is_refused(tmp_path):
     file = write(tmp_path / "ok.tar.gz", {archive.object_path("secrets", "default", "x"): b"{}" * 50000})
     data = file.read_bytes()
     file.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ArchiveError):
+    with pytest.raises(ArchiveError, match=r"^corrupt archive at 'resources/secrets/namespaces/default/x\.json': "
+                                           r"Compressed file ended before the end-of-stream marker was reached$"):
         ArchiveReader(file).validate()
 
 
 def test_not_gzip_is_refused(tmp_path):
     (tmp_path / "junk.tar.gz").write_bytes(b"this is not an archive at all")
-    with pytest.raises(ArchiveError):
+    with pytest.raises(ArchiveError, match=r"^not a gzip'd tar archive: not a gzip file$"):
         ArchiveReader(tmp_path / "junk.tar.gz").validate()
 
 

@@ -88,11 +88,20 @@ def test_wrong_key_fails():
         decrypt(encrypt(b"hello"), key=bytes(32))
 
 
-@pytest.mark.parametrize("position", [8, 16, 20, HEADER - 1, HEADER + 2, HEADER + 10, -1])
-def test_one_flipped_bit_anywhere_fails(position):
+DOES_NOT_DECRYPT = r"^the archive does not decrypt: wrong key, another backup's archive, or it was tampered with or cut short$"
+
+
+@pytest.mark.parametrize("position, message", [
+    (8, r"^encrypted or authenticated with key id [0-9a-f]{16}, which is not among the config's keys \([0-9a-f]{16}\); "
+        r"put that key back in the config's secretRefs$"),  # the key id
+    (16, DOES_NOT_DECRYPT), (20, DOES_NOT_DECRYPT), (HEADER - 1, DOES_NOT_DECRYPT),  # salt, nonce prefix
+    (HEADER + 2, r"^corrupt encrypted archive$"),  # a segment's length
+    (HEADER + 10, DOES_NOT_DECRYPT), (-1, DOES_NOT_DECRYPT),  # ciphertext, tag
+])
+def test_one_flipped_bit_anywhere_fails(position, message):
     stored = bytearray(encrypt(os.urandom(2 * CHUNK + 5)))
     stored[position] ^= 0x01
-    with pytest.raises(EncryptionError):
+    with pytest.raises(EncryptionError, match=message):
         decrypt(bytes(stored))
 
 
@@ -100,7 +109,7 @@ def test_dropping_the_last_chunk_fails():
     """A stream cut at a chunk boundary must not decrypt as a shorter, valid one."""
     stored = encrypt(os.urandom(2 * CHUNK + 5))
     framed = chunks(stored)
-    with pytest.raises(EncryptionError):
+    with pytest.raises(EncryptionError, match=DOES_NOT_DECRYPT):
         decrypt(stored[:HEADER] + b"".join(framed[:-1]))
 
 
@@ -108,13 +117,16 @@ def test_reordered_or_repeated_chunks_fail():
     stored = encrypt(os.urandom(3 * CHUNK + 5))
     a, b, c, d = chunks(stored)
     for tampered in ([b, a, c, d], [a, a, c, d], [a, b, c, d, d]):
-        with pytest.raises(EncryptionError):
+        with pytest.raises(EncryptionError, match=DOES_NOT_DECRYPT):
             decrypt(stored[:HEADER] + b"".join(tampered))
 
 
-@pytest.mark.parametrize("cut", [0, 5, HEADER, HEADER + 3, HEADER + 100])
-def test_truncated_streams_fail(cut):
-    with pytest.raises(EncryptionError):
+@pytest.mark.parametrize("cut, message", [
+    (0, r"^not an encrypted archive$"), (5, r"^not an encrypted archive$"), (HEADER, r"^empty encrypted archive$"),
+    (HEADER + 3, r"^the encrypted archive is cut short$"), (HEADER + 100, r"^the encrypted archive is cut short$"),
+])
+def test_truncated_streams_fail(cut, message):
+    with pytest.raises(EncryptionError, match=message):
         decrypt(encrypt(os.urandom(1000))[:cut])
 
 
@@ -129,7 +141,7 @@ def test_an_encrypted_archive_reads_back_after_decryption(tmp_path):
     assert data.startswith(MAGIC)
     assert (written.size, written.sha256) == (len(data), hashlib.sha256(data).hexdigest()), \
         "the index records the stored (encrypted) bytes, so integrity is checked before decrypting"
-    with pytest.raises(tarfile.ReadError), tarfile.open(fileobj=io.BytesIO(data), mode="r:gz"):
+    with pytest.raises(tarfile.ReadError, match=r"^not a gzip file$"), tarfile.open(fileobj=io.BytesIO(data), mode="r:gz"):
         pass
     plain = tmp_path / "a.tar.gz"
     plain.write_bytes(decrypt(data))
@@ -151,7 +163,8 @@ def test_raw_keys_that_begin_or_end_with_whitespace_are_taken_whole(key):
 
 @pytest.mark.parametrize("raw", [b"", b"short", base64.b64encode(bytes(16)), b"!" * 44])
 def test_bad_keys_are_refused_without_echoing_them(raw):
-    with pytest.raises(EncryptionError) as err:
+    with pytest.raises(EncryptionError, match=r"^the encryption key must be 32 bytes \(raw, or base64 as "
+                                              r"`openssl rand -base64 32` prints\)$") as err:
         parse_key(raw)
     assert "32 bytes" in str(err.value)
     if raw:
@@ -194,7 +207,7 @@ def test_segments_follow_tink_nonces_under_a_derived_key():
     aead = AESGCM(key)
     assert aead.decrypt(prefix + struct.pack(">IB", 0, 0), first[4:], None) == plain[:CHUNK]
     assert aead.decrypt(prefix + struct.pack(">IB", 1, 1), second[4:], None) == plain[CHUNK:]
-    with pytest.raises(InvalidTag):  # the master key itself never encrypts
+    with pytest.raises(InvalidTag, match=r"^$"):  # the master key itself never encrypts (the tag says nothing)
         AESGCM(K1).decrypt(prefix + struct.pack(">IB", 0, 0), first[4:], None)
 
 

@@ -18,12 +18,17 @@ from ctpbackup.desired.model import ConnectionSecretRef, ControlPlane
 from ctpbackup.engines.backup import ArchiveInfo, take_backup
 from ctpbackup.kube.api import KubeAPI, KubeError, carry_bearer_token
 from ctpbackup.kube.connect import api_client_for
-from ctpbackup.kube.secrets import DirectorySecretSource, KubernetesSecretSource, SecretNotFound
+from ctpbackup.kube.secrets import (
+    DirectorySecretSource,
+    KubernetesSecretSource,
+    SecretNotFound,
+    SecretUnreadable,
+)
 from ctpbackup.storage.filesystem import FilesystemBucket
 from ctpbackup.store.backup_store import BackupStore
 from ctpbackup.store.layout import BucketLayout
 from kubeemu import EmulatorServer, kubeconfig
-from kubeemu.fixtures import SUPER_SECRET, _Client
+from kubeemu.fixtures import SUPER_SECRET, EmulatorClient
 from tests.fixtures.objectstores import shared_credentials_file
 from tests.fixtures.story import BACKUP, CONTROL_PLANE, ROOT
 
@@ -38,7 +43,7 @@ def host():
 
 
 def put_secret(cp, name: str, data: dict[str, bytes]) -> None:
-    http = _Client(cp.url, cp.token, 1, cp.ca_data)
+    http = EmulatorClient(cp.url, cp.token, 1, cp.ca_data)
     http.call("POST", "/api/v1/namespaces/default/secrets", {
         "metadata": {"name": name}, "data": {k: base64.b64encode(v).decode() for k, v in data.items()}})
 
@@ -98,8 +103,10 @@ def test_the_host_secret_source_is_refused_without_valid_credentials(host, tmp_p
     path = tmp_path / "host-kubeconfig"
     path.write_text(kubeconfig(host.url, token, certificate_authority_data=host.ca_data))
     source = KubernetesSecretSource.from_kubeconfig(str(path))
-    with pytest.raises(SecretNotFound, match=r"^Secret default/super-secret-secret could not be read: 401 Unauthorized$"):
+    with pytest.raises(SecretUnreadable, match=r"^Secret default/super-secret-secret could not be read: 401 Unauthorized$") as caught:
         source.get("default", "super-secret-secret", "password")
+    assert not isinstance(caught.value, SecretNotFound)  # refused is not missing
+    assert source.exists("default", "super-secret-secret") is False
 
 
 def test_a_refreshed_token_is_carried_to_the_generated_client_and_the_raw_transport(host, tmp_path):
@@ -132,7 +139,7 @@ def test_the_job_reads_its_secrets_from_the_host_cluster_with_a_read_only_token(
     """`reconcile.py apply --host-kubeconfig`: bucket credentials and the connection kubeconfig come
     from the host cluster's API (CoreV1Api), the backup from the control plane's (raw transport)."""
     with EmulatorServer(establish_delay=0.01) as source:
-        _Client(source.url, source.token, 1, source.ca_data).call(
+        EmulatorClient(source.url, source.token, 1, source.ca_data).call(
             "POST", "/api/v1/namespaces/default/secrets", SUPER_SECRET)
         put_secret(host, "bucket-creds", {"creds": shared_credentials_file().encode()})
         put_secret(host, "kubeconfig-ctp1", {"kubeconfig": source.kubeconfig_text("ctp1").encode()})

@@ -218,7 +218,7 @@ def test_faults_on_demand(control_plane, raw):
     control_plane.inject("throttle", count=1, retry_after=2)
     request = urllib.request.Request(control_plane.url + "/api/v1/namespaces",
                                      headers={"Authorization": f"Bearer {control_plane.token}"})
-    with pytest.raises(urllib.error.HTTPError) as err:
+    with pytest.raises(urllib.error.HTTPError, match=r"^HTTP Error 429: Too Many Requests$") as err:
         urllib.request.urlopen(request, timeout=5, context=control_plane.ssl_context())  # noqa: S310
     assert err.value.code == 429 and err.value.headers["Retry-After"] == "2"
     control_plane.inject("drop", count=1)
@@ -272,9 +272,9 @@ def test_subprocess_mode_and_independent_instances(control_plane_process, contro
 
 def test_twenty_thousand_objects_created_and_listed_in_pages(control_plane_process):
     """The scale the benchmarks use; the rates are printed by bench/emulator.py."""
-    from kubeemu.fixtures import _Client
+    from kubeemu.fixtures import EmulatorClient
 
-    http = _Client(control_plane_process.url, control_plane_process.token, 8, control_plane_process.ca_data)
+    http = EmulatorClient(control_plane_process.url, control_plane_process.token, 8, control_plane_process.ca_data)
     from concurrent.futures import ThreadPoolExecutor
 
     started = time.monotonic()
@@ -298,6 +298,6 @@ def test_dynamic_client_raises_like_the_real_server(control_plane):
     config.kube_config.KubeConfigLoader(config_dict=yaml.safe_load(control_plane.kubeconfig_text())).load_and_set(configuration)
     carry_bearer_token(configuration)  # kubernetes 36's generated classes would send no token
     core = client.CoreV1Api(client.ApiClient(configuration))
-    with pytest.raises(ApiException) as err:
+    with pytest.raises(ApiException, match=r"^\(404\)\nReason: Not Found\n") as err:
         core.read_namespaced_secret("nope", "default")
     assert err.value.status == 404

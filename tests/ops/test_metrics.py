@@ -16,10 +16,10 @@ from ctpbackup.apply import metrics
 from ctpbackup.apply.executor import Outcome
 from ctpbackup.desired.manifests import load_desired_state
 from ctpbackup.plan.planner import Action, ActionType, shard_of
+from ctpbackup.store.controlplane_index import ControlPlaneIndex, ControlPlaneIndexView
 from ctpbackup.store.index import RecordedBackups, RecordedState
 from ctpbackup.store.layout import BucketLayout
 from ctpbackup.store.records import BackupRecord, OwnerKind, Phase, RestoreRecord
-from ctpbackup.store.shard import Shard, ShardView
 from kubeemu import EmulatorServer
 from kubeemu.fixtures import seed_crossplane
 from tests.fixtures.story import BACKUP, CONTROL_PLANE
@@ -61,9 +61,9 @@ def state(shards: dict[str, list[BackupRecord]], restores: dict[str, Phase] | No
         if restores and cp in restores:
             restore = RestoreRecord("default", cp, "Backup", "b", restores[cp])
             restore_records[("default", cp)] = restore
-        shard = Shard({r.name: r for r in shards.get(cp, [])}, restore)
+        shard = ControlPlaneIndex({r.name: r for r in shards.get(cp, [])}, restore)
         key = LAYOUT.index_key("default", cp)
-        backups.add(ShardView.parse(shard.to_bytes("default", cp, LAYOUT), key))
+        backups.add(ControlPlaneIndexView.parse(shard.to_bytes("default", cp, LAYOUT), key))
     return RecordedState(backups, restore_records)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -19,8 +22,8 @@ from ctpbackup.plan.planner import (
     selector_text,
     shard_of,
 )
-from ctpbackup.store.digest import RecordedDigest
 from ctpbackup.store.records import BackupRecord, Condition, OwnerKind, Phase, RestoreRecord
+from ctpbackup.store.summary import RecordedSummary
 
 NOW = datetime(2026, 11, 25, 10, 30, 0, tzinfo=UTC)
 
@@ -82,8 +85,8 @@ class Recorded:
     backups: dict = field(default_factory=dict)
     restores: dict = field(default_factory=dict)
 
-    def digest(self):
-        return RecordedDigest.of(self.backups.values())
+    def summary(self):
+        return RecordedSummary.of(self.backups.values())
 
     def control_planes(self):
         return {(r.namespace, r.control_plane) for r in self.backups.values()}
@@ -389,10 +392,83 @@ def test_shards_split_actions_without_overlap():
         assert all(shard_of(a.namespace, a.control_plane, 3) == i for a in p.actions)
 
 
-def test_plan_is_pure_same_inputs_same_plan():
-    d = desired(SHARED % ("true", 0), SCHEDULE % ("@every 1h", "false"))
-    r = recorded(rec("gone", deletion_policy="Delete"))
-    assert plan(d, r, NOW) == plan(d, r, NOW)
+def _snapshot(value):
+    """A plain, deep copy of `value` to compare before and after (MappingProxyType cannot be deep-copied)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__, tuple((f.name, _snapshot(getattr(value, f.name))) for f in dataclasses.fields(value)))
+    if isinstance(value, Mapping):
+        return ("mapping", tuple(sorted(((repr(k), _snapshot(v)) for k, v in value.items()), key=lambda kv: kv[0])))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_snapshot(v) for v in value))
+    if isinstance(value, (set, frozenset)):
+        return ("set", tuple(sorted(repr(v) for v in value)))
+    return repr(value)
+
+
+class _Watch:
+    """What the code under watch did that a pure function may not: I/O (Python's audit events for
+    files, sockets, processes, directory listings) and clock reads (calls seen by the profiler)."""
+
+    IO = ("open", "os.", "socket.", "subprocess.", "shutil.", "urllib.", "http.", "glob.", "pathlib.")
+    CLOCKS = {"now", "utcnow", "today", "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "process_time"}
+
+    def __init__(self) -> None:
+        self.active = False
+        self.io: list[str] = []
+        self.clock: list[str] = []
+
+    def audit(self, event: str, args) -> None:  # installed once: audit hooks cannot be removed
+        if self.active and event.startswith(self.IO):
+            self.io.append(event)
+
+    def profile(self, frame, event: str, arg) -> None:
+        if event == "c_call" and getattr(arg, "__name__", "") in self.CLOCKS and \
+                getattr(arg, "__module__", None) in ("time", "datetime", None):
+            self.clock.append(f"{getattr(arg, '__qualname__', arg)}")
+
+
+_WATCH = _Watch()
+sys.addaudithook(_WATCH.audit)
+
+
+def test_plan_is_pure_no_io_no_clock_inputs_untouched():
+    """`plan(desired, recorded, now)` is a function of its arguments: it reads no file, socket or clock,
+    changes none of its inputs, and gives the same plan every time."""
+    d = desired(SHARED % ("true", 0), SCHEDULE % ("@every 1h", "false"), BACKUP % ("b1", "ctp1", "Orphan"),
+                RESTORED % ("Backup", "b1"))
+    r = recorded(rec("b1"), rec("gone", deletion_policy="Delete"),
+                 rec("old", ttl="1h", expires_at=NOW - timedelta(hours=1), deletion_policy="Delete"),
+                 rec("nightly-ctp3", "ctp3", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="gone-owner",
+                     use_owner_references=True))
+    before = _snapshot((d, r.backups, r.restores, NOW))
+    _WATCH.active = True
+    sys.setprofile(_WATCH.profile)
+    try:
+        first, second = plan(d, r, NOW), plan(d, r, NOW)
+    finally:
+        sys.setprofile(None)
+        _WATCH.active = False
+    assert (_WATCH.io, _WATCH.clock) == ([], [])
+    assert _snapshot((d, r.backups, r.restores, NOW)) == before
+    assert first == second
+    assert [(a.type.value, a.name) for a in first.actions] == [
+        ("backup", "hourly-ctp1-20261125100000"), ("backup", "hourly-ctp2-20261125100000"), ("backup", "nightly-ctp1"),
+        ("backup", "nightly-ctp2"), ("restore", "restored"), ("delete", "gone"), ("delete", "old"), ("orphan", "nightly-ctp3")]
+
+
+def test_the_purity_watch_sees_io_and_clock_reads(tmp_path):
+    """The watch above is not blind: it sees a file read and a clock read."""
+    watch = _Watch()
+    sys.addaudithook(watch.audit)
+    watch.active = True
+    sys.setprofile(watch.profile)
+    try:
+        (tmp_path / "f").write_text("x")
+        datetime.now(UTC)
+    finally:
+        sys.setprofile(None)
+        watch.active = False
+    assert "open" in watch.io and watch.clock == ["datetime.now"]
 
 
 def test_new_backup_request_carries_owner_and_options():

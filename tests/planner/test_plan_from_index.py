@@ -9,11 +9,11 @@ import pytest
 
 from ctpbackup.plan.planner import plan
 from ctpbackup.storage.filesystem import FilesystemBucket
-from ctpbackup.store.digest import RecordedDigest
+from ctpbackup.store.controlplane_index import IndexCorrupt
 from ctpbackup.store.index import BucketIndex, RecordedState
 from ctpbackup.store.layout import BucketLayout
 from ctpbackup.store.records import BackupRecord, OwnerKind, Phase
-from ctpbackup.store.shard import IndexCorrupt
+from ctpbackup.store.summary import RecordedSummary
 from tests.planner.test_plan import (
     BACKUP,
     CASES,
@@ -66,11 +66,11 @@ BUSY = [
 ]
 
 
-def test_a_shard_digest_reads_back_as_the_digest_of_its_records(tmp_path):
+def test_an_index_summary_reads_back_as_the_summary_of_its_records(tmp_path):
     records = [r for r in BUSY if r.control_plane == "ctp1"]
-    view_digest = index_of(tmp_path, records).load().digest()
-    assert view_digest == RecordedDigest.of(records)
-    assert sorted(view_digest.expired(NOW)) == sorted(r.key for r in records if r.expires_at and r.expires_at <= NOW)
+    view_summary = index_of(tmp_path, records).load().summary()
+    assert view_summary == RecordedSummary.of(records)
+    assert sorted(view_summary.expired(NOW)) == sorted(r.key for r in records if r.expires_at and r.expires_at <= NOW)
 
 
 @pytest.mark.parametrize("docs", [
@@ -129,7 +129,7 @@ def test_a_backup_read_twice_is_counted_once(tmp_path):
     twice = RecordedState.union([index.load(), index.load()])
     kept = recorded(*records)  # later records win, as the shards are read in order
     assert dict(twice.backups) == kept.backups
-    assert twice.digest() == kept.digest()
+    assert twice.summary() == kept.summary()
     assert plan(desired(), twice, NOW) == plan(desired(), kept, NOW)  # the guard holds all four back
     assert plan(desired(), twice, NOW).refusals
 

@@ -57,8 +57,8 @@ def drop_entry(story):
     """The shard without b1 (b2 still in it): as a lost update or a hand edit would leave it."""
     key = LAYOUT.index_key("default", "ctp1")
     bucket_index = BucketIndex(story.bucket, LAYOUT)
-    from ctpbackup.store.shard import Shard
-    shard = Shard.from_bytes(story.bucket.read(key)[0], key)
+    from ctpbackup.store.controlplane_index import ControlPlaneIndex
+    shard = ControlPlaneIndex.from_bytes(story.bucket.read(key)[0], key)
     del shard.backups["b1"]
     story.bucket.put(key, shard.to_bytes("default", "ctp1", LAYOUT))
     assert ("default", "b1") not in bucket_index.load().backups

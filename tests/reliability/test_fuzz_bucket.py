@@ -18,9 +18,9 @@ from pathlib import Path
 from ctpbackup import cli
 from ctpbackup.storage.base import ObjectNotFound
 from ctpbackup.storage.filesystem import FilesystemBucket
+from ctpbackup.store.controlplane_index import ControlPlaneIndex, IndexCorrupt
 from ctpbackup.store.layout import BucketLayout
 from ctpbackup.store.records import Phase
-from ctpbackup.store.shard import IndexCorrupt, Shard
 from kubeemu import EmulatorServer
 from kubeemu.fixtures import seed_crossplane
 
@@ -197,7 +197,7 @@ class Fuzz:
                                   "drop"])
         if choice in ("interrupt", "drop") and data is not None:
             try:  # as a run killed mid-backup, or a lost update, leaves the shard
-                shard = Shard.from_bytes(data, key)
+                shard = ControlPlaneIndex.from_bytes(data, key)
             except IndexCorrupt:
                 shard = None
             if shard is not None and shard.backups:

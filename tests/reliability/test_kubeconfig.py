@@ -16,7 +16,7 @@ import yaml
 
 from ctpbackup.desired.model import ConnectionSecretRef, ControlPlane
 from ctpbackup.kube.connect import (
-    ControlPlaneUnreachable,
+    ConnectionSecretUnusable,
     InsecureKubeconfig,
     api_client_for,
     check_kubeconfig,
@@ -138,7 +138,7 @@ def control_plane(secrets_dir, document, allow: bool = False) -> tuple[ControlPl
 def test_an_exec_plugin_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "exec-ran"
     cp, secrets = control_plane(tmp_path / "secrets", kubeconfig({"exec": touch_command(marker)}))
-    with pytest.raises(ControlPlaneUnreachable, match=r"users\[0\]\.user\.exec runs a command") as info:
+    with pytest.raises(ConnectionSecretUnusable, match=r"users\[0\]\.user\.exec runs a command") as info:
         api_client_for(cp, secrets)
     assert info.value.reason == "InsecureKubeconfig"
     assert info.value.message == (
@@ -153,7 +153,7 @@ def test_a_token_file_is_never_read(tmp_path):
     secret_file = tmp_path / "host-file"
     secret_file.write_text(TOKEN)
     cp, secrets = control_plane(tmp_path / "secrets", kubeconfig({"tokenFile": str(secret_file)}))
-    with pytest.raises(ControlPlaneUnreachable, match=r"users\[0\]\.user\.tokenFile reads a local file") as info:
+    with pytest.raises(ConnectionSecretUnusable, match=r"users\[0\]\.user\.tokenFile reads a local file") as info:
         api_client_for(cp, secrets)
     assert TOKEN not in info.value.message
 
@@ -243,7 +243,7 @@ def test_the_token_is_scrubbed_on_its_own_from_log_lines(tmp_path):
     assert secrets.redactor.scrub(f"a {TOKEN} b") == "a *** b"
     refused = kubeconfig({"username": "admin", "password": "NOLEAK-password-0123", "client-key-data": "NOLEAK-key-4567"})
     cp, secrets = control_plane(tmp_path / "other", refused)
-    with pytest.raises(ControlPlaneUnreachable, match="basic authentication"):
+    with pytest.raises(ConnectionSecretUnusable, match="basic authentication"):
         api_client_for(cp, secrets)
     assert secrets.redactor.scrub("a NOLEAK-password-0123 b NOLEAK-key-4567") == "a *** b ***", \
         "registered even when the kubeconfig is refused"

@@ -10,8 +10,8 @@ import pytest
 
 from ctpbackup.desired.manifests import ManifestFile, load_desired_state
 from ctpbackup.plan.planner import ActionType, PlanOptions, plan
-from ctpbackup.store.digest import RecordedDigest
 from ctpbackup.store.records import BackupRecord, OwnerKind, Phase
+from ctpbackup.store.summary import RecordedSummary
 
 NOW = datetime(2026, 11, 25, 10, 30, 0, tzinfo=UTC)
 CONFIG = """---
@@ -54,8 +54,8 @@ class Recorded:
     backups: dict = field(default_factory=dict)
     restores: dict = field(default_factory=dict)
 
-    def digest(self):
-        return RecordedDigest.of(self.backups.values())
+    def summary(self):
+        return RecordedSummary.of(self.backups.values())
 
     def kept_by(self, owners):
         return []

@@ -228,7 +228,7 @@ def test_nasty_secrets_leak_through_no_output(story, s3_server, tmp_path, monkey
 def test_bucket_credentials_are_scrubbed_on_their_own_however_the_file_writes_them(tmp_path, line):
     from ctpbackup.desired.model import Credentials, ObjectStorage, SecretKeyRef, SharedBackupConfig
     from ctpbackup.kube.secrets import DirectorySecretSource
-    from ctpbackup.store.targets import open_config_bucket
+    from ctpbackup.store.locations import open_config_bucket
 
     folder = tmp_path / "default" / "creds"
     folder.mkdir(parents=True)

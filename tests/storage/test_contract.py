@@ -21,7 +21,7 @@ def test_put_get_attributes_delete(bucket):
     bucket.delete("a/b/c.json")
     bucket.delete("a/b/c.json")  # deleting a missing key is fine
     assert bucket.attributes("a/b/c.json") is None
-    with pytest.raises(ObjectNotFound):
+    with pytest.raises(ObjectNotFound, match=r": a/b/c\.json not found$"):
         bucket.read("a/b/c.json")
 
 
@@ -38,7 +38,7 @@ def test_streaming_multipart_upload_of_a_large_object(bucket):
 
 
 def test_aborted_upload_leaves_nothing_visible(bucket):
-    with pytest.raises(RuntimeError), bucket.open_upload("half/archive.tar.gz") as upload:
+    with pytest.raises(RuntimeError, match="^crash mid-upload$"), bucket.open_upload("half/archive.tar.gz") as upload:
         upload.write(os.urandom(9 * 1024 * 1024))
         raise RuntimeError("crash mid-upload")
     assert bucket.attributes("half/archive.tar.gz") is None
@@ -56,7 +56,8 @@ def test_list_by_prefix_across_pages(bucket):
 
 def test_create_if_absent_twice_fails(bucket):
     bucket.put_if_absent("index.json", b"1")
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(PreconditionFailed, match=r"index\.json(: create: precondition failed|: conditional put: "
+                                                 r"precondition failed| already exists)$"):
         bucket.put_if_absent("index.json", b"2")
     assert bucket.read("index.json")[0] == b"1"
 
@@ -66,7 +67,8 @@ def test_replace_with_stale_version_fails(bucket):
     _, v1 = bucket.read("index.json")
     v2 = bucket.put_if_match("index.json", b"2", v1)
     assert v2 and v2 != v1
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(PreconditionFailed, match=r"index\.json(: replace: precondition failed|: conditional put: "
+                                                 r"precondition failed| changed since it was read)$"):
         bucket.put_if_match("index.json", b"3", v1)
     assert bucket.read("index.json") == (b"2", bucket.read("index.json")[1])
     bucket.put_if_match("index.json", b"3", bucket.read("index.json")[1])

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ctpbackup.desired.model import Credentials, ObjectStorage, SecretKeyRef, SharedBackupConfig
 from ctpbackup.kube.secrets import DirectorySecretSource, SecretNotFound
 from ctpbackup.storage.base import StorageError
 from ctpbackup.storage.factory import StorageConfigError
-from ctpbackup.store.targets import open_config_bucket
+from ctpbackup.store.locations import open_config_bucket
 from tests.fixtures.objectstores import S3_KEY_ID, S3_SECRET, make_s3_bucket, shared_credentials_file
 
 
@@ -37,7 +39,7 @@ def test_wrong_credentials_error_names_no_secret(tmp_path, s3_server):
     made = make_s3_bucket(s3_server)
     secrets = secrets_dir(tmp_path, shared_credentials_file(S3_KEY_ID, "wrong-" + S3_SECRET))
     bucket = open_config_bucket(config(s3_server.host_port, made.name + "-missing"), secrets)
-    with pytest.raises(StorageError) as err:
+    with pytest.raises(StorageError, match=r": x: put failed: NoSuchBucket The specified bucket does not exist$") as err:
         bucket.put("x", b"y")
     assert S3_SECRET not in str(err.value) and "wrong-" not in str(err.value)
     assert secrets.redactor.scrub(f"leak: wrong-{S3_SECRET}") == "leak: ***"
@@ -56,7 +58,7 @@ def test_unknown_config_key_is_refused(tmp_path, s3_server):
 
 @pytest.mark.parametrize("name", ["../etc", "a/b", ".."])
 def test_secret_paths_cannot_escape(tmp_path, name):
-    with pytest.raises(SecretNotFound):
+    with pytest.raises(SecretNotFound, match=f"^invalid Secret reference default/{re.escape(name)}$"):
         DirectorySecretSource(tmp_path).get("default", name, "credentials")
 
 

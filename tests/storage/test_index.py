@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ctpbackup.storage.filesystem import FilesystemBucket
+from ctpbackup.store.controlplane_index import IndexCorrupt
 from ctpbackup.store.index import BucketIndex
 from ctpbackup.store.layout import BucketLayout
 from ctpbackup.store.lease import Lease, LeaseHeld, LeaseLost
 from ctpbackup.store.records import BackupRecord, Phase, RestoreRecord
-from ctpbackup.store.shard import IndexCorrupt
 from tests.fixtures.objectstores import make_s3_bucket
 
 LAYOUT = BucketLayout("prod/cluster1")
@@ -91,7 +91,7 @@ def test_load_of_some_control_planes_reads_only_their_shards_and_orphans(tmp_pat
     mine = {("default", "ctp1"), ("default", "ctp3")}
     state = index.load(control_planes=lambda ns, cp: (ns, cp) in mine)
     assert sorted(state.backups) == [("default", "ctp1-a"), ("default", "ctp1-b"), ("default", "ctp3-a"), ("default", "ctp3-b")]
-    assert [view.control_plane for view in state.backups.shard_views()] == ["ctp1", "ctp3"]
+    assert [view.control_plane for view in state.backups.index_views()] == ["ctp1", "ctp3"]
     assert sorted(index.load(control_planes=lambda ns, cp: ns == "team-b").backups) == [("team-b", "c")]
     assert len(index.load(control_planes=lambda ns, cp: False).backups) == 0
 
@@ -107,7 +107,7 @@ def test_rebuild_restores_the_same_records(tmp_path, damage):
     index.update_restore("default", "restored", lambda _: RestoreRecord("default", "restored", "Backup", "b1",
                                                                         Phase.COMPLETED, finished_at=now))
     before = index.load()
-    for shard in index.shard_keys():
+    for shard in index.index_keys():
         if damage == "delete":
             bucket.delete(shard)
         else:
@@ -153,7 +153,9 @@ def test_lease_held_takeover_and_release(kind, tmp_path, s3_server):
     assert bucket.exists(LAYOUT.lease_key())
     clock.now += timedelta(minutes=11)  # pod-a crashed: its lease expired
     second.acquire()
-    with pytest.raises(LeaseLost):
+    with pytest.raises(LeaseLost, match=r"^lease prod/cluster1/\.ctpbackup/lease\.json was taken over by pod-b/2 \(fencing "
+                                        r"token 2\) while this run \(fencing token 1\) was working; this run stopped and "
+                                        r"writes nothing more$"):
         first.renew()
     first.release()  # no longer ours: must not delete pod-b's lease
     assert b"pod-b/2" in bucket.read(LAYOUT.lease_key())[0]

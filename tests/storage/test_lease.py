@@ -18,8 +18,8 @@ from ctpbackup.storage.filesystem import FilesystemBucket
 from ctpbackup.store.index import BucketIndex
 from ctpbackup.store.layout import BucketLayout
 from ctpbackup.store.lease import Lease, LeaseHeld, LeaseLost
+from ctpbackup.store.locations import BackupLocation
 from ctpbackup.store.records import BackupRecord, Phase, RestoreRecord
-from ctpbackup.store.targets import Target
 from tests.fixtures.objectstores import make_s3_bucket
 
 LAYOUT = BucketLayout("prod/cluster1")
@@ -131,10 +131,10 @@ def test_an_unreadable_lease_is_taken_over_with_one_line(bucket, caplog, body, w
 
 # -- the sweep of open uploads ------------------------------------------------------------------------
 
-def target_of(bucket) -> Target:
+def location_of(bucket) -> BackupLocation:
     config = SimpleNamespace(namespace="default", name="default",
                              object_storage=SimpleNamespace(provider="AWS", bucket="b", prefix="prod/cluster1"))
-    return Target(config, bucket, LAYOUT, BucketIndex(bucket, LAYOUT))
+    return BackupLocation(config, bucket, LAYOUT, BucketIndex(bucket, LAYOUT))
 
 
 def control_planes_of(shard: int, count: int, n: int) -> list[str]:
@@ -159,7 +159,7 @@ def test_a_sweep_aborts_only_its_own_shards_uploads(bucket):
     mine, theirs = control_planes_of(1, 2, 2), control_planes_of(0, 2, 2)
     keys = {cp: open_upload(bucket, cp) for cp in mine + theirs}
     time.sleep(1.2)
-    target = target_of(bucket)
+    target = location_of(bucket)
     with leases({("default", "default"): target}, 0, lambda: datetime.now(UTC), (1, 2), timedelta(seconds=1)):
         assert target.index.fence is not None
         assert target.store.fence is target.index.fence
@@ -172,10 +172,10 @@ def test_a_sweep_spares_uploads_younger_than_a_lease_period(tmp_path):
     old = [open_upload(bucket, cp) for cp in ("ctp1", "ctp2")]
     time.sleep(1.5)
     young = [open_upload(bucket, cp) for cp in ("ctp3",)]
-    with leases({("default", "default"): target_of(bucket)}, 0, lambda: datetime.now(UTC)):
+    with leases({("default", "default"): location_of(bucket)}, 0, lambda: datetime.now(UTC)):
         pass  # the default lease period: 10 minutes
     assert sorted(bucket.list_incomplete_uploads(LAYOUT.root)) == sorted(old + young)
-    with leases({("default", "default"): target_of(bucket)}, 0, lambda: datetime.now(UTC), (0, 1),
+    with leases({("default", "default"): location_of(bucket)}, 0, lambda: datetime.now(UTC), (0, 1),
                 timedelta(seconds=1)):
         pass
     assert list(bucket.list_incomplete_uploads(LAYOUT.root)) == young

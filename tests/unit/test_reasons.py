@@ -8,7 +8,7 @@ import pytest
 from ctpbackup.engines.backup import BackupFailed
 from ctpbackup.engines.encryption import EncryptionError, UnauthenticatedRecord, UnknownKey
 from ctpbackup.engines.restore import RestoreFailed
-from ctpbackup.kube.connect import ControlPlaneUnreachable
+from ctpbackup.kube.connect import ConnectionSecretUnusable
 from ctpbackup.rules.reasons import UNREACHABLE, FailureReason, ReasonedError
 from ctpbackup.store.record_mac import RecordRefused
 
@@ -57,7 +57,7 @@ def test_unreachable_reasons():
     assert UNREACHABLE == ("ControlPlaneUnreachable", "ConnectionSecretMissing", "InvalidKubeconfig")
 
 
-@pytest.mark.parametrize("cls", [BackupFailed, RestoreFailed, RecordRefused, ControlPlaneUnreachable])
+@pytest.mark.parametrize("cls", [BackupFailed, RestoreFailed, RecordRefused, ConnectionSecretUnusable])
 def test_every_reasoned_error_shares_one_base(cls):
     err = cls(FailureReason.ARCHIVE_MISSING, "Backup b1 has no recorded archive")
     assert isinstance(err, ReasonedError)

@@ -2,9 +2,9 @@
 
 A plan over 1,000 control planes with 200 backups each must not look at 200,000 backups: it needs
 the newest slot each schedule took, how many backups each config holds, which backups expire by now,
-which have no owner, and which owners keep theirs by reference. Each index shard carries this digest
-of its own backups, written with them; planning merges the shards' digests and reads whole records
-only for the backups it acts on. The digest of plain records (`RecordedDigest.of`) is the same one,
+which have no owner, and which owners keep theirs by reference. Each control-plane index carries this summary
+of its own backups, written with them; planning merges the control-plane indexes' summaries and reads whole records
+only for the backups it acts on. The summary of plain records (`RecordedSummary.of`) is the same one,
 so the planner's table tests and a real index give it the same input.
 """
 
@@ -27,8 +27,8 @@ Key = tuple[str, str]
 
 
 @dataclass
-class RecordedDigest:
-    """The digest of a group of recorded backups (one shard, or all of them once merged)."""
+class RecordedSummary:
+    """The summary of a group of recorded backups (one control-plane index, or all of them once merged)."""
 
     #: newest slot taken (in any phase), per (owner kind, namespace, owner, control plane)
     last_slots: dict[tuple[OwnerKind, str, str, str], datetime] = field(default_factory=dict)
@@ -40,7 +40,7 @@ class RecordedDigest:
     referenced_owners: set[Owner] = field(default_factory=set)
     #: live backups with no owner (Backup objects): they go when Git stops asking for them
     standalone: list[Key] = field(default_factory=list)
-    #: live backups with a TTL: per group (one per shard), expiry times sorted (as written, in UTC
+    #: live backups with a TTL: per group (one per control-plane index), expiry times sorted (as written, in UTC
     #: with seconds, so text order is time order) and the backups in the same order
     expiring: list[tuple[Sequence[str], Sequence[Key]]] = field(default_factory=list)
 
@@ -54,7 +54,7 @@ class RecordedDigest:
         return out
 
     @classmethod
-    def of(cls, backups: Iterable[BackupRecord]) -> RecordedDigest:
+    def of(cls, backups: Iterable[BackupRecord]) -> RecordedSummary:
         digest = cls()
         expiring: list[tuple[str, Key]] = []
         for b in backups:
@@ -78,8 +78,8 @@ class RecordedDigest:
             digest.expiring.append((tuple(t for t, _ in expiring), tuple(k for _, k in expiring)))
         return digest
 
-    def merge(self, other: RecordedDigest) -> None:
-        """Add another group's digest (another shard, another bucket) to this one."""
+    def merge(self, other: RecordedSummary) -> None:
+        """Add another group's summary (another control-plane index, another bucket) to this one."""
         for slot_key, slot in other.last_slots.items():
             _keep_newest(self.last_slots, slot_key, slot)
         for config, count in other.live.items():
@@ -90,10 +90,10 @@ class RecordedDigest:
         self.standalone += other.standalone
         self.expiring += other.expiring
 
-    # -- in an index shard: the shard's namespace is implied, backups are positions in its list --------
+    # -- in an control-plane index: the control-plane index's namespace is implied, backups are positions in its list --------
 
-    def to_shard(self, positions: dict[str, int]) -> dict[str, Any]:
-        """The digest of one shard's backups (all of the shard's namespace)."""
+    def to_header(self, positions: dict[str, int]) -> dict[str, Any]:
+        """The summary of one control-plane index's backups (all of the control-plane index's namespace)."""
         times, keys = self.expiring[0] if self.expiring else ((), ())
         return {
             "lastSlots": sorted([kind.value, owner, cp, format_time(slot)]
@@ -108,8 +108,8 @@ class RecordedDigest:
         }
 
     @classmethod
-    def from_shard(cls, doc: dict[str, Any], namespace: str, names: Sequence[str]) -> RecordedDigest:
-        """The digest a shard's header holds, checked as far as planning could go wrong on it (what
+    def from_header(cls, doc: dict[str, Any], namespace: str, names: Sequence[str]) -> RecordedSummary:
+        """The summary a control-plane index's header holds, checked as far as planning could go wrong on it (what
         only makes a backup a candidate, the planner checks again on its record). KeyError,
         ValueError, TypeError or IndexError when `doc` is not one."""
         kinds = {kind.value: kind for kind in OwnerKind if kind}

@@ -6,26 +6,25 @@ the index, so one group can never see or touch another's backups.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ctpbackup.desired.model import SharedBackupConfig
 from ctpbackup.engines.encryption import EncryptionError, Keyring, parse_key
-from ctpbackup.kube.secrets import SecretNotFound, SecretSource
+from ctpbackup.kube.secrets import SecretSource, SecretUnreadable
 from ctpbackup.storage.base import Bucket, StorageError
 from ctpbackup.storage.factory import StorageConfigError, open_bucket
 from ctpbackup.store.backup_store import BackupStore
-from ctpbackup.store.index import BucketIndex, RecordedState
+from ctpbackup.store.index import BucketIndex, RecordedState, cycle_collection_paused
 from ctpbackup.store.layout import BucketLayout
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Target:
-    """Where the backups of one SharedBackupConfig go."""
+class BackupLocation:
+    """Where the backups of one SharedBackupConfig go, opened: its bucket, the key layout under its
+    prefix, its index and its keys (what Velero calls a BackupStorageLocation). Not to be confused
+    with a restore's target, the control plane restored into."""
 
     config: SharedBackupConfig
     bucket: Bucket
@@ -41,13 +40,14 @@ class Target:
         object.__setattr__(self, "store", BackupStore(self.bucket, self.layout))
 
     def fence_with(self, check: Callable[[], None] | None) -> None:
-        """Make every index write and archive deletion of this target first call `check` (the
+        """Make every index write and archive deletion of this location first call `check` (the
         lease's fence; None when the lease is released)."""
         self.index.fence = check
         self.store.fence = check
 
     @property
-    def location(self) -> tuple[str, str, str]:
+    def address(self) -> tuple[str, str, str]:
+        """(provider, bucket, prefix): configs with the same address share one bucket prefix and one lease."""
         storage = self.config.object_storage
         return (storage.provider, storage.bucket, storage.prefix)
 
@@ -56,7 +56,7 @@ class Target:
         return self.config.namespace
 
 
-class TargetError(Exception):
+class LocationError(Exception):
     """A bucket of the run cannot be opened or read; the run fails closed."""
 
 
@@ -66,7 +66,7 @@ def open_config_bucket(config: SharedBackupConfig, secrets: SecretSource) -> Buc
     Secret `secretRef.name` in the config's namespace) or the SDK's default chain
     (`InjectedIdentity`), as Spaces' SharedBackupConfig defines them. Every secret value parsed
     from the credentials is given to the Secret source's redactor. Nothing is sent to the provider
-    here. Raises StorageConfigError (the Secret is missing, or the provider refuses the settings);
+    here. Raises StorageConfigError (the Secret is missing or refused, or the provider refuses the settings);
     the message never names the config (the caller does) nor carries a secret."""
     storage = config.object_storage
     credentials = None
@@ -75,22 +75,22 @@ def open_config_bucket(config: SharedBackupConfig, secrets: SecretSource) -> Buc
         assert ref is not None  # the schema requires it for source Secret
         try:
             credentials = secrets.get(config.namespace, ref.name, ref.key)
-        except SecretNotFound as err:
+        except SecretUnreadable as err:
             raise StorageConfigError(f"credentials: {err}") from None
     return open_bucket(storage.provider, storage.bucket, storage.config, credentials, redact=secrets.redactor.add)
 
 
-def open_targets(configs: Iterable[SharedBackupConfig], secrets: SecretSource, *,
-                 encryption_keys: bool = False) -> dict[tuple[str, str], Target]:
+def open_locations(configs: Iterable[SharedBackupConfig], secrets: SecretSource, *,
+                   encryption_keys: bool = False) -> dict[tuple[str, str], BackupLocation]:
     """Open each config's bucket and index; with `encryption_keys`, also read its archive keys into a
     Keyring (a missing or malformed key then fails the run before anything is written, naming the
     Secret and never its value)."""
-    targets = {}
+    locations = {}
     for config in configs:
         try:
             bucket = open_config_bucket(config, secrets)
         except StorageError as err:
-            raise TargetError(f"SharedBackupConfig {config.namespace}/{config.name}: {err}") from None
+            raise LocationError(f"SharedBackupConfig {config.namespace}/{config.name}: {err}") from None
         layout = BucketLayout(config.object_storage.prefix)
         keyring = None
         refs = config.object_storage.encryption_key_refs
@@ -99,29 +99,29 @@ def open_targets(configs: Iterable[SharedBackupConfig], secrets: SecretSource, *
             for ref in refs:
                 try:
                     materials.append(parse_key(secrets.get(config.namespace, ref.name, ref.key)))
-                except (SecretNotFound, EncryptionError) as err:
-                    raise TargetError(f"SharedBackupConfig {config.namespace}/{config.name}: encryption key "
+                except (SecretUnreadable, EncryptionError) as err:
+                    raise LocationError(f"SharedBackupConfig {config.namespace}/{config.name}: encryption key "
                                       f"{ref.name}/{ref.key}: {err}") from None
             keyring = Keyring.of(materials)
-        targets[(config.namespace, config.name)] = Target(config, bucket, layout,
+        locations[(config.namespace, config.name)] = BackupLocation(config, bucket, layout,
                                                           BucketIndex(bucket, layout, config_name=config.name), keyring)
-    return targets
+    return locations
 
 
-def load_recorded(targets: Mapping[tuple[str, str], Target]) -> RecordedState:
+def load_recorded(locations: Mapping[tuple[str, str], BackupLocation]) -> RecordedState:
     """Union of what every bucket records, each read only for its config's namespace. Records made
     through another config of the same namespace and location are read once."""
-    seen: dict[tuple[str, str, str, str], Target] = {}
-    for target in targets.values():
-        seen.setdefault(target.location + (target.namespace,), target)
+    seen: dict[tuple[str, str, str, str], BackupLocation] = {}
+    for location in locations.values():
+        seen.setdefault(location.address + (location.namespace,), location)
 
-    def read(target: Target) -> RecordedState:
+    def read(location: BackupLocation) -> RecordedState:
         try:
-            return target.index.load(namespaces=[target.namespace])
+            return location.index.load(namespaces=[location.namespace])
         except StorageError as err:
-            raise TargetError(f"cannot read the bucket index of SharedBackupConfig "
-                              f"{target.config.namespace}/{target.config.name}: {err}") from None
+            raise LocationError(f"cannot read the bucket index of SharedBackupConfig "
+                              f"{location.config.namespace}/{location.config.name}: {err}") from None
 
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(seen)))) as pool:
+    with cycle_collection_paused(), ThreadPoolExecutor(max_workers=min(8, max(1, len(seen)))) as pool:
         states = list(pool.map(read, seen.values()))
     return RecordedState.union(states)

@@ -1,13 +1,13 @@
-"""The index shard of one control plane, as stored in the bucket (`<prefix>/<ns>/<cp>/index.json`).
+"""The index of one control plane, as stored in the bucket (`<prefix>/<ns>/<cp>/index.json`).
 
-Version 3 is JSON lines, so that planning can read a shard without decoding its backups:
+Version 3 is JSON lines, so that planning can read a control-plane index without decoding its backups:
 
     line 1   header: schemaVersion, namespace, controlPlane, the archive key pattern, the restore,
-             the backups' names, and the digest of the backups (ctpbackup.store.digest)
+             the backups' names, and the summary of the backups (ctpbackup.store.summary)
     line 2+  one backup per line, in the order of the names: its record without what the header
              says (namespace, control plane, name, archive key) and without its defaults
 
-A plan parses line 1 of every shard, and a backup's own line only when it needs that backup's whole
+A plan parses line 1 of every control-plane index, and a backup's own line only when it needs that backup's whole
 record. Versions 1 and 2 (one JSON document) still read.
 """
 
@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 
 from ctpbackup.engines import jsoncodec
 from ctpbackup.storage.base import StorageError
-from ctpbackup.store.digest import RecordedDigest
 from ctpbackup.store.layout import BucketLayout
 from ctpbackup.store.records import BackupRecord, RestoreRecord
+from ctpbackup.store.summary import RecordedSummary
 
-SHARD_SCHEMA_VERSION = 3
-#: where the backup's name goes in a shard's archive key pattern (no Kubernetes name has braces)
+INDEX_SCHEMA_VERSION = 3
+#: where the backup's name goes in a control-plane index's archive key pattern (no Kubernetes name has braces)
 NAME_SLOT = "{name}"
-#: what a backup's line leaves out because the header says it (the control plane, when the shard's)
+#: what a backup's line leaves out because the header says it (the control plane, when it is the index's own)
 _IN_HEADER = frozenset({"kind", "namespace", "name", "controlPlane"})
 #: each field as a record read without it serialises it: a field equal to this can be left out and
 #: reads back exactly (derived from from_dict itself, so the two cannot drift apart)
@@ -35,12 +35,12 @@ _DEFAULTS = BackupRecord.from_dict({"namespace": "-", "name": "-", "controlPlane
 
 
 class IndexCorrupt(StorageError):
-    """A shard cannot be read (bad JSON, or written by a newer release): `index rebuild` repairs it."""
+    """A control-plane index cannot be read (bad JSON, or written by a newer release): `index rebuild` repairs it."""
 
 
 @contextlib.contextmanager
 def unreadable_as_corrupt(key: str, what: str = "index shard") -> Iterator[None]:
-    """Any decoding error inside becomes one IndexCorrupt naming the shard and what was read."""
+    """Any decoding error inside becomes one IndexCorrupt naming the control-plane index and what was read."""
     try:
         yield
     except IndexCorrupt:
@@ -50,8 +50,8 @@ def unreadable_as_corrupt(key: str, what: str = "index shard") -> Iterator[None]
 
 
 @dataclass
-class Shard:
-    """A shard with every record decoded: what the writers change and write back whole."""
+class ControlPlaneIndex:
+    """A control-plane index with every record decoded: what the writers change and write back whole."""
 
     backups: dict[str, BackupRecord] = field(default_factory=dict)
     restore: RestoreRecord | None = None
@@ -64,21 +64,21 @@ class Shard:
                 raise ValueError(f"backup {record.namespace}/{record.name} in the index shard of namespace {namespace}")
         names = [record.name for record in records]
         lines = [_slim(record.to_dict(), control_plane, pattern) for record in records]
-        header = {"schemaVersion": SHARD_SCHEMA_VERSION, "namespace": namespace, "controlPlane": control_plane,
+        header = {"schemaVersion": INDEX_SCHEMA_VERSION, "namespace": namespace, "controlPlane": control_plane,
                   "archiveKey": pattern, "restore": self.restore.to_dict() if self.restore else None, "names": names,
-                  "digest": RecordedDigest.of(records).to_shard({name: i for i, name in enumerate(names)})}
+                  "digest": RecordedSummary.of(records).to_header({name: i for i, name in enumerate(names)})}
         return b"".join(_line(doc) for doc in [header, *lines])
 
     @classmethod
-    def from_bytes(cls, data: bytes, key: str) -> Shard:
+    def from_bytes(cls, data: bytes, key: str) -> ControlPlaneIndex:
         with unreadable_as_corrupt(key):
-            view = ShardView.parse(data, key)
+            view = ControlPlaneIndexView.parse(data, key)
             return cls({name: view.record(i) for i, name in enumerate(view.names)}, view.restore)
 
 
 @dataclass(eq=False)
-class ShardView:
-    """A shard as planning reads it: the header parsed, each backup's line decoded on first need. A
+class ControlPlaneIndexView:
+    """A control-plane index as planning reads it: the header parsed, each backup's line decoded on first need. A
     damaged line is found then, as an IndexCorrupt (and the plan that needed it fails closed)."""
 
     key: str
@@ -86,14 +86,14 @@ class ShardView:
     control_plane: str
     archive_key: str  # the pattern, NAME_SLOT standing for the backup's name
     names: list[str]
-    digest: RecordedDigest
+    summary: RecordedSummary
     restore: RestoreRecord | None
-    data: bytes = field(default=b"", repr=False)  # the whole shard, split into lines on first need
+    data: bytes = field(default=b"", repr=False)  # the whole control-plane index, split into lines on first need
     records: list[BackupRecord] | None = field(default=None, repr=False)  # versions 1 and 2: decoded already
     _lines: list[int] | None = field(default=None, init=False, repr=False)  # where each backup's line starts
 
     @classmethod
-    def parse(cls, data: bytes, key: str) -> ShardView:
+    def parse(cls, data: bytes, key: str) -> ControlPlaneIndexView:
         """The header only (ValueError, KeyError... when it is not one; IndexCorrupt when newer)."""
         end = data.find(b"\n")
         try:
@@ -110,11 +110,11 @@ class ShardView:
             raise ValueError("not one line for each backup of the header")
         namespace = header["namespace"]
         return cls(key, namespace, header["controlPlane"], header["archiveKey"], names,
-                   RecordedDigest.from_shard(header["digest"], namespace, names),
+                   RecordedSummary.from_header(header["digest"], namespace, names),
                    RestoreRecord.from_dict(header["restore"]) if header["restore"] else None, data)
 
     @classmethod
-    def _single_document(cls, data: bytes, key: str) -> ShardView:
+    def _single_document(cls, data: bytes, key: str) -> ControlPlaneIndexView:
         """Versions 1 and 2: every field of every record in one document (version 2 writes what the
         backups share once, and leaves defaults out)."""
         doc = jsoncodec.loads(data)
@@ -131,7 +131,7 @@ class ShardView:
         restore = RestoreRecord.from_dict(doc["restore"]) if doc.get("restore") else None
         namespace = records[0].namespace if records else shared.get("namespace", "")
         return cls(key, namespace, shared.get("controlPlane", ""), pattern or "", [r.name for r in records],
-                   RecordedDigest.of(records), restore, records=records)
+                   RecordedSummary.of(records), restore, records=records)
 
     def backup_keys(self) -> list[tuple[str, str]]:
         """(namespace, name) of each backup, in order."""
@@ -163,7 +163,7 @@ class ShardView:
 
 
 def _check_version(version: object, key: str) -> None:
-    if not isinstance(version, int) or version > SHARD_SCHEMA_VERSION:
+    if not isinstance(version, int) or version > INDEX_SCHEMA_VERSION:
         raise IndexCorrupt(f"{key}: written by a newer release (schemaVersion {version!r}); upgrade ctpbackup")
 
 
@@ -174,7 +174,7 @@ def _line(doc: dict) -> bytes:
 def _slim(record: dict, control_plane: str, pattern: str) -> dict:
     """A serialised record without what the header says and without every field equal to what
     reading it without that field gives. An empty archive key stays written, so it is not mistaken
-    for the shard's pattern; phase always stays (it has no default)."""
+    for the control-plane index's pattern; phase always stays (it has no default)."""
     out = {}
     for k, v in record.items():
         if k in _IN_HEADER and not (k == "controlPlane" and v != control_plane):
