@@ -307,7 +307,7 @@ class _Planner:
         """At most one backup per schedule and control plane: the latest slot, if not taken yet.
         After downtime this is one catch-up backup, not one per missed slot."""
         slot = self._latest_slot(schedule)
-        last = self.digest.last_slots.get((kind, ns, name, cp))
+        last = self.summary.last_slots.get((kind, ns, name, cp))
         if last is not None and last > self.now + self.options.clock_tolerance:
             # written by a run whose clock ran ahead: trusting it would plan nothing until then
             self.warnings.append(
