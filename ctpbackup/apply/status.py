@@ -136,12 +136,6 @@ def describe_restore(record: RestoreRecord) -> str:
     if record.warnings:
         lines.append("Warnings:")
         lines += [f"  {w}" for w in record.warnings]
-    check = record.verification
-    if check:
-        lines.append(f"Verification:   {check.get('verifiedAt', '')}")
-        lines += [f"  {what:<25} {check.get(what, 0)}" for what in ("objects", "created", "skipped", "merged", "failed")]
-        lines += [f"  {reason:<25} {count}" for reason, count in sorted((check.get("failures") or {}).items())]
-        lines += [f"  - {example}" for example in check.get("examples") or ()]
     return "\n".join(lines) + "\n"
 
 
