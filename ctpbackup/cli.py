@@ -456,14 +456,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
                       action=outcome.action.type.value, kind=outcome.action.kind, namespace=outcome.action.namespace,
                       name=outcome.action.name, controlplane=outcome.action.control_plane, outcome=mark,
                       bytes=outcome.size, seconds=round(outcome.seconds, 3))
-    failed = sum(1 for o in outcomes if not o.ok and not o.waiting) + _print_verifications(verifications, console)
+    failed = sum(1 for o in outcomes if not o.ok and not o.waiting)
+    unverified = _print_verifications(verifications, console)  # backups of this run that failed verification
     beyond = _failed_beyond_allowance(result, console)
-    outcome_of_run = "error" if result.has_errors else "failure" if failed or beyond else "success"
+    outcome_of_run = "error" if result.has_errors else "failure" if failed or unverified or beyond else "success"
     metrics.export(metrics.build_registry(prepared.desired, prepared.recorded, outcomes,
                                           metrics.Run(started, time.time(), outcome_of_run,
                                                       prepared.snapshot.commit, shard), clock()),
                    shard, textfile=args.metrics_textfile, pushgateway=args.pushgateway)
     summary = (f"Apply complete: {len(outcomes) - failed} done, {failed} failed"
+               + (f", {unverified} failed verification" if unverified else "")
                + (f", {len(result.refusals)} refused" if result.refusals else "") + ".")
     if outcomes:
         console.text(summary)
@@ -471,7 +473,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                   commit=prepared.snapshot.commit, result=outcome_of_run, actions=len(result.actions),
                   done=len(outcomes) - failed, failed=failed, refused=len(result.refusals),
                   seconds=round(time.time() - started, 3), **{f"planned_{k}": v for k, v in result.summary().items()})
-    return EXIT_ERROR if failed or result.has_errors or beyond else EXIT_OK
+    return EXIT_ERROR if failed or unverified or result.has_errors or beyond else EXIT_OK
 
 
 def _print_verifications(verifications: list, console: logs.Console) -> int:

@@ -79,7 +79,9 @@ def record_outcome(location: BackupLocation, record: BackupRecord, result: Verif
     def change(old: BackupRecord | None) -> BackupRecord:
         if old is None or old.phase is not Phase.COMPLETED or old.sha256 != record.sha256:
             return old if old is not None else record
-        return dataclasses.replace(old, conditions=set_condition(old.conditions, condition_of(result, now)),
+        conditions = set_condition(old.conditions, condition_of(result, now))
+        # Verified first: the last condition stays the one of the backup's own phase (Completed)
+        return dataclasses.replace(old, conditions=(conditions[-1], *conditions[:-1]),
                                    verification={**result.to_dict(), "verifiedAt": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
 
     try:

@@ -110,6 +110,9 @@ class Verification:
     examples: list[str] = field(default_factory=list)
     complete: bool = False
     leniencies: list[str] = field(default_factory=list)
+    #: ownerReferences to objects of a type the backup left out (excludedResources, or by rule): a
+    #: restore drops them with a warning, as the user asked, so they fail nothing
+    owners_excluded: int = 0
 
     @property
     def verified(self) -> bool:
@@ -143,9 +146,11 @@ class Verification:
         return f"{self.summary()}; {reasons}; first: {'; '.join(self.examples[:3])}"
 
     def to_dict(self) -> dict[str, Any]:
+        """What the record keeps (`BackupRecord.verification`)."""
         return {"objects": self.objects, "created": self.created, "skipped": self.skipped, "merged": self.merged,
                 "failed": self.failed, "failures": dict(sorted(self.failures.items())),
-                "examples": list(self.examples), "complete": self.complete}
+                "examples": list(self.examples), "complete": self.complete,
+                "ownerReferencesToExcludedTypes": self.owners_excluded}
 
 
 def _severity(reason: str) -> int:
@@ -409,8 +414,25 @@ class _Run:
                 continue
             if _made_owner(api_version, kind, dependent.namespace, name):
                 continue
+            if self._excluded_type(api_version, kind):
+                self.result.owners_excluded += 1
+                continue
             self._fail(path, OWNER_MISSING, f"{_ident(dependent)}: owner {kind} {name!r} (uid {uid}) is not in the "
                                             "archive and no control plane makes it", counted=path not in self.failed_paths)
+
+    def _excluded_type(self, api_version: str, kind: str) -> bool:
+        """Whether the owner's type is one metadata.json says the backup left out (excludedResources,
+        or a type skipped by rule). Its resource key comes from its CRD in the archive (CRDs of excluded
+        types are kept), else from the kind's lower-case plural forms in that group."""
+        metadata = self.metadata if isinstance(self.metadata, dict) else {}
+        excluded = set(metadata.get("excludedResources") or ()) | {
+            str(k).split(" ", 1)[0] for k in (metadata.get("excluded") or {})}
+        group = api_version.rpartition("/")[0]
+        keys = {key for key, crd in self.crds.items() if crd.group == group and crd.kind == kind}
+        if not keys:
+            plural = kind.lower()
+            keys = {f"{p}.{group}" if group else p for p in (plural + "s", plural + "es", plural)}
+        return not keys.isdisjoint(excluded)
 
     def _namespaces(self) -> None:
         for namespace, ident in sorted(self.wanted_namespaces.items()):

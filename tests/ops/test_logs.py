@@ -61,7 +61,7 @@ def test_plan_and_apply_off_a_terminal_write_only_json_lines(story):
         applied = reconcile(story, "apply")
         assert applied.returncode == 0, applied.stderr
         out = events(applied.stdout)
-        assert [e["event"] for e in out] == ["plan", "planned", "planned", "action", "action", "apply"]
+        assert [e["event"] for e in out] == ["plan", "planned", "planned", "action", "action", "verified", "verified", "apply"]
         actions = sorted((e["name"], e["outcome"], e["level"]) for e in out if e["event"] == "action")
         assert actions == [("b-ctp1", "ok", "info"), ("b-ctp2", "ok", "info")]
         assert all(e["bytes"] > 0 for e in out if e["event"] == "action")
