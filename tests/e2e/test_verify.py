@@ -23,7 +23,7 @@ def verified(record: dict) -> dict:
 def test_a_crossplane_backup_is_verified_after_it_completes(story):
     source = EmulatorServer(establish_delay=0.05).start()
     try:
-        seed_crossplane(source.url, 120, token=source.token, ca=source.ca_data, real_install=True)
+        seed_crossplane(source, 120)
         story.connect("src", source)
         story.repo.write("src.yaml", CONTROL_PLANE.format(name="src"))
         story.repo.write("b.yaml", BACKUP.format(name="b1", control_plane="src"))
@@ -73,7 +73,7 @@ def live_objects(cp, versions: dict[str, dict]) -> dict[str, dict]:
 def test_download_of_an_encrypted_backup_is_a_plain_tar_of_the_control_planes_objects(story, tmp_path):
     source = EmulatorServer(establish_delay=0.05).start()
     try:
-        seed_crossplane(source.url, 40, token=source.token, ca=source.ca_data)
+        seed_crossplane(source, 40, real_install=False)
         write_key(story, KEY)
         encrypt_config(story)
         story.connect("src", source)
