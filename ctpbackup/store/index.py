@@ -38,6 +38,9 @@ from ctpbackup.store.summary import Owner, RecordedSummary
 log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 50
+#: how often a per-backup record the index does not list is looked at again before RecordExists
+#: (a writer racing us lists it within its own compare-and-swap; a crashed run's record stays unlisted)
+RECORD_EXISTS_LOOKS = 6
 
 
 class IndexConflict(StorageError):
@@ -334,15 +337,28 @@ class BucketIndex:
         times with full-jitter backoff (0 to min(0.5 s, 10 ms x 2^attempt)); `apply` must therefore be
         a pure change of the index it is given. Raised: IndexConflict when every attempt lost;
         LeaseLost (from the fence) before any write once the lease was taken over; IndexCorrupt for an
-        index that cannot be decoded; any other StorageError from the bucket, not retried here."""
+        index that cannot be decoded; RecordExists when the side write finds a record the index still
+        does not list after RECORD_EXISTS_LOOKS (6) looks, under a second (a concurrent writer's
+        record is listed by then); any other StorageError from the bucket, not retried here."""
         key = self.layout.index_key(namespace, control_plane)
+        looks = 0
         for attempt in range(CAS_ATTEMPTS):
             cp_index, version = self._read_index(key)
             if version is None:  # no control-plane index (yet, or any more): start from the records, never from nothing
                 cp_index = self._from_records(namespace, control_plane)[0]
             before = apply(cp_index)
-            if before is not None:
-                before()
+            try:
+                if before is not None:
+                    before()
+            except RecordExists:
+                # Another writer may have put this record after we read the index and before its own
+                # index write (a lost race: the next read lists it). A record no index write follows
+                # (left by a crashed run) is still unlisted after RECORD_EXISTS_LOOKS looks: raised.
+                looks += 1
+                if looks >= RECORD_EXISTS_LOOKS:
+                    raise
+                time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** looks)))
+                continue
             try:
                 data = cp_index.to_bytes(namespace, control_plane, self.layout)
                 self._fenced()

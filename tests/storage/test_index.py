@@ -10,7 +10,7 @@ import pytest
 
 from ctpbackup.storage.filesystem import FilesystemBucket
 from ctpbackup.store.controlplane_index import IndexCorrupt
-from ctpbackup.store.index import BucketIndex
+from ctpbackup.store.index import BucketIndex, RecordExists
 from ctpbackup.store.layout import BucketLayout
 from ctpbackup.store.lease import Lease, LeaseHeld, LeaseLost
 from ctpbackup.store.records import BackupRecord, Phase, RestoreRecord
@@ -58,6 +58,53 @@ def test_two_processes_racing_lose_no_update(kind, tmp_path, s3_server):
         assert w.exitcode == 0
     state = BucketIndex(bucket, LAYOUT).load()
     assert state.backups[("default", "counter")].retries == 200
+
+
+class _RacedOnce(FilesystemBucket):
+    """A folder bucket where, just before this writer first looks at `key`, another writer puts the
+    same backup's record and lists it in the index: the window between a record's write and its
+    index write that two unleased writers can meet in."""
+
+    def __init__(self, root, key: str, other) -> None:
+        super().__init__(root)
+        self.key, self.other = key, other
+
+    def read(self, key: str):
+        if key == self.key and self.other is not None:
+            other, self.other = self.other, None
+            other()
+        return super().read(key)
+
+
+@pytest.mark.parametrize("first_of_control_plane", [True, False])
+def test_a_record_put_by_a_racing_writer_is_a_lost_race_not_record_exists(tmp_path, first_of_control_plane):
+    """Both writers start from an index that does not list `counter`; the other one's record and
+    index write land in between. Ours is retried against the index that now lists it: no update is
+    lost, and nothing is reported as a leftover (RecordExists)."""
+    root = tmp_path / "b"
+    if not first_of_control_plane:  # the control plane's index exists already, listing another backup
+        BucketIndex(FilesystemBucket(root), LAYOUT).update_backup("default", "ctp1", "other", lambda _: record("other"))
+
+    def bump(old):
+        return dataclasses.replace(old, retries=old.retries + 1) if old else record("counter", retries=1)
+
+    other = BucketIndex(FilesystemBucket(root), LAYOUT)
+    raced = _RacedOnce(root, LAYOUT.backup_record_key("default", "ctp1", "counter"),
+                       lambda: other.update_backup("default", "ctp1", "counter", bump))
+    assert BucketIndex(raced, LAYOUT).update_backup("default", "ctp1", "counter", bump).retries == 2
+    state = BucketIndex(FilesystemBucket(root), LAYOUT).load()
+    assert state.backups[("default", "counter")].retries == 2
+
+
+def test_a_record_no_index_lists_is_still_refused_after_the_looks(tmp_path):
+    """A crashed run's record that no index write follows: RecordExists, never overwritten."""
+    bucket = FilesystemBucket(tmp_path / "b")
+    key = LAYOUT.backup_record_key("default", "ctp1", "left")
+    bucket.put_if_absent(key, b'{"left": "by a crashed run"}')
+    with pytest.raises(RecordExists, match=r"backups/left/record.json exists but the index shard does not list it; "
+                                           r"it is never overwritten \(run `reconcile.py index rebuild`\)$"):
+        BucketIndex(bucket, LAYOUT).update_backup("default", "ctp1", "left", lambda _: record("left"))
+    assert bucket.read(key)[0] == b'{"left": "by a crashed run"}'
 
 
 def test_load_reads_every_shard_and_namespaces_stay_apart(tmp_path):
