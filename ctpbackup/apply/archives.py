@@ -8,18 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ctpbackup.engines import restore as restore_engine
-from ctpbackup.rules.reasons import ReasonedError
+from ctpbackup.rules.reasons import RefusedError
 from ctpbackup.store import record_mac
 from ctpbackup.store.locations import BackupLocation
 from ctpbackup.store.records import BackupRecord
 
 
-class ArchiveRefused(ReasonedError):
-    """The archive cannot be trusted or read: `reason` as a restore's failure reasons; `str()` is
-    "reason: message"."""
-
-    def __str__(self) -> str:
-        return f"{self.reason}: {self.message}"
+class ArchiveRefused(RefusedError):
+    """The archive cannot be trusted or read: `reason` as a restore's failure reasons."""
 
 
 def fetch_trusted(location: BackupLocation, record: BackupRecord, dest: Path) -> Path:

@@ -15,17 +15,14 @@ import tempfile
 from pathlib import Path
 
 from ctpbackup.apply import archives
+from ctpbackup.rules.reasons import RefusedError
 from ctpbackup.store.locations import BackupLocation
 from ctpbackup.store.records import BackupRecord, Phase
 
 
-class DownloadRefused(Exception):
-    """The archive was not written: `reason` (IntegrityCheckFailed, DecryptionFailed, ...) and one line."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
+class DownloadRefused(RefusedError):
+    """The archive was not written: `reason` (a restore's, such as IntegrityCheckFailed or
+    DecryptionFailed, or NotCompleted / OutputUnwritable) and one line."""
 
 
 def download(location: BackupLocation, record: BackupRecord, out: Path) -> int:

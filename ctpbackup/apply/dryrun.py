@@ -23,19 +23,16 @@ from ctpbackup.kube.api import reachable
 from ctpbackup.kube.connect import ConnectionSecretUnusable, api_client_for
 from ctpbackup.kube.secrets import SecretSource
 from ctpbackup.plan.planner import Action
-from ctpbackup.rules.reasons import FailureReason, ReasonedError
+from ctpbackup.rules.reasons import FailureReason, RefusedError
 from ctpbackup.store.locations import BackupLocation
 
 #: what a dry run calls each count of the engine's (restored -> "create", failed -> "refuse")
 VERBS = (("restored", "create"), ("skipped", "skip"), ("merged", "merge"), ("failed", "refuse"))
 
 
-class DryRunFailed(ReasonedError):
+class DryRunFailed(RefusedError):
     """The dry run could not run at all (no connection Secret, target not answering, archive refused):
-    `reason` as the restore's condition reasons, `message` one line; `str()` is "reason: message"."""
-
-    def __str__(self) -> str:
-        return f"{self.reason}: {self.message}"
+    `reason` as the restore's condition reasons, `message` one line."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ctpbackup.apply import verification
+from ctpbackup.apply import archives, verification
 from ctpbackup.desired.model import DeletionPolicy, DesiredState
 from ctpbackup.engines import backup as backup_engine
 from ctpbackup.engines import restore as restore_engine
@@ -383,17 +383,15 @@ class Executor:
                 conditions=set_condition(old.conditions if old else (), Condition(
                     "Restored", "False", "InProgress", f"restoring from Backup {source.name}", started))))
             try:
-                keys = record_mac.check_restorable(source, location.keyring,
-                                                   location.config.object_storage.allow_unauthenticated_backups)
                 with tempfile.TemporaryDirectory(prefix="ctpbackup-restore-", dir=self.workdir) as tmp:
-                    # the store reads the archive at the layout's key, never at the (editable) record's
-                    archive = restore_engine.fetch_verified(location.store, source, Path(tmp), keys)
+                    # the record's MAC, then the archive at the layout's key (never the editable record's)
+                    archive = archives.fetch_trusted(location, source, Path(tmp))
                     if location.index.fence is not None:
                         location.index.fence()  # a run that lost its lease writes nothing to the target either
                     result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress,
                                                          wait_seconds=self.restore_wait,
                                                          label=f"restore {ns}/{name} ← {source.name}")
-            except (restore_engine.RestoreFailed, record_mac.RecordRefused) as err:
+            except (restore_engine.RestoreFailed, archives.ArchiveRefused) as err:
                 return self._restore_failed(action, location, err.reason, err.message)
             except LeaseLost:
                 raise

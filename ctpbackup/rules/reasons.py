@@ -82,3 +82,10 @@ class ReasonedError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class RefusedError(ReasonedError):
+    """A ReasonedError a command prints whole, as one line: `str()` is "reason: message"."""
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
