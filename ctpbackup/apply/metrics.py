@@ -84,10 +84,9 @@ def _phase_of_line(line: bytes) -> str:
 
 
 def _phases(view: ControlPlaneIndexView) -> list[str]:
-    if view.records is not None:  # index versions 1 and 2: decoded already
+    if view.records is not None:  # index versions 1 to 3: decoded already
         return [record.phase.value for record in view.records]
-    lines = view.data.split(b"\n")[1:1 + len(view.names)]
-    return [_phase_of_line(line) for line in lines]
+    return [_phase_of_line(line) for line in view.record_lines()]
 
 
 def _when(record: BackupRecord) -> datetime | None:

@@ -1,14 +1,24 @@
 """The index of one control plane, as stored in the bucket (`<prefix>/<ns>/<cp>/index.json`).
 
-Version 3 is JSON lines, so that planning can read a control-plane index without decoding its backups:
+Version 4 is lines, so that planning reads a control-plane index in a constant number of steps,
+whatever number of backups it holds (nothing is decoded or looked at per backup):
 
-    line 1   header: schemaVersion, namespace, controlPlane, the archive key pattern, the restore,
-             the backups' names, and the summary of the backups (ctpbackup.store.summary)
-    line 2+  one backup per line, in the order of the names: its record without what the header
-             says (namespace, control plane, name, archive key) and without its defaults
+    line 1   header (JSON): schemaVersion, namespace, controlPlane, the archive key pattern, the
+             restore, the number of backups, their routes (`route`: one per schedule and control
+             plane, one per other name), and the summary of the backups (ctpbackup.store.summary)
+    line 2   names (JSON array), in the order of the backups' lines: a name is found by searching
+             these bytes, its position is the number of separators before it
+    line 3   offsets (JSON string): per backup, in the order of the names, where its line starts
+             (OFFSET_DIGITS decimal digits each)
+    line 4   expiry (JSON string): per live backup with a TTL, in the order of its expiry time:
+             the time as written (20 characters, UTC to the second) and its position (POSITION_DIGITS)
+    line 5+  one backup per line, its name first: its record without what the header says
+             (namespace, control plane, archive key) and without its defaults
 
-A plan parses line 1 of every control-plane index, and a backup's own line only when it needs that backup's whole
-record. Versions 1 and 2 (one JSON document) still read.
+A plan parses line 1 of every control-plane index, searches line 2 for the names it asks about,
+binary-searches line 4 for what expired, and decodes only the lines of the backups it acts on.
+Versions 1 and 2 (one JSON document) and 3 (names and positions in the header) still read, with
+every record decoded when read; every writer writes version 4.
 """
 
 from __future__ import annotations
@@ -19,14 +29,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ctpbackup.engines import jsoncodec
+from ctpbackup.rules.times import format_time
 from ctpbackup.storage.base import StorageError
 from ctpbackup.store.layout import BucketLayout
-from ctpbackup.store.records import BackupRecord, RestoreRecord
-from ctpbackup.store.summary import RecordedSummary
+from ctpbackup.store.records import BackupRecord, Phase, RestoreRecord
+from ctpbackup.store.summary import Key, RecordedSummary
 
-INDEX_SCHEMA_VERSION = 3
+INDEX_SCHEMA_VERSION = 4
 #: where the backup's name goes in a control-plane index's archive key pattern (no Kubernetes name has braces)
 NAME_SLOT = "{name}"
+#: digits of a line's offset in the offsets line (up to 10 GB of index), and of a position in the expiry line
+OFFSET_DIGITS = 10
+POSITION_DIGITS = 6
+#: an expiry time as format_time writes it: `2026-11-25T10:00:00Z`
+TIME_CHARS = 20
+_EXPIRY_ENTRY = TIME_CHARS + POSITION_DIGITS
+#: a schedule's slot suffix at the end of a backup name (ctpbackup.rules.naming: `-yyyymmddhhmmss`)
+_SLOT_SUFFIX = 15
 #: what a backup's line leaves out because the header says it (the control plane, when it is the index's own)
 _IN_HEADER = frozenset({"kind", "namespace", "name", "controlPlane"})
 #: each field as a record read without it serialises it: a field equal to this can be left out and
@@ -49,6 +68,16 @@ def unreadable_as_corrupt(key: str, what: str = "index shard") -> Iterator[None]
         raise IndexCorrupt(f"{key}: unreadable {what} ({type(err).__name__}); run `reconcile.py index rebuild`") from None
 
 
+def route(name: str) -> str:
+    """Where a lookup of the backup `name` starts: the name without a schedule's slot suffix
+    (`hourly-ctp1-20261125100000` -> `hourly-ctp1`), else the name itself. A control-plane index lists
+    the routes of its backups, a few per owner instead of one per backup, so that any name's
+    control-plane indexes are found from the name alone, in every control-plane index read."""
+    if len(name) > _SLOT_SUFFIX and name[-_SLOT_SUFFIX] == "-" and name[-14:].isdigit() and name[-14:].isascii():
+        return name[:-_SLOT_SUFFIX]
+    return name
+
+
 @dataclass
 class ControlPlaneIndex:
     """A control-plane index with every record decoded: what the writers change and write back whole."""
@@ -57,44 +86,74 @@ class ControlPlaneIndex:
     restore: RestoreRecord | None = None
 
     def to_bytes(self, namespace: str, control_plane: str, layout: BucketLayout) -> bytes:
+        """Version 4 (see the module): ValueError for a record of another namespace (a bug) or a
+        control-plane index too large for its fixed-width fields."""
         pattern = layout.archive_key(namespace, control_plane, NAME_SLOT)
         records = [record for _, record in sorted(self.backups.items())]
         for record in records:
             if record.namespace != namespace:  # a bug: every writer passes the record's own namespace
                 raise ValueError(f"backup {record.namespace}/{record.name} in the index shard of namespace {namespace}")
+        if len(records) >= 10 ** POSITION_DIGITS:
+            raise ValueError(f"{len(records)} backups in the index of {namespace}/{control_plane}")
         names = [record.name for record in records]
-        lines = [_slim(record.to_dict(), control_plane, pattern) for record in records]
+        lines = [_record_line(record, control_plane, pattern) for record in records]
+        expiring = sorted((format_time(r.expires_at), i) for i, r in enumerate(records)
+                          if r.expires_at is not None and r.phase is not Phase.DELETED)
+        if any(len(when) != TIME_CHARS for when, _ in expiring):
+            raise ValueError("an expiry time outside the years 1000-9999")
         header = {"schemaVersion": INDEX_SCHEMA_VERSION, "namespace": namespace, "controlPlane": control_plane,
-                  "archiveKey": pattern, "restore": self.restore.to_dict() if self.restore else None, "names": names,
-                  "digest": RecordedSummary.of(records).to_header({name: i for i, name in enumerate(names)})}
-        return b"".join(_line(doc) for doc in [header, *lines])
+                  "archiveKey": pattern, "restore": self.restore.to_dict() if self.restore else None,
+                  "backups": len(records), "routes": sorted({route(name) for name in names}),
+                  "digest": RecordedSummary.of(records).to_header()}
+        head = _line(header) + jsoncodec.dumps(names) + b"\n"  # as `position` searches it
+        expiry = _line("".join(f"{when}{i:0{POSITION_DIGITS}d}" for when, i in expiring))
+        offset = len(head) + (OFFSET_DIGITS * len(records) + 3) + len(expiry)  # where the first line starts
+        starts = []
+        for line in lines:
+            starts.append(f"{offset:0{OFFSET_DIGITS}d}")
+            offset += len(line)
+        if offset >= 10 ** OFFSET_DIGITS:
+            raise ValueError(f"the index of {namespace}/{control_plane} is too large")
+        return b"".join([head, _line("".join(starts)), expiry, *lines])
 
     @classmethod
     def from_bytes(cls, data: bytes, key: str) -> ControlPlaneIndex:
         with unreadable_as_corrupt(key):
             view = ControlPlaneIndexView.parse(data, key)
-            return cls({name: view.record(i) for i, name in enumerate(view.names)}, view.restore)
+            return cls({record.name: record for record in view.all_records()}, view.restore)
 
 
 @dataclass(eq=False)
 class ControlPlaneIndexView:
-    """A control-plane index as planning reads it: the header parsed, each backup's line decoded on first need. A
-    damaged line is found then, as an IndexCorrupt (and the plan that needed it fails closed)."""
+    """A control-plane index as planning reads it: the header parsed, each backup's line decoded on
+    first need (a damaged one is found then, as an IndexCorrupt, and the plan that needed it fails
+    closed). Versions 1 to 3 are decoded whole when read (`records`)."""
 
     key: str
     namespace: str
     control_plane: str
     archive_key: str  # the pattern, NAME_SLOT standing for the backup's name
-    names: list[str]
+    #: how many backups the control-plane index holds
+    count: int
+    #: `route` of each backup's name, once each
+    routes: tuple[str, ...]
     summary: RecordedSummary
     restore: RestoreRecord | None
-    data: bytes = field(default=b"", repr=False)  # the whole control-plane index, split into lines on first need
-    records: list[BackupRecord] | None = field(default=None, repr=False)  # versions 1 and 2: decoded already
-    _lines: list[int] | None = field(default=None, init=False, repr=False)  # where each backup's line starts
+    data: bytes = field(default=b"", repr=False)  # the whole control-plane index
+    records: list[BackupRecord] | None = field(default=None, repr=False)  # versions 1 to 3: decoded already
+    version: int = INDEX_SCHEMA_VERSION
+    #: version 4: where the names (the whole line, brackets included), offsets and expiry (inside the quotes) are
+    _names: tuple[int, int] = field(default=(0, 0), repr=False)
+    _offsets: int = field(default=0, repr=False)
+    _expiry: tuple[int, int] = field(default=(0, 0), repr=False)
+    _decoded: dict[int, BackupRecord] = field(default_factory=dict, init=False, repr=False)
+    _name_list: list[str] | None = field(default=None, init=False, repr=False)
+    _positions: dict[str, int] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def parse(cls, data: bytes, key: str) -> ControlPlaneIndexView:
-        """The header only (ValueError, KeyError... when it is not one; IndexCorrupt when newer)."""
+        """The header and where lines 2 to 4 are: a constant number of steps for any number of
+        backups (ValueError, KeyError... when it is not a control-plane index; IndexCorrupt when newer)."""
         end = data.find(b"\n")
         try:
             header = jsoncodec.loads(data[:end] if end >= 0 else data)
@@ -102,16 +161,61 @@ class ControlPlaneIndexView:
             header = None
         if not isinstance(header, dict) or header.get("schemaVersion", 0) in (1, 2):
             return cls._single_document(data, key)
-        _check_version(header.get("schemaVersion"), key)
+        version = header.get("schemaVersion")
+        _check_version(version, key)
+        if version == 3:
+            return cls._version_3(header, data, end, key)
+        if version != INDEX_SCHEMA_VERSION:
+            raise ValueError(f"schemaVersion {version!r}")
+        count, routes = header["backups"], header["routes"]
+        if type(count) is not int or count < 0 or not isinstance(routes, list) or \
+                not all(isinstance(r, str) for r in routes) or (count > 0) != bool(routes):
+            raise ValueError("backups or routes")
+        names_end = data.index(b"\n", end + 1)
+        offsets_end = data.index(b"\n", names_end + 1)
+        expiry_end = data.index(b"\n", offsets_end + 1)
+        if data[end + 1] != 0x5B or data[names_end - 1] != 0x5D:  # [ ... ]
+            raise ValueError("names are not a list")
+        if offsets_end - names_end - 3 != OFFSET_DIGITS * count or data[names_end + 1] != 0x22 or \
+                data[offsets_end - 1] != 0x22:
+            raise ValueError("not one offset for each backup of the header")
+        expiry = (offsets_end + 2, expiry_end - 1)
+        if (expiry[1] - expiry[0]) % _EXPIRY_ENTRY or (expiry[1] - expiry[0]) // _EXPIRY_ENTRY > count or \
+                data[offsets_end + 1] != 0x22 or data[expiry_end - 1] != 0x22:
+            raise ValueError("expiry entries")
+        last = int(data[offsets_end - 1 - OFFSET_DIGITS:offsets_end - 1]) if count else 0
+        if not data.endswith(b"\n") or (count == 0 and len(data) != expiry_end + 1) or (count > 0 and (
+                int(data[names_end + 2:names_end + 2 + OFFSET_DIGITS]) != expiry_end + 1
+                or not expiry_end < last < len(data) or data[last - 1] != 0x0A)):
+            raise ValueError("not one line for each backup of the header")  # the first and last lines checked
+        namespace, control_plane, pattern = header["namespace"], header["controlPlane"], header["archiveKey"]
+        if not (isinstance(namespace, str) and isinstance(control_plane, str) and isinstance(pattern, str)):
+            raise TypeError("namespace, controlPlane or archiveKey")
+        view = cls(key, namespace, control_plane, pattern, count, tuple(routes), RecordedSummary(),
+                   RestoreRecord.from_dict(header["restore"]) if header["restore"] else None, data,
+                   _names=(end + 1, names_end), _offsets=names_end + 2, _expiry=expiry)
+        view.summary = RecordedSummary.from_header(header["digest"], namespace, count, view)
+        return view
+
+    @classmethod
+    def _version_3(cls, header: dict, data: bytes, end: int, key: str) -> ControlPlaneIndexView:
+        """Version 3: the names in the header, one line per backup without its name; decoded whole."""
         names = header["names"]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
             raise ValueError("names are not a list of distinct names")
-        if end < 0 or data.count(b"\n", end) != len(names) + 1 or not data.endswith(b"\n"):
+        lines = data[end + 1:].split(b"\n")
+        if end < 0 or len(lines) != len(names) + 1 or lines[-1]:
             raise ValueError("not one line for each backup of the header")
-        namespace = header["namespace"]
-        return cls(key, namespace, header["controlPlane"], header["archiveKey"], names,
-                   RecordedSummary.from_header(header["digest"], namespace, names),
-                   RestoreRecord.from_dict(header["restore"]) if header["restore"] else None, data)
+        namespace, control_plane, pattern = header["namespace"], header["controlPlane"], header["archiveKey"]
+        records = []
+        for name, line in zip(names, lines, strict=False):
+            values = {"namespace": namespace, "name": name, "controlPlane": control_plane,
+                      "archiveKey": pattern.replace(NAME_SLOT, name)}
+            values.update(jsoncodec.loads(line))
+            records.append(BackupRecord.from_dict(values))
+        restore = RestoreRecord.from_dict(header["restore"]) if header["restore"] else None
+        return cls(key, namespace, control_plane, pattern, len(records), tuple({route(n) for n in names}),
+                   RecordedSummary.of(records), restore, data, records, 3)
 
     @classmethod
     def _single_document(cls, data: bytes, key: str) -> ControlPlaneIndexView:
@@ -130,36 +234,142 @@ class ControlPlaneIndexView:
             records.append(BackupRecord.from_dict(full))
         restore = RestoreRecord.from_dict(doc["restore"]) if doc.get("restore") else None
         namespace = records[0].namespace if records else shared.get("namespace", "")
-        return cls(key, namespace, shared.get("controlPlane", ""), pattern or "", [r.name for r in records],
-                   RecordedSummary.of(records), restore, records=records)
+        return cls(key, namespace, shared.get("controlPlane", ""), pattern or "", len(records),
+                   tuple({route(r.name) for r in records}), RecordedSummary.of(records), restore, data, records,
+                   doc.get("schemaVersion", 1))
 
-    def backup_keys(self) -> list[tuple[str, str]]:
-        """(namespace, name) of each backup, in order."""
+    # -- by name -------------------------------------------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        """Every backup's name, in order (decodes line 2: for writers, metrics and listings, not planning)."""
+        if self._name_list is None:
+            if self.records is not None:
+                self._name_list = [record.name for record in self.records]
+            else:
+                with unreadable_as_corrupt(self.key, "list of names"):
+                    names = jsoncodec.loads(self.data[self._names[0]:self._names[1]])
+                    if not isinstance(names, list) or len(names) != self.count or \
+                            not all(isinstance(n, str) for n in names):
+                        raise ValueError("not one name for each backup of the header")
+                self._name_list = names
+        return self._name_list
+
+    def position(self, name: str) -> int | None:
+        """Where the backup `name` is in this control-plane index, or None: a search of line 2's bytes
+        (the position is the number of `","` separators before it, which no JSON string holds)."""
         if self.records is not None:
-            return [record.key for record in self.records]
-        return [(self.namespace, name) for name in self.names]
+            if self._positions is None:
+                self._positions = {record.name: i for i, record in enumerate(self.records)}
+            return self._positions.get(name)
+        start, end = self._names
+        needle = jsoncodec.dumps(name)
+        data = self.data
+        at = data.find(needle, start, end)
+        while at >= 0:
+            after = at + len(needle)
+            if data[at - 1] in b"[," and data[after] in b",]":
+                return data.count(b'","', start, at + 1)  # the separator ends with the name's own quote
+            at = data.find(needle, at + 1, end)
+        return None
 
-    def _line(self, i: int) -> bytes:
-        """The i-th backup's line. Only the line starts up to i are found (a plan reads about one
-        record per shard, the oldest, expired one): splitting every shard into all its lines made
-        millions of objects at 10,000 shards, and the cycle collector's passes over them grew the
-        plan step faster than the index."""
-        starts = self._lines
-        if starts is None:
-            starts = self._lines = [self.data.index(b"\n") + 1]  # after the header
-        while len(starts) <= i + 1:
-            starts.append(self.data.index(b"\n", starts[-1]) + 1)
-        return self.data[starts[i]:starts[i + 1] - 1]
+    def record(self, i: int, name: str = "") -> BackupRecord:
+        """The whole record of the i-th backup (of `names`); with `name`, the record must be that
+        backup's (else IndexCorrupt: the names and the lines disagree)."""
+        record = self._decoded.get(i) if self.records is None else self.records[i]
+        if record is None:
+            with unreadable_as_corrupt(self.key, f"record of backup {name or self._name_at(i)}"):
+                record = self._decode(i)
+            self._decoded[i] = record
+        if name and record.name != name:
+            raise IndexCorrupt(f"{self.key}: the list of names and the lines disagree on backup {name}; "
+                               "run `reconcile.py index rebuild`")
+        return record
 
-    def record(self, i: int) -> BackupRecord:
-        """The whole record of the i-th backup (of `names`)."""
+    def _decode(self, i: int) -> BackupRecord:
+        if not 0 <= i < self.count:
+            raise IndexError(i)
+        data = self.data
+        at = self._offsets + OFFSET_DIGITS * i
+        start = int(data[at:at + OFFSET_DIGITS])
+        end = int(data[at + OFFSET_DIGITS:at + 2 * OFFSET_DIGITS]) if i + 1 < self.count else len(data)
+        if not 0 < start < end <= len(data) or data[start - 1] != 0x0A or data[end - 1] != 0x0A:
+            raise ValueError("a line offset")
+        values = jsoncodec.loads(data[start:end - 1])
+        name = values["name"]
+        if not isinstance(name, str):
+            raise TypeError("name")
+        full = {"namespace": self.namespace, "controlPlane": self.control_plane,
+                "archiveKey": self.archive_key.replace(NAME_SLOT, name)}
+        full.update(values)
+        return BackupRecord.from_dict(full)
+
+    def _name_at(self, i: int) -> str:
+        """For a message only: the i-th name if line 2 reads, else its position."""
+        try:
+            return self.names[i]
+        except (IndexCorrupt, IndexError):
+            return f"at position {i}"
+
+    def all_records(self) -> list[BackupRecord]:
+        """Every record, decoded (writers, status, rebuild checks): per backup, never on a plan's path."""
         if self.records is not None:
-            return self.records[i]
-        name = self.names[i]
-        values = {"namespace": self.namespace, "name": name, "controlPlane": self.control_plane,
-                  "archiveKey": self.archive_key.replace(NAME_SLOT, name)}
-        values.update(jsoncodec.loads(self._line(i)))
-        return BackupRecord.from_dict(values)
+            return list(self.records)
+        names = self.names
+        return [self.record(i, name) for i, name in enumerate(names)]
+
+    def record_lines(self) -> list[bytes]:
+        """Each backup's line as stored (compact JSON, sorted keys after the name, `phase` always
+        written), in the order of `names`: what metrics count phases from without decoding."""
+        if self.records is not None:
+            return [json.dumps(r.to_dict(), separators=(",", ":"), sort_keys=True).encode() for r in self.records]
+        if not self.count:
+            return []
+        first = int(self.data[self._offsets:self._offsets + OFFSET_DIGITS])
+        lines = self.data[first:].split(b"\n")
+        if len(lines) != self.count + 1:
+            raise IndexCorrupt(f"{self.key}: not one line for each backup; run `reconcile.py index rebuild`")
+        return lines[:-1]
+
+    # -- by expiry -----------------------------------------------------------------------------------
+
+    def expired(self, cutoff: str) -> list[Key]:
+        """(namespace, name) of the live backups whose expiry time (as written, to the second) is at
+        or before `cutoff`: a binary search of line 4, then the lines of those found."""
+        if self.records is not None:
+            raise TypeError("versions 1 to 3 summarise from their records")
+        start, end = self._expiry
+        data, target = self.data, cutoff.encode()
+        low, high = 0, (end - start) // _EXPIRY_ENTRY
+        while low < high:
+            middle = (low + high) // 2
+            at = start + middle * _EXPIRY_ENTRY
+            if data[at:at + TIME_CHARS] <= target:
+                low = middle + 1
+            else:
+                high = middle
+        out = []
+        for k in range(low):
+            at = start + k * _EXPIRY_ENTRY + TIME_CHARS
+            with unreadable_as_corrupt(self.key, "expiry line"):
+                i = int(data[at:at + POSITION_DIGITS])
+            name = self.record(i).name
+            if self.position(name) != i:
+                raise IndexCorrupt(f"{self.key}: the list of names and the lines disagree on backup {name}; "
+                                   "run `reconcile.py index rebuild`")
+            out.append((self.namespace, name))
+        return out
+
+    def expiry_entries(self) -> list[tuple[str, Key]]:
+        """Every (expiry time, (namespace, name)) of line 4, in order (to compare summaries; per backup)."""
+        start, end = self._expiry
+        names = self.names
+        entries = []
+        with unreadable_as_corrupt(self.key, "expiry line"):
+            for at in range(start, end, _EXPIRY_ENTRY):
+                i = int(self.data[at + TIME_CHARS:at + _EXPIRY_ENTRY])
+                entries.append((self.data[at:at + TIME_CHARS].decode(), (self.namespace, names[i])))
+        return entries
 
 
 def _check_version(version: object, key: str) -> None:
@@ -167,8 +377,15 @@ def _check_version(version: object, key: str) -> None:
         raise IndexCorrupt(f"{key}: written by a newer release (schemaVersion {version!r}); upgrade ctpbackup")
 
 
-def _line(doc: dict) -> bytes:
+def _line(doc: object) -> bytes:
     return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+
+
+def _record_line(record: BackupRecord, control_plane: str, pattern: str) -> bytes:
+    """A backup's line: its name first (so that a line read by its offset is checked to be the one
+    asked for), then the rest of its slim record with sorted keys."""
+    rest = json.dumps(_slim(record.to_dict(), control_plane, pattern), separators=(",", ":"), sort_keys=True)
+    return b'{"name":' + jsoncodec.dumps(record.name) + b"," + rest[1:].encode() + b"\n"
 
 
 def _slim(record: dict, control_plane: str, pattern: str) -> dict:

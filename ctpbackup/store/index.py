@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import itertools
 import json
 import logging
 import random
@@ -24,7 +23,12 @@ from dataclasses import dataclass, field
 from ctpbackup.engines import jsoncodec
 from ctpbackup.rules.reasons import FailureReason
 from ctpbackup.storage.base import Bucket, ObjectNotFound, PreconditionFailed, StorageError
-from ctpbackup.store.controlplane_index import ControlPlaneIndex, ControlPlaneIndexView, unreadable_as_corrupt
+from ctpbackup.store.controlplane_index import (
+    ControlPlaneIndex,
+    ControlPlaneIndexView,
+    route,
+    unreadable_as_corrupt,
+)
 from ctpbackup.store.layout import ARCHIVE_FILE, INDEX_FILE, RECORD_FILE, BucketLayout
 from ctpbackup.store.records import (
     RECORD_SCHEMA_VERSION,
@@ -52,24 +56,45 @@ class RecordExists(StorageError):
 
 
 class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
-    """Every recorded backup by (namespace, name), over the control-plane indexes read. Planning needs the summary
-    of them all, but the whole record of only the few it acts on: a record is decoded on first
-    access (a damaged one is an IndexCorrupt then, and the plan fails closed)."""
+    """Every recorded backup by (namespace, name), over the control-plane indexes read, without a
+    map of every backup: a name is looked up through its route (`controlplane_index.route`, a few
+    per owner and control plane) in the control-plane indexes that list that route, and its record
+    decoded on first access (a damaged one is an IndexCorrupt then, and the plan fails closed).
+    Loading and planning thus cost per control-plane index and per backup acted on, not per backup.
+
+    A backup read twice is counted once: the same control-plane index read again (one bucket
+    through two configs) replaces its first copy; a name in two control-plane indexes (found when
+    two indexes share a route) makes the summary the exact, slower one of the records held here,
+    where the later control-plane index wins."""
 
     def __init__(self) -> None:
-        self._where: dict[tuple[str, str], tuple[ControlPlaneIndexView, int]] = {}
-        self._decoded: dict[tuple[str, str], BackupRecord] = {}
         self._views: list[ControlPlaneIndexView] = []
+        #: (namespace, route) -> the control-plane indexes that list it, in the order read
+        self._routes: dict[tuple[str, str], list[ControlPlaneIndexView]] = {}
+        #: (namespace, index key) -> the control-plane index read from there
+        self._by_key: dict[tuple[str, str], ControlPlaneIndexView] = {}
+        self._decoded: dict[tuple[str, str], BackupRecord] = {}
         self._summary: RecordedSummary | None = RecordedSummary()
+        self._duplicates = False
+        self._every: dict[tuple[str, str], tuple[ControlPlaneIndexView, int]] | None = None
 
     def add(self, view: ControlPlaneIndexView) -> None:
-        keys = view.backup_keys()
-        if self._summary is not None and (not self._where.keys().isdisjoint(keys) or
-                                         (view.records is not None and len(set(keys)) != len(keys))):
-            self._summary = None  # a backup read twice: the merged summaries would count it twice
-        for key in keys if self._decoded else ():
-            self._decoded.pop(key, None)
-        self._where.update(zip(keys, zip(itertools.repeat(view), range(len(keys))), strict=True))
+        """Add one control-plane index: per route it lists, not per backup."""
+        same = self._by_key.get((view.namespace, view.key))
+        if same is not None and same.data == view.data and (view.data or same.records == view.records):
+            return  # the very same control-plane index, read again: counted once
+        self._by_key[(view.namespace, view.key)] = view
+        self._decoded.clear()
+        self._every = None
+        names: set[str] | None = None
+        for name_route in view.routes:
+            others = self._routes.setdefault((view.namespace, name_route), [])
+            for other in others:
+                if not self._duplicates:
+                    names = set(view.names) if names is None else names
+                    if not names.isdisjoint(other.names):
+                        self._duplicates, self._summary = True, None  # merged summaries would count them twice
+            others.append(view)
         self._views.append(view)
         if self._summary is not None:
             self._summary.merge(view.summary)
@@ -84,8 +109,8 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
         return out
 
     def summary(self) -> RecordedSummary:
-        """The control-plane indexes' summaries merged; when a backup was read twice (one bucket through two configs,
-        or one name in two control-plane indexes), the summary of the records this Mapping holds (slower, exact)."""
+        """The control-plane indexes' summaries merged; when a backup was read twice (one name in two
+        control-plane indexes), the summary of the records this Mapping holds (slower, exact)."""
         if self._summary is None:
             self._summary = RecordedSummary.of(self.values())
         return self._summary
@@ -100,8 +125,8 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
         for view in self._views:
             if not view.summary.referenced_owners & owners:
                 continue
-            for key in view.backup_keys():
-                record = self[key]
+            for name in view.names:
+                record = self[(view.namespace, name)]
                 if record.use_owner_references and record.phase is not Phase.DELETED and \
                         (record.owner_kind, record.namespace, record.owner_name) in owners:
                     yield record
@@ -111,29 +136,57 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
         the index knows (a restore cannot be asked for one of them after the fact)."""
         out: set[tuple[str, str]] = set()
         for view in self._views:
-            if view.records is not None:  # versions 1 and 2: the control plane is in each record
+            if view.records is not None:  # versions 1 to 3: the control plane is in each record
                 out.update((record.namespace, record.control_plane) for record in view.records)
-            elif view.names:
+            elif view.count:
                 out.add((view.namespace, view.control_plane))
         return out
 
-    def __getitem__(self, key: tuple[str, str]) -> BackupRecord:
+    def _find(self, key: tuple[str, str]) -> tuple[ControlPlaneIndexView, int] | None:
+        """The control-plane index holding `key` (the last read that does) and its position there."""
+        namespace, name = key
+        for view in reversed(self._routes.get((namespace, route(name)), ())):
+            i = view.position(name)
+            if i is not None:
+                return view, i
+        return None
+
+    def get(self, key: tuple[str, str], default: BackupRecord | None = None) -> BackupRecord | None:  # type: ignore[override]
         record = self._decoded.get(key)
         if record is None:
-            view, i = self._where[key]
-            with unreadable_as_corrupt(view.key, f"record of backup {key[1]}"):
-                record = view.record(i)
-            self._decoded[key] = record
+            found = self._find(key)
+            if found is None:
+                return default
+            view, i = found
+            record = self._decoded[key] = view.record(i, key[1])
         return record
 
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._where)
-
-    def __len__(self) -> int:
-        return len(self._where)
+    def __getitem__(self, key: tuple[str, str]) -> BackupRecord:
+        record = self.get(key)
+        if record is None:
+            raise KeyError(key)
+        return record
 
     def __contains__(self, key: object) -> bool:
-        return key in self._where
+        if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(part, str) for part in key)):
+            return False
+        return key in self._decoded or self._find(key) is not None  # type: ignore[arg-type]
+
+    def _all(self) -> dict[tuple[str, str], tuple[ControlPlaneIndexView, int]]:
+        """Every key and where it is (later control-plane indexes win): per backup, for listings only."""
+        if self._every is None:
+            self._every = {}
+            for view in self._views:
+                self._every.update(((view.namespace, name), (view, i)) for i, name in enumerate(view.names))
+        return self._every
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        if not self._duplicates:
+            return sum(view.count for view in self._views)
+        return len(self._all())
 
 
 @contextlib.contextmanager
@@ -280,7 +333,7 @@ class BucketIndex:
                     with unreadable_as_corrupt(key):
                         view = ControlPlaneIndexView.parse(data, key)
                         where = self.layout.parse(key)[:2]
-                        if view.records is None and (view.namespace, view.control_plane) != where:
+                        if view.version >= 3 and (view.namespace, view.control_plane) != where:
                             raise ValueError("the header names another control plane")
                         if view.records is not None and any(r.namespace != where[0] for r in view.records):
                             raise ValueError("a record of another namespace")

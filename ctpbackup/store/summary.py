@@ -1,6 +1,6 @@
 """What planning needs to know of the recorded backups, in a few entries per control plane.
 
-A plan over 1,000 control planes with 200 backups each must not look at 200,000 backups: it needs
+A plan over 10,000 control planes with 200 backups each must not look at 2,000,000 backups: it needs
 the newest slot each schedule took, how many backups each config holds, which backups expire by now,
 which have no owner, and which owners keep theirs by reference. Each control-plane index carries this summary
 of its own backups, written with them; planning merges the control-plane indexes' summaries and reads whole records
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ctpbackup.rules.times import format_time
 from ctpbackup.store.records import BackupRecord, OwnerKind, Phase
@@ -26,9 +26,36 @@ Owner = tuple[OwnerKind, str, str]
 Key = tuple[str, str]
 
 
-@dataclass
+class ExpiryGroup(Protocol):
+    """The live backups with a TTL of one group (one control-plane index), by expiry time."""
+
+    def expired(self, cutoff: str) -> list[Key]:
+        """(namespace, name) of those whose expiry time, as format_time writes it, is <= `cutoff`."""
+        ...
+
+    def expiry_entries(self) -> list[tuple[str, Key]]:
+        """Every (expiry time, key), in order (to compare summaries: per backup)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SortedExpiry:
+    """An ExpiryGroup of records in memory: times as written, sorted, and the keys in the same order."""
+
+    times: tuple[str, ...]
+    keys: tuple[Key, ...]
+
+    def expired(self, cutoff: str) -> list[Key]:
+        return list(self.keys[:bisect.bisect_right(self.times, cutoff)])
+
+    def expiry_entries(self) -> list[tuple[str, Key]]:
+        return list(zip(self.times, self.keys, strict=True))
+
+
+@dataclass(eq=False)
 class RecordedSummary:
-    """The summary of a group of recorded backups (one control-plane index, or all of them once merged)."""
+    """The summary of a group of recorded backups (one control-plane index, or all of them once
+    merged): a few entries per owner and control plane, none per scheduled backup."""
 
     #: newest slot taken (in any phase), per (owner kind, namespace, owner, control plane)
     last_slots: dict[tuple[OwnerKind, str, str, str], datetime] = field(default_factory=dict)
@@ -40,18 +67,28 @@ class RecordedSummary:
     referenced_owners: set[Owner] = field(default_factory=set)
     #: live backups with no owner (Backup objects): they go when Git stops asking for them
     standalone: list[Key] = field(default_factory=list)
-    #: live backups with a TTL: per group (one per control-plane index), expiry times sorted (as written, in UTC
-    #: with seconds, so text order is time order) and the backups in the same order
-    expiring: list[tuple[Sequence[str], Sequence[Key]]] = field(default_factory=list)
+    #: live backups with a TTL, one group per control-plane index, each searched by expiry time
+    expiring: list[ExpiryGroup] = field(default_factory=list)
 
     def expired(self, now: datetime) -> list[Key]:
         """Backups whose TTL has passed at `now`, to the second (so perhaps some that expire later in
         that second: the planner checks each one's exact time): a binary search per group."""
         cutoff = format_time(now)
         out: list[Key] = []
-        for times, keys in self.expiring:
-            out.extend(keys[:bisect.bisect_right(times, cutoff)])
+        for group in self.expiring:
+            out.extend(group.expired(cutoff))
         return out
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when they say the same of the same backups, however the expiry is grouped (per backup: tests)."""
+        if not isinstance(other, RecordedSummary):
+            return NotImplemented
+        return (self.last_slots == other.last_slots and dict(self.live) == dict(other.live)
+                and self.newest_completed == other.newest_completed
+                and self.referenced_owners == other.referenced_owners
+                and sorted(self.standalone) == sorted(other.standalone)
+                and sorted(e for g in self.expiring for e in g.expiry_entries())
+                == sorted(e for g in other.expiring for e in g.expiry_entries()))
 
     @classmethod
     def of(cls, backups: Iterable[BackupRecord]) -> RecordedSummary:
@@ -75,11 +112,12 @@ class RecordedSummary:
                 expiring.append((format_time(b.expires_at) or "", key))
         expiring.sort()
         if expiring:
-            digest.expiring.append((tuple(t for t, _ in expiring), tuple(k for _, k in expiring)))
+            digest.expiring.append(SortedExpiry(tuple(t for t, _ in expiring), tuple(k for _, k in expiring)))
         return digest
 
     def merge(self, other: RecordedSummary) -> None:
-        """Add another group's summary (another control-plane index, another bucket) to this one."""
+        """Add another group's summary (another control-plane index, another bucket) to this one:
+        per owner and config, never per backup."""
         for slot_key, slot in other.last_slots.items():
             _keep_newest(self.last_slots, slot_key, slot)
         for config, count in other.live.items():
@@ -90,34 +128,33 @@ class RecordedSummary:
         self.standalone += other.standalone
         self.expiring += other.expiring
 
-    # -- in an control-plane index: the control-plane index's namespace is implied, backups are positions in its list --------
+    # -- in a control-plane index: its namespace is implied; the expiry is a line of its own ---------
 
-    def to_header(self, positions: dict[str, int]) -> dict[str, Any]:
-        """The summary of one control-plane index's backups (all of the control-plane index's namespace)."""
-        times, keys = self.expiring[0] if self.expiring else ((), ())
+    def to_header(self) -> dict[str, Any]:
+        """The summary of one control-plane index's backups (all of its namespace), without the
+        expiry (line 4 of a control-plane index holds it, searched without decoding)."""
         return {
             "lastSlots": sorted([kind.value, owner, cp, format_time(slot)]
                                 for (kind, _, owner, cp), slot in self.last_slots.items()),
             "live": {config: count for (_, config), count in sorted(self.live.items())},
-            "newestCompleted": sorted([kind.value, owner, newness, positions[key[1]]]
+            "newestCompleted": sorted([kind.value, owner, newness, key[1]]
                                       for (kind, _, owner), (newness, key) in self.newest_completed.items()),
             "referencedOwners": sorted([kind.value, owner] for kind, _, owner in self.referenced_owners),
-            "standalone": [positions[name] for _, name in self.standalone],
-            "expiresAt": list(times),
-            "expiring": [positions[name] for _, name in keys],
+            "standalone": sorted(name for _, name in self.standalone),
         }
 
     @classmethod
-    def from_header(cls, doc: dict[str, Any], namespace: str, names: Sequence[str]) -> RecordedSummary:
-        """The summary a control-plane index's header holds, checked as far as planning could go wrong on it (what
-        only makes a backup a candidate, the planner checks again on its record). KeyError,
-        ValueError, TypeError or IndexError when `doc` is not one."""
+    def from_header(cls, doc: dict[str, Any], namespace: str, count: int, expiring: ExpiryGroup) -> RecordedSummary:
+        """The summary a control-plane index's header holds (of `count` backups, the expiry in
+        `expiring`), checked as far as planning could go wrong on it (what only makes a backup a
+        candidate, the planner checks again on its record). KeyError, ValueError or TypeError when
+        `doc` is not one."""
         kinds = {kind.value: kind for kind in OwnerKind if kind}
 
-        def key(position: object) -> Key:
-            if type(position) is not int or not 0 <= position < len(names):
-                raise IndexError(position)
-            return (namespace, names[position])
+        def key(name: object) -> Key:
+            if not isinstance(name, str):
+                raise TypeError("backup name")
+            return (namespace, name)
 
         def owner_of(kind: str, owner: object) -> Owner:
             if not isinstance(owner, str):
@@ -127,21 +164,19 @@ class RecordedSummary:
         digest = cls()
         for kind, owner, cp, slot in doc["lastSlots"]:
             digest.last_slots[(*owner_of(kind, owner), str(cp))] = _time(slot)
-        for config, count in doc["live"].items():
-            if type(count) is not int or count < 0:
+        for config, count_of_config in doc["live"].items():
+            if type(count_of_config) is not int or count_of_config < 0:
                 raise ValueError("live count")
-            digest.live[(namespace, str(config))] += count
-        if sum(digest.live.values()) > len(names):
+            digest.live[(namespace, str(config))] += count_of_config
+        if sum(digest.live.values()) > count:
             raise ValueError("more live backups than backups")
-        for kind, owner, newness, position in doc["newestCompleted"]:
-            digest.newest_completed[owner_of(kind, owner)] = (str(newness), key(position))
+        for kind, owner, newness, name in doc["newestCompleted"]:
+            digest.newest_completed[owner_of(kind, owner)] = (str(newness), key(name))
         digest.referenced_owners = {owner_of(kind, owner) for kind, owner in doc["referencedOwners"]}
-        digest.standalone = [key(position) for position in doc["standalone"]]
-        times, positions = doc["expiresAt"], doc["expiring"]
-        if len(times) != len(positions) or not all(isinstance(t, str) for t in times) or times != sorted(times):
-            raise ValueError("expiry times out of order")
-        if times:
-            digest.expiring.append((tuple(times), tuple(key(position) for position in positions)))
+        digest.standalone = [key(name) for name in doc["standalone"]]
+        if len(digest.standalone) > count:
+            raise ValueError("more standalone backups than backups")
+        digest.expiring.append(expiring)
         return digest
 
 

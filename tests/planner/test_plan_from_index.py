@@ -84,15 +84,26 @@ def test_a_busy_bucket_plans_the_same_from_the_index(tmp_path, docs):
     assert from_index.actions or from_index.refusals
 
 
-def test_a_damaged_record_fails_only_the_plan_that_needs_it(tmp_path):
+@pytest.mark.parametrize("damage, message", [
+    ((b'{"name":"old","archiveKey":"","config"', b'{"name":"old","archiveKey":"","config'),  # a line cut open
+     r"unreadable record of backup old \(JSONDecodeError\)"),
+    ((b'{"name":"old",', b'{"name":"kep",'),                    # a line of another backup than its name says
+     r"the list of names and the lines disagree on backup kep"),
+    ((b'{"name":"old",', b'{"name":7,'),                        # a line whose name is no name
+     r"unreadable record of backup old \(TypeError\)"),
+    ((b'Z000001"\n', b'Z000009"\n'),                            # an expiry of a position past the backups
+     r"unreadable record of backup at position 9 \(IndexError\)"),
+])
+def test_a_damaged_record_fails_only_the_plan_that_needs_it(tmp_path, damage, message):
     expired = rec("old", ttl="1h", expires_at=NOW - timedelta(hours=1))
     index = index_of(tmp_path, [rec("kept"), expired])
     key = LAYOUT.index_key("default", "ctp1")
-    header, kept, old = index.bucket.read(key)[0].splitlines()
-    index.bucket.put(key, b"\n".join([header, kept, b'{"phase": "Compl']) + b"\n")
+    data = index.bucket.read(key)[0]
+    assert data.count(damage[0]) == 1
+    index.bucket.put(key, data.replace(*damage))
     state = index.load()  # the header is whole: the shard reads
     assert state.backups[("default", "kept")] == rec("kept")
-    with pytest.raises(IndexCorrupt, match=r"prod/default/ctp1/index.json: unreadable record of backup old .*index rebuild"):
+    with pytest.raises(IndexCorrupt, match=r"^prod/default/ctp1/index.json: " + message + ".*index rebuild"):
         plan(desired(BACKUP % ("kept", "ctp1", "Orphan")), state, NOW)  # the expired one must be read to delete it
 
 
@@ -101,15 +112,21 @@ SCHEDULED = rec("hourly-ctp1-20261125100000", owner_kind=OwnerKind.SHARED_BACKUP
 
 
 @pytest.mark.parametrize("damage", [
-    (b'"standalone":[1', b'"standalone":[-1'),                   # a position outside the names
-    (b'"standalone":[1', b'"standalone":[true'),                 # a position that is not a number
-    (b'"names":["hourly', b'"names":["extra","hourly'),          # a name without its line
-    (b'"kept","old"', b'"old","old"'),                           # one name twice
-    (b'"expiresAt":["', b'"expiresAt":["2000-01-01T00:00:00Z","'),  # an expiry without its backup
+    (b'"standalone":["kept"', b'"standalone":[1'),               # a standalone backup that is no name
+    (b'"backups":3', b'"backups":4'),                            # more backups than offsets
+    (b'"backups":3', b'"backups":-3'),                           # a count below zero
+    (b'"routes":["hourly-ctp1"', b'"routes":[7'),               # a route that is no name
+    (b'\n["hourly', b'\n{"hourly'),                             # names that are not a list
+    (b'\n"0000000', b'\n"1000000'),                              # the first line is not where its offset says
+    (b'\n{"name":"kept"', b'\n{"name":"x"}\n{"name":"kept"'),     # a line more than the header says
+    (b'Z000002"\n', b'Z00002"\n'),                               # an expiry entry cut short
+    (b'"ttl":"1h"}\n', b'"ttl":"1h"}'),                          # the last line cut short
     (b'10:00:00Z"]]', b'10:00:00"]]'),                           # a slot without its time zone
     (b'"referencedOwners":[["SharedBackupSchedule"', b'"referencedOwners":[[""'),  # an owner of no kind
     (b'"live":{"default":3}', b'"live":{"default":-3}'),         # a count below zero
+    (b'"live":{"default":3}', b'"live":{"default":4}'),          # more live backups than backups
     (b'"namespace":"default"', b'"namespace":"other"'),          # a header for another place in the bucket
+    (b'"schemaVersion":4', b'"schemaVersion":"4"'),              # a version that is no number
 ])
 def test_a_damaged_header_is_refused_when_the_index_is_read(tmp_path, damage):
     index = index_of(tmp_path, [SCHEDULED, rec("kept"), rec("old", ttl="1h", expires_at=NOW)])
@@ -117,7 +134,7 @@ def test_a_damaged_header_is_refused_when_the_index_is_read(tmp_path, damage):
     data = index.bucket.read(key)[0]
     assert data.count(damage[0]) == 1
     index.bucket.put(key, data.replace(*damage))
-    with pytest.raises(IndexCorrupt, match="unreadable index shard"):
+    with pytest.raises(IndexCorrupt, match="unreadable index shard|newer release"):
         index.load()
 
 

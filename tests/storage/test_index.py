@@ -234,9 +234,13 @@ def test_shards_write_what_backups_share_once_and_read_back_every_field(tmp_path
     for r in records:
         index.update_backup("default", "ctp1", r.name, lambda _old, r=r: r)
     raw = bucket.read(LAYOUT.index_key("default", "ctp1"))[0].decode()
-    header, *lines = raw.splitlines()
+    header, names, offsets, expiry, *lines = raw.splitlines()
     assert len(lines) == len(records) and raw.count(derived) == 0 and '"kind"' not in raw
-    assert all("ctp1" not in line and "b-" not in line for line in lines)  # the shard says those once
+    assert names == '["b-done","b-failed","b-moved"]' and expiry == '""'
+    assert [int(offsets[1:-1][i:i + 10]) for i in range(0, 30, 10)] == [raw.index(line) for line in lines]
+    # the shard says the control plane and the archive key pattern once; each line its name, first
+    assert [line.startswith(f'{{"name":"{r.name}",') and line.count("b-") == 1 and "ctp1" not in line
+            for line, r in zip(lines, records, strict=True)] == [True, True, True]
     loaded = index.load().backups
     assert [loaded[("default", r.name)] for r in records] == records
 
@@ -252,7 +256,7 @@ def test_version_1_shards_still_read(tmp_path):
     assert BucketIndex(bucket, LAYOUT).load().backups == {("default", "b1"): old}
 
 
-def test_version_2_shards_still_read_and_are_rewritten_as_version_3(tmp_path):
+def test_version_2_shards_still_read_and_are_rewritten_as_version_4(tmp_path):
     """Version 2 shards are one document: what the backups share once, defaults left out."""
     import json
 
@@ -266,8 +270,47 @@ def test_version_2_shards_still_read_and_are_rewritten_as_version_3(tmp_path):
     index = BucketIndex(bucket, LAYOUT)
     assert index.load().backups == {("default", "b1"): old}
     index.update_backup("default", "ctp1", "b2", lambda _: record("b2"))
-    assert bucket.read(key)[0].startswith(b'{"archiveKey"') and b'"schemaVersion":3' in bucket.read(key)[0]
+    assert bucket.read(key)[0].startswith(b'{"archiveKey"') and b'"schemaVersion":4' in bucket.read(key)[0]
     assert dict(index.load().backups) == {("default", "b1"): old, ("default", "b2"): record("b2")}
+
+
+#: a version 3 control-plane index as release 3 wrote it: names and positions in the header
+VERSION_3 = (
+    b'{"archiveKey":"prod/cluster1/default/ctp1/backups/{name}/archive.tar.gz","controlPlane":"ctp1","digest":'
+    b'{"expiresAt":["2026-11-25T11:00:00Z"],"expiring":[0],"lastSlots":[["SharedBackupSchedule","hourly","ctp1",'
+    b'"2026-11-25T09:00:00Z"]],"live":{"default":2},"newestCompleted":[["SharedBackupSchedule","hourly",'
+    b'"2026-11-25T10:00:00Z",0]],"referencedOwners":[["SharedBackupSchedule","hourly"]],"standalone":[1]},'
+    b'"names":["hourly-ctp1-20261125090000","manual"],"namespace":"default","restore":null,"schemaVersion":3}\n'
+    b'{"completedAt":"2026-11-25T10:00:00Z","config":"default","expiresAt":"2026-11-25T11:00:00Z","owner":'
+    b'{"kind":"SharedBackupSchedule","name":"hourly"},"phase":"Completed","sha256":"' + b"ab" * 32 + b'","size":7,'
+    b'"slot":"2026-11-25T09:00:00Z","ttl":"2h","useOwnerReferences":true}\n'
+    b'{"archiveKey":"","config":"default","phase":"Failed","retries":1}\n')
+
+
+def test_version_3_shards_still_read_and_are_rewritten_as_version_4(tmp_path):
+    from ctpbackup.store.records import OwnerKind
+
+    bucket = FilesystemBucket(tmp_path)
+    key = LAYOUT.index_key("default", "ctp1")
+    bucket.put(key, VERSION_3)
+    t = datetime(2026, 11, 25, 10, tzinfo=UTC)
+    hourly = record("hourly-ctp1-20261125090000", owner_kind=OwnerKind.SHARED_BACKUP_SCHEDULE, owner_name="hourly",
+                    slot=t - timedelta(hours=1), size=7, sha256="ab" * 32, completed_at=t, ttl="2h",
+                    expires_at=t + timedelta(hours=1), use_owner_references=True,
+                    archive_key=LAYOUT.archive_key("default", "ctp1", "hourly-ctp1-20261125090000"))
+    manual = record("manual", phase=Phase.FAILED, retries=1)
+    index = BucketIndex(bucket, LAYOUT)
+    state = index.load()
+    assert dict(state.backups) == {("default", hourly.name): hourly, ("default", "manual"): manual}
+    assert state.summary().expired(t + timedelta(hours=1)) == [("default", hourly.name)]
+    assert state.summary().expired(t + timedelta(minutes=59, seconds=59)) == []
+    index.update_backup("default", "ctp1", "b2", lambda _: record("b2"))
+    assert b'"schemaVersion":4' in bucket.read(key)[0]
+    again = index.load()
+    assert dict(again.backups) == {("default", hourly.name): hourly, ("default", "manual"): manual,
+                                   ("default", "b2"): record("b2")}
+    assert again.summary().expired(t + timedelta(hours=1)) == [("default", hourly.name)]
+    assert sorted(again.summary().standalone) == [("default", "b2"), ("default", "manual")]
 
 
 def test_values_that_look_like_defaults_but_are_not_survive_the_shard(tmp_path):
