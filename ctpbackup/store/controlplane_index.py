@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ctpbackup.engines import jsoncodec
@@ -89,7 +89,10 @@ class ControlPlaneIndex:
         """Version 4 (see the module): ValueError for a record of another namespace (a bug) or a
         control-plane index too large for its fixed-width fields."""
         pattern = layout.archive_key(namespace, control_plane, NAME_SLOT)
-        records = [record for _, record in sorted(self.backups.items())]
+        # the live backups with a TTL first, soonest expiry first: what plans read most sits in an index's head
+        records = sorted(self.backups.values(), key=lambda r: (
+            (0, format_time(r.expires_at), r.name) if r.expires_at is not None and r.phase is not Phase.DELETED
+            else (1, "", r.name)))
         for record in records:
             if record.namespace != namespace:  # a bug: every writer passes the record's own namespace
                 raise ValueError(f"backup {record.namespace}/{record.name} in the index shard of namespace {namespace}")
@@ -146,19 +149,25 @@ class ControlPlaneIndexView:
     _names: tuple[int, int] = field(default=(0, 0), repr=False)
     _offsets: int = field(default=0, repr=False)
     _expiry: tuple[int, int] = field(default=(0, 0), repr=False)
+    #: reads the whole control-plane index when `data` is its head only
+    _rest: Callable[[], bytes] | None = field(default=None, repr=False)
     _decoded: dict[int, BackupRecord] = field(default_factory=dict, init=False, repr=False)
     _name_list: list[str] | None = field(default=None, init=False, repr=False)
     _positions: dict[str, int] | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def parse(cls, data: bytes, key: str) -> ControlPlaneIndexView:
+    def parse(cls, data: bytes, key: str, rest: Callable[[], bytes] | None = None) -> ControlPlaneIndexView:
         """The header and where lines 2 to 4 are: a constant number of steps for any number of
-        backups (ValueError, KeyError... when it is not a control-plane index; IndexCorrupt when newer)."""
+        backups (ValueError, KeyError... when it is not a control-plane index; IndexCorrupt when newer).
+        With `rest`, `data` is only the head of a version 4 index (its first four lines at least) and
+        `rest()` reads all of it again, when a line past the head is needed."""
         end = data.find(b"\n")
         try:
             header = jsoncodec.loads(data[:end] if end >= 0 else data)
         except ValueError:
             header = None
+        if rest is not None and (not isinstance(header, dict) or header.get("schemaVersion") != INDEX_SCHEMA_VERSION):
+            return cls.parse(rest(), key)  # only version 4 reads from its head
         if not isinstance(header, dict) or header.get("schemaVersion", 0) in (1, 2):
             return cls._single_document(data, key)
         version = header.get("schemaVersion")
@@ -183,17 +192,16 @@ class ControlPlaneIndexView:
         if (expiry[1] - expiry[0]) % _EXPIRY_ENTRY or (expiry[1] - expiry[0]) // _EXPIRY_ENTRY > count or \
                 data[offsets_end + 1] != 0x22 or data[expiry_end - 1] != 0x22:
             raise ValueError("expiry entries")
-        last = int(data[offsets_end - 1 - OFFSET_DIGITS:offsets_end - 1]) if count else 0
-        if not data.endswith(b"\n") or (count == 0 and len(data) != expiry_end + 1) or (count > 0 and (
-                int(data[names_end + 2:names_end + 2 + OFFSET_DIGITS]) != expiry_end + 1
-                or not expiry_end < last < len(data) or data[last - 1] != 0x0A)):
-            raise ValueError("not one line for each backup of the header")  # the first and last lines checked
+        if count > 0 and int(data[names_end + 2:names_end + 2 + OFFSET_DIGITS]) != expiry_end + 1:
+            raise ValueError("the first line is not where its offset says")
+        if rest is None:
+            _check_end(data, count, offsets_end, expiry_end)
         namespace, control_plane, pattern = header["namespace"], header["controlPlane"], header["archiveKey"]
         if not (isinstance(namespace, str) and isinstance(control_plane, str) and isinstance(pattern, str)):
             raise TypeError("namespace, controlPlane or archiveKey")
         view = cls(key, namespace, control_plane, pattern, count, tuple(routes), RecordedSummary(),
                    RestoreRecord.from_dict(header["restore"]) if header["restore"] else None, data,
-                   _names=(end + 1, names_end), _offsets=names_end + 2, _expiry=expiry)
+                   _names=(end + 1, names_end), _offsets=names_end + 2, _expiry=expiry, _rest=rest)
         view.summary = RecordedSummary.from_header(header["digest"], namespace, count, view)
         return view
 
@@ -278,13 +286,30 @@ class ControlPlaneIndexView:
         backup's (else IndexCorrupt: the names and the lines disagree)."""
         record = self._decoded.get(i) if self.records is None else self.records[i]
         if record is None:
-            with unreadable_as_corrupt(self.key, f"record of backup {name or self._name_at(i)}"):
-                record = self._decode(i)
+            try:
+                with unreadable_as_corrupt(self.key):
+                    record = self._decode(i)
+            except IndexCorrupt as err:  # named only now: finding the name decodes line 2
+                raise IndexCorrupt(str(err).replace(" index shard ", f" record of backup {name or self._name_at(i)} ",
+                                                    1)) from None
             self._decoded[i] = record
         if name and record.name != name:
             raise IndexCorrupt(f"{self.key}: the list of names and the lines disagree on backup {name}; "
                                "run `reconcile.py index rebuild`")
         return record
+
+    def _whole(self) -> bytes:
+        """All of the control-plane index: read again when only its head was (IndexCorrupt when that
+        is not the same index any more: it changed while this plan read it)."""
+        if self._rest is not None:
+            data = self._rest()
+            if not data.startswith(self.data):
+                raise IndexCorrupt(f"{self.key}: changed while it was read; plan again")
+            offsets_end = self._names[1] + 3 + OFFSET_DIGITS * self.count
+            with unreadable_as_corrupt(self.key):
+                _check_end(data, self.count, offsets_end, self._expiry[1] + 1)
+            self.data, self._rest = data, None
+        return self.data
 
     def _decode(self, i: int) -> BackupRecord:
         if not 0 <= i < self.count:
@@ -292,7 +317,11 @@ class ControlPlaneIndexView:
         data = self.data
         at = self._offsets + OFFSET_DIGITS * i
         start = int(data[at:at + OFFSET_DIGITS])
-        end = int(data[at + OFFSET_DIGITS:at + 2 * OFFSET_DIGITS]) if i + 1 < self.count else len(data)
+        end = int(data[at + OFFSET_DIGITS:at + 2 * OFFSET_DIGITS]) if i + 1 < self.count else -1
+        if self._rest is not None and (end < 0 or end > len(data)):
+            data = self._whole()
+        if end < 0:
+            end = len(data)
         if not 0 < start < end <= len(data) or data[start - 1] != 0x0A or data[end - 1] != 0x0A:
             raise ValueError("a line offset")
         values = jsoncodec.loads(data[start:end - 1])
@@ -325,8 +354,9 @@ class ControlPlaneIndexView:
             return [json.dumps(r.to_dict(), separators=(",", ":"), sort_keys=True).encode() for r in self.records]
         if not self.count:
             return []
-        first = int(self.data[self._offsets:self._offsets + OFFSET_DIGITS])
-        lines = self.data[first:].split(b"\n")
+        data = self._whole()
+        first = int(data[self._offsets:self._offsets + OFFSET_DIGITS])
+        lines = data[first:].split(b"\n")
         if len(lines) != self.count + 1:
             raise IndexCorrupt(f"{self.key}: not one line for each backup; run `reconcile.py index rebuild`")
         return lines[:-1]
@@ -370,6 +400,14 @@ class ControlPlaneIndexView:
                 i = int(self.data[at + TIME_CHARS:at + _EXPIRY_ENTRY])
                 entries.append((self.data[at:at + TIME_CHARS].decode(), (self.namespace, names[i])))
         return entries
+
+
+def _check_end(data: bytes, count: int, offsets_end: int, expiry_end: int) -> None:
+    """The last line of a whole version 4 index is where its offset says (ValueError if not)."""
+    last = int(data[offsets_end - 1 - OFFSET_DIGITS:offsets_end - 1]) if count else 0
+    if not data.endswith(b"\n") or (count == 0 and len(data) != expiry_end + 1) or \
+            (count > 0 and (not expiry_end < last < len(data) or data[last - 1] != 0x0A)):
+        raise ValueError("not one line for each backup of the header")
 
 
 def _check_version(version: object, key: str) -> None:

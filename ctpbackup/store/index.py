@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import json
 import logging
 import random
@@ -19,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from ctpbackup.engines import jsoncodec
 from ctpbackup.rules.reasons import FailureReason
@@ -189,6 +191,29 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
         return len(self._all())
 
 
+#: what is read of a control-plane index at first from a local file: its first lines (header,
+#: names, offsets, expiry) and the lines that expire first, in most control-plane indexes
+HEAD_BYTES = 32 * 1024
+
+
+def read_head(stream: BinaryIO) -> tuple[bytes, bool]:
+    """A control-plane index from `stream`: (its bytes, whether that is all of them). From a local
+    file only the head is read (HEAD_BYTES, or up to its fourth line): the rest is read again when a
+    plan needs a line there, since copying lines no plan reads was most of the cost of reading an
+    index of many backups. From any other stream (a bucket's response body), all of it: a
+    connection dropped mid-object costs more than its bytes."""
+    if not isinstance(stream, io.BufferedReader):
+        return stream.read(), True
+    head = stream.read(HEAD_BYTES)
+    while head.count(b"\n") < 4:
+        more = stream.read(HEAD_BYTES)
+        if not more:
+            return head, True
+        head += more
+    more = stream.read(1)
+    return (head, False) if more else (head, True)
+
+
 @contextlib.contextmanager
 def cycle_collection_paused() -> Iterator[None]:
     """Pause Python's cycle collector while indexes load, then freeze what was loaded.
@@ -312,12 +337,16 @@ class BucketIndex:
             keys = [k for k in keys if control_planes(*self.layout.parse(k)[:2])]
             orphans = [p for p in orphans if control_planes(*self.layout.parse(p + INDEX_FILE)[:2])]
 
-        def fetch(key: str) -> bytes | None:  # no version needed to plan: a plain read, no hashing
+        def fetch(key: str) -> tuple[bytes, bool] | None:  # no version needed to plan: a plain read, no hashing
             try:
                 with self.bucket.open_read(key) as stream:
-                    return stream.read()
+                    return read_head(stream)
             except ObjectNotFound:
                 return None
+
+        def reread(key: str) -> bytes:
+            with self.bucket.open_read(key) as stream:
+                return stream.read()
 
         backups = RecordedBackups()
         restores: dict[tuple[str, str], RestoreRecord] = {}
@@ -327,11 +356,15 @@ class BucketIndex:
             window = 4 * self.workers
             for start in range(0, len(keys), window):
                 batch = keys[start:start + window]
-                for key, data in zip(batch, pool.map(fetch, batch), strict=True):
-                    if data is None:
+                for key, read in zip(batch, pool.map(fetch, batch), strict=True):
+                    if read is None:
                         continue
+                    data, whole = read
                     with unreadable_as_corrupt(key):
-                        view = ControlPlaneIndexView.parse(data, key)
+                        if whole:
+                            view = ControlPlaneIndexView.parse(data, key)
+                        else:
+                            view = ControlPlaneIndexView.parse(data, key, rest=lambda key=key: reread(key))
                         where = self.layout.parse(key)[:2]
                         if view.version >= 3 and (view.namespace, view.control_plane) != where:
                             raise ValueError("the header names another control plane")

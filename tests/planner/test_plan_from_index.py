@@ -85,13 +85,13 @@ def test_a_busy_bucket_plans_the_same_from_the_index(tmp_path, docs):
 
 
 @pytest.mark.parametrize("damage, message", [
-    ((b'{"name":"old","archiveKey":"","config"', b'{"name":"old","archiveKey":"","config'),  # a line cut open
+    ((b'{"name":"old","archiveKey":"","config"', b'{"name":"old","archiveKey":"","config_'),  # a line broken
      r"unreadable record of backup old \(JSONDecodeError\)"),
     ((b'{"name":"old",', b'{"name":"kep",'),                    # a line of another backup than its name says
      r"the list of names and the lines disagree on backup kep"),
-    ((b'{"name":"old",', b'{"name":7,'),                        # a line whose name is no name
+    ((b'{"name":"old",', b'{"name":[0,1],'),                    # a line whose name is no name
      r"unreadable record of backup old \(TypeError\)"),
-    ((b'Z000001"\n', b'Z000009"\n'),                            # an expiry of a position past the backups
+    ((b'Z000000"\n', b'Z000009"\n'),                            # an expiry of a position past the backups
      r"unreadable record of backup at position 9 \(IndexError\)"),
 ])
 def test_a_damaged_record_fails_only_the_plan_that_needs_it(tmp_path, damage, message):
@@ -116,10 +116,10 @@ SCHEDULED = rec("hourly-ctp1-20261125100000", owner_kind=OwnerKind.SHARED_BACKUP
     (b'"backups":3', b'"backups":4'),                            # more backups than offsets
     (b'"backups":3', b'"backups":-3'),                           # a count below zero
     (b'"routes":["hourly-ctp1"', b'"routes":[7'),               # a route that is no name
-    (b'\n["hourly', b'\n{"hourly'),                             # names that are not a list
+    (b'\n["old"', b'\n{"old"'),                                 # names that are not a list
     (b'\n"0000000', b'\n"1000000'),                              # the first line is not where its offset says
-    (b'\n{"name":"kept"', b'\n{"name":"x"}\n{"name":"kept"'),     # a line more than the header says
-    (b'Z000002"\n', b'Z00002"\n'),                               # an expiry entry cut short
+    (b'\n{"name":"old"', b'\n{"name":"x"}\n{"name":"old"'),       # a line more than the header says
+    (b'Z000000"\n', b'Z00000"\n'),                               # an expiry entry cut short
     (b'"ttl":"1h"}\n', b'"ttl":"1h"}'),                          # the last line cut short
     (b'10:00:00Z"]]', b'10:00:00"]]'),                           # a slot without its time zone
     (b'"referencedOwners":[["SharedBackupSchedule"', b'"referencedOwners":[[""'),  # an owner of no kind

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ctpbackup.storage.filesystem import FilesystemBucket
-from ctpbackup.store.controlplane_index import IndexCorrupt
+from ctpbackup.store.controlplane_index import ControlPlaneIndex, IndexCorrupt
 from ctpbackup.store.index import BucketIndex, RecordExists
 from ctpbackup.store.layout import BucketLayout
 from ctpbackup.store.lease import Lease, LeaseHeld, LeaseLost
@@ -322,3 +322,32 @@ def test_values_that_look_like_defaults_but_are_not_survive_the_shard(tmp_path):
     for r in odd:
         index.update_backup("default", "ctp1", r.name, lambda _old, r=r: r)
     assert sorted(index.load().backups.values(), key=lambda r: r.name) == sorted(odd, key=lambda r: r.name)
+
+
+def test_a_large_index_is_read_from_its_head_and_the_rest_only_when_a_line_there_is_needed(tmp_path):
+    """From a local folder, a control-plane index of many backups is read up to HEAD_BYTES: the lines
+    of its soonest expiries are there; a line past the head reads the whole index again, and an
+    index that changed in between fails closed instead of being misread."""
+    from ctpbackup.store.index import HEAD_BYTES
+
+    bucket = FilesystemBucket(tmp_path)
+    index = BucketIndex(bucket, LAYOUT)
+    t = datetime(2026, 11, 25, tzinfo=UTC)
+    records = [record(f"b{i:03d}", sha256="ab" * 32, size=i, completed_at=t, counts={"secrets": i},
+                      ttl="1h", expires_at=t + timedelta(hours=i) if i % 2 else None) for i in range(300)]
+    key = LAYOUT.index_key("default", "ctp1")
+    bucket.put(key, ControlPlaneIndex({r.name: r for r in records}).to_bytes("default", "ctp1", LAYOUT))
+    assert len(bucket.read(key)[0]) > 2 * HEAD_BYTES
+    for name, expected_whole in [("b001", False), ("b298", True), ("b299", True)]:
+        state = index.load()
+        view = state.backups.index_views()[0]
+        assert len(view.data) < 2 * HEAD_BYTES
+        assert state.backups[("default", name)] == records[int(name[1:])]
+        assert (len(view.data) == len(bucket.read(key)[0])) is expected_whole
+    state = index.load()
+    assert state.summary().expired(t + timedelta(hours=3)) == [("default", "b001"), ("default", "b003")]
+    assert dict(state.backups) == {r.key: r for r in records}
+    state = index.load()
+    index.update_backup("default", "ctp1", "b000", lambda old: dataclasses.replace(old, size=7))
+    with pytest.raises(IndexCorrupt, match=r"^prod/cluster1/default/ctp1/index.json: changed while it was read; plan again$"):
+        state.backups[("default", "b298")]
