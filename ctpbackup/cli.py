@@ -326,7 +326,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     console: logs.Console = args.console
-    prepared = run.prepare(_source(args), encryption_keys=args.dry_run_restores)  # a dry run reads the archives
+    prepared = run.prepare(_source(args), encryption_keys=args.dry_run_restores,  # a dry run reads the archives
+                           shard=args.shard)
     now = args.now or times.utcnow()
     result = run.make_plan(prepared, now, _plan_options(args))
     _print_warnings(prepared, console)
@@ -422,7 +423,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     started = time.time()
     shard = args.shard
     try:
-        prepared = run.prepare(_source(args), encryption_keys=True)
+        prepared = run.prepare(_source(args), encryption_keys=True, shard=shard)
     except Exception:  # the job ran and could not plan: that is a metric too
         metrics.export(metrics.build_registry(DesiredState(""), RecordedState(), [],
                                               metrics.Run(started, time.time(), "error", "", shard), times.utcnow()),

@@ -22,7 +22,7 @@ from ctpbackup.desired.manifests import LoadResult, load_desired_state
 from ctpbackup.desired.model import DesiredState
 from ctpbackup.desired.problems import InvalidManifests, UserError
 from ctpbackup.kube.secrets import DirectorySecretSource, KubernetesSecretSource, SecretSource
-from ctpbackup.plan.planner import ActionType, Plan, PlanOptions, plan, shard_of
+from ctpbackup.plan.planner import ActionType, Plan, PlanOptions, plan, shard_of, shard_reads
 from ctpbackup.storage.base import StorageError
 from ctpbackup.store.index import RecordedState
 from ctpbackup.store.lease import Lease, LeaseHeld
@@ -51,6 +51,8 @@ class Prepared:
     recorded: RecordedState
     secrets: SecretSource
     load: LoadResult
+    #: whose indexes were read (and are read again by `refresh`): None for all, else a shard's (shard_reads)
+    control_planes: Callable[[str, str], bool] | None = None
 
 
 def secret_source(options: SourceOptions) -> SecretSource:
@@ -105,21 +107,24 @@ def read_source(options: SourceOptions) -> Snapshot:
     return read_repository(options.repo, options.ref, options.path, options.worktree)
 
 
-def prepare(options: SourceOptions, *, encryption_keys: bool = False, snapshot: Snapshot | None = None) -> Prepared:
+def prepare(options: SourceOptions, *, encryption_keys: bool = False, snapshot: Snapshot | None = None,
+            shard: tuple[int, int] = (0, 1)) -> Prepared:
     """Read Git (unless `snapshot` is that read already) and parse it, once; then the bucket index.
     Fails closed on any invalid manifest or unreadable bucket: the buckets of the configs that did
     build are opened even when other manifests have errors (a broken config is then reported with
     the rest). Restore sources are resolved against the index later, by the plan. `encryption_keys`:
     also read the archives' encryption keys (apply needs them; plans and status do not, so a
-    pull-request workflow never holds them)."""
+    pull-request workflow never holds them). With a `shard` (index, count) of more than one, only
+    the indexes that shard's plan needs are read (`plan.planner.shard_reads`)."""
     if snapshot is None:
         snapshot = read_source(options)
     result = load_desired_state(snapshot.files, snapshot.commit)
     secrets = secret_source(options)
     locations = _locations(result, secrets, encryption_keys)
+    reads = shard_reads(result.require(), shard) if shard[1] > 1 and not result.errors else None
     with _fail_closed(result):
-        recorded = load_recorded(locations)
-    return Prepared(snapshot, result.require(), locations, recorded, secrets, result)
+        recorded = load_recorded(locations, reads)
+    return Prepared(snapshot, result.require(), locations, recorded, secrets, result, reads)
 
 
 def buckets(options: SourceOptions) -> dict[tuple[str, str], BackupLocation]:
@@ -278,5 +283,5 @@ def leases(locations: dict[tuple[str, str], BackupLocation], wait: float, clock:
 
 def refresh(prepared: Prepared) -> Prepared:
     """The same desired state with a fresh read of the index (taken under the lease)."""
-    prepared.recorded = load_recorded(prepared.locations)
+    prepared.recorded = load_recorded(prepared.locations, prepared.control_planes)
     return prepared

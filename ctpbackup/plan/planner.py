@@ -11,7 +11,7 @@ import itertools
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -196,6 +196,27 @@ def shard_of(namespace: str, control_plane: str, count: int) -> int:
     """Stable shard of a control plane: the same on every pod and every run."""
     digest = hashlib.sha256(f"{namespace}/{control_plane}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % count
+
+
+def shard_reads(desired: DesiredState, shard: tuple[int, int]) -> Callable[[str, str], bool] | None:
+    """Which control planes' indexes the plan of `shard` (index, count) needs, for
+    `BucketIndex.load(control_planes=...)`: its own control planes, and those its restores take
+    their backup from (a restore's source may be a backup of another shard's control plane). None,
+    meaning all of them, for an unsharded run, or when a restore of this shard names a source whose
+    control plane Git does not say (a Backup no longer in Git, or one a SharedBackup made)."""
+    index, count = shard
+    if count <= 1:
+        return None
+    sources: set[tuple[str, str]] = set()
+    for (ns, name), control_plane in desired.control_planes.items():
+        source = control_plane.restore_source
+        if source is None or control_plane.restore_finished_at is not None or shard_of(ns, name, count) != index:
+            continue
+        owner = (desired.backups if source.kind == "Backup" else desired.backup_schedules).get((ns, source.name))
+        if owner is None:
+            return None
+        sources.add((ns, owner.control_plane))
+    return lambda ns, cp: shard_of(ns, cp, count) == index or (ns, cp) in sources
 
 
 def selector_text(selector: ControlPlaneSelector) -> str:

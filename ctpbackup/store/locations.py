@@ -108,16 +108,19 @@ def open_locations(configs: Iterable[SharedBackupConfig], secrets: SecretSource,
     return locations
 
 
-def load_recorded(locations: Mapping[tuple[str, str], BackupLocation]) -> RecordedState:
+def load_recorded(locations: Mapping[tuple[str, str], BackupLocation],
+                  control_planes: Callable[[str, str], bool] | None = None) -> RecordedState:
     """Union of what every bucket records, each read only for its config's namespace. Records made
-    through another config of the same namespace and location are read once."""
+    through another config of the same namespace and location are read once. `control_planes`
+    (namespace, control plane): read only the indexes of those it keeps (a shard's, from
+    `plan.planner.shard_reads`), so that a shard's load falls with the number of shards."""
     seen: dict[tuple[str, str, str, str], BackupLocation] = {}
     for location in locations.values():
         seen.setdefault(location.address + (location.namespace,), location)
 
     def read(location: BackupLocation) -> RecordedState:
         try:
-            return location.index.load(namespaces=[location.namespace])
+            return location.index.load(namespaces=[location.namespace], control_planes=control_planes)
         except StorageError as err:
             raise LocationError(f"cannot read the bucket index of SharedBackupConfig "
                               f"{location.config.namespace}/{location.config.name}: {err}") from None
