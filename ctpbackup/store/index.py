@@ -76,6 +76,7 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
         #: (namespace, index key) -> the control-plane index read from there
         self._by_key: dict[tuple[str, str], ControlPlaneIndexView] = {}
         self._decoded: dict[tuple[str, str], BackupRecord] = {}
+        self._absent: set[tuple[str, str]] = set()  # looked up and not found (a plan asks twice per request)
         self._summary: RecordedSummary | None = RecordedSummary()
         self._duplicates = False
         self._every: dict[tuple[str, str], tuple[ControlPlaneIndexView, int]] | None = None
@@ -87,6 +88,7 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
             return  # the very same control-plane index, read again: counted once
         self._by_key[(view.namespace, view.key)] = view
         self._decoded.clear()
+        self._absent.clear()
         self._every = None
         names: set[str] | None = None
         for name_route in view.routes:
@@ -156,8 +158,9 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
     def get(self, key: tuple[str, str], default: BackupRecord | None = None) -> BackupRecord | None:  # type: ignore[override]
         record = self._decoded.get(key)
         if record is None:
-            found = self._find(key)
+            found = None if key in self._absent else self._find(key)
             if found is None:
+                self._absent.add(key)
                 return default
             view, i = found
             record = self._decoded[key] = view.record(i, key[1])
@@ -191,9 +194,11 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
         return len(self._all())
 
 
-#: what is read of a control-plane index at first from a local file: its first lines (header,
-#: names, offsets, expiry) and the lines that expire first, in most control-plane indexes
-HEAD_BYTES = 32 * 1024
+#: what is read of a control-plane index at first from a local file, in blocks of HEAD_BYTES: its
+#: first four lines (header, names, offsets, expiry) and at least LINES_BYTES after them, the lines
+#: of the backups that expire first
+HEAD_BYTES = 16 * 1024
+LINES_BYTES = 4 * 1024
 
 
 def read_head(stream: BinaryIO) -> tuple[bytes, bool]:
@@ -204,14 +209,17 @@ def read_head(stream: BinaryIO) -> tuple[bytes, bool]:
     connection dropped mid-object costs more than its bytes."""
     if not isinstance(stream, io.BufferedReader):
         return stream.read(), True
-    head = stream.read(HEAD_BYTES)
-    while head.count(b"\n") < 4:
+    head, lines, end = b"", 0, -1
+    while True:
         more = stream.read(HEAD_BYTES)
         if not more:
             return head, True
-        head += more
-    more = stream.read(1)
-    return (head, False) if more else (head, True)
+        start, head = len(head), head + more
+        while lines < 4 and (end := head.find(b"\n", start)) >= 0:
+            lines, start = lines + 1, end + 1
+        if lines == 4 and len(head) >= end + LINES_BYTES:
+            more = stream.read(1)
+            return (head + more, False) if more else (head, True)
 
 
 @contextlib.contextmanager
