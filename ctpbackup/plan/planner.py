@@ -664,7 +664,14 @@ def _guard_mass_delete(actions: list[Action], desired: DesiredState, live: Mappi
                        options: PlanOptions) -> tuple[list[Action], list[str]]:
     """Hold back deletions that look like an accident: everything of a config while Git holds nothing
     for it, or more removals-from-Git than the threshold. Counted per config, that is per (namespace,
-    config name): two teams' configs of the same name never share a count. New backups still go ahead."""
+    config name): two teams' configs of the same name never share a count. New backups still go ahead.
+
+    A sharded run (`--shard I/N`, which reads only the indexes `shard_reads` names) counts per shard:
+    its removals against the live backups of the indexes it read, so each shard guards its own
+    deletions against its own totals, as each pod of an Indexed Job stands alone (knowing the other
+    shards' totals would mean reading their indexes, which sharding is there to avoid). A Git
+    mistake that removes everything still trips every shard's guard; the count limit then holds per
+    shard, so N shards may delete up to N times `mass_delete_count` in one round."""
     if options.allow_mass_delete:
         return actions, []
     in_git = {(ns, b.options.config) for group in (desired.backups, desired.backup_schedules, desired.shared_backups,
