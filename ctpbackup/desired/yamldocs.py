@@ -118,11 +118,25 @@ class _Builder:
                 self.lines[child] = item.start_mark.line + 1
                 items.append(self.build(item, child, depth + 1))
             return items
-        value = self.constructor.construct_object(node)
+        try:
+            value = self.constructor.construct_object(node)
+        except (ValueError, KeyError, AttributeError, TypeError):
+            # PyYAML's scalar constructors raise these for a value their tag cannot read (`!!int x`,
+            # `!!bool maybe`, `!!timestamp x`, an integer of more than 4,300 digits)
+            raise YamlError(node.start_mark.line + 1, f"invalid YAML: {_short(node.value)} is not a valid {_short_tag(node.tag)}") from None
         if hasattr(value, "isoformat") or isinstance(value, bytes):
             # timestamps and !!binary stay text, as the Kubernetes API would see them
             return node.value
         return value
+
+
+def _short(value: str, limit: int = 40) -> str:
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} characters)"
+
+
+def _short_tag(tag: str) -> str:
+    """`tag:yaml.org,2002:int` -> `!!int`, as it is written in YAML."""
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
 
 
 def parse_documents(text: bytes | str) -> Iterator[Document]:
