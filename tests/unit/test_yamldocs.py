@@ -111,3 +111,17 @@ def test_refused_with_its_line(text, line, message):
     with pytest.raises(YamlError, match="^" + message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[") + "$") as err:
         list(parse_documents(text.encode()))
     assert err.value.line == line
+
+
+def test_a_key_its_tag_cannot_read_is_refused_too():
+    with pytest.raises(YamlError, match=r"^invalid YAML: 'x' is not a valid !!int$") as err:
+        list(parse_documents(b"a: 1\n!!int x: 2\n"))
+    assert err.value.line == 2
+
+
+def test_tags_are_resolved_per_file_not_carried_between_files():
+    # the same text resolves alike in each file; a quoted "1" stays text where a plain 1 is a number
+    first = [d.data for d in parse_documents(b"a: 1\nb: '1'\n---\nc: 1\n")]
+    second = [d.data for d in parse_documents(b"a: '1'\nb: 1\n")]
+    assert (first, second) == ([{"a": 1, "b": "1"}, {"c": 1}], [{"a": "1", "b": 1}])
+    assert not yaml.SafeLoader.yaml_path_resolvers  # what caching resolved tags relies on
