@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ctpbackup.desired.model import ControlPlaneSelector, DesiredState, Origin
 from ctpbackup.desired.problems import Problem, Severity
@@ -93,9 +93,10 @@ def _check_selector(kind: str, ns: str, name: str, origin: Origin | None, select
         yield _problem(kind, ns, name, origin, path, "selects no control plane in this namespace", Severity.WARNING)
 
 
-@dataclass(frozen=True)
-class _Producer:
-    """One object in Git that gives a backup its name, and for which control plane."""
+class _Producer(NamedTuple):
+    """One object in Git that gives a backup its name, and for which control plane. A named tuple:
+    one is made per control plane a schedule selects, and a frozen dataclass's __init__ made
+    building them a fifth of this check at 10,000 control planes."""
 
     kind: str
     namespace: str
@@ -156,8 +157,11 @@ def _collision(later: _Producer, first: _Producer, what: str) -> Problem:
 
 
 def _check_scheduled_names(kind: str, ns: str, name: str, origin: Origin | None, control_planes: list[str]) -> Iterator[Problem]:
+    # a slot's suffix has the same length for every slot: formatting one per control plane took a
+    # third of this check at 10,000 control planes
+    slot_length = len(scheduled_backup_name(name, "", EPOCH)) - len(scheduled_name_prefix(name, ""))
     for cp_name in control_planes:
-        if len(scheduled_backup_name(name, cp_name, EPOCH)) > MAX_NAME:
+        if len(scheduled_name_prefix(name, cp_name)) + slot_length > MAX_NAME:
             yield _problem(kind, ns, name, origin, ("metadata", "name"),
                            f"scheduled backup names for control plane {cp_name} would exceed {MAX_NAME} characters")
             return

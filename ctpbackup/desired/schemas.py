@@ -3,6 +3,13 @@
 The schemas are the reference (editors and other tools can use them too); this module only turns
 jsonschema's errors into one clear message per problem, with the field path and a suggestion for a
 misspelt field.
+
+Two validators read the same schema. `jsonschema_rs` (compiled, Rust) only answers "valid?" and is
+the fast path: measured on 10,000 ControlPlanes, 0.05 CPU s against 1.1 s for `jsonschema`, which
+was half of loading the manifests. `jsonschema` is the reference: every document the fast path does
+not call valid is validated again by it, and every message comes from it, so messages are exactly
+those of the reference. The fast path must therefore never accept what the reference refuses: it
+uses the reference's own format checks and Python's `re` for `pattern` (see `_PythonPattern`).
 """
 
 from __future__ import annotations
@@ -11,13 +18,14 @@ import difflib
 import functools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 
 from ctpbackup.rules.durations import parse_duration
 from ctpbackup.rules.schedules import parse_schedule
@@ -109,21 +117,83 @@ def _check_date_time(value: object) -> bool:
     return True
 
 
+#: format name -> (check, the exception that means "invalid" besides a False answer); both validators use these
+FORMAT_CHECKS: dict[str, tuple[Callable[[object], bool], type[Exception] | tuple[type[Exception], ...]]] = {
+    "schedule": (_check_schedule, ValueError),
+    "date-time": (_check_date_time, ()),
+    "duration": (_check_duration, ValueError),
+}
 _FORMATS = jsonschema.FormatChecker(formats=())
-_FORMATS.checks("schedule", raises=ValueError)(_check_schedule)
-_FORMATS.checks("date-time")(_check_date_time)
-_FORMATS.checks("duration", raises=ValueError)(_check_duration)
+for _name, (_check, _raises) in FORMAT_CHECKS.items():
+    _FORMATS.checks(_name, raises=_raises)(_check)
+
+
+@functools.cache
+def _schema(kind: str) -> dict[str, Any]:
+    return _inlined(_load(SCHEMA_FILES[kind]), SCHEMA_FILES[kind])
 
 
 @functools.cache
 def validator_for(kind: str) -> jsonschema.protocols.Validator:
-    schema = _inlined(_load(SCHEMA_FILES[kind]), SCHEMA_FILES[kind])
+    """The reference validator of `kind` (built once per process): every message comes from it."""
+    schema = _schema(kind)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema, format_checker=_FORMATS)
 
 
+class _PythonPattern:
+    """The `pattern` keyword for the fast path, with Python's `re.search` as the reference applies it.
+    Rust's regex differs from `re` on inputs that matter here: its `\\s` does not match U+001C..U+001F
+    (so `prefix: "a\\x1cb"` would pass `^[^\\s]*$`), and its `$` does not match before a final newline.
+    Costs 0.04 CPU s per 10,000 ControlPlanes (four patterns each), measured."""
+
+    def __init__(self, parent_schema: dict, value: str, schema_path: list) -> None:
+        self._search = re.compile(value).search
+
+    def validate(self, instance: Any) -> None:
+        if isinstance(instance, str) and self._search(instance) is None:
+            raise ValueError("does not match the pattern")
+
+
+def _predicate(check: Callable[[object], bool]) -> Callable[[str], bool]:
+    """A format check as jsonschema_rs calls it: an exception from it would escape `is_valid`, so any
+    exception means "not valid here" and the reference validator decides (and explains)."""
+
+    def predicate(value: str) -> bool:
+        try:
+            return bool(check(value))
+        except Exception:
+            return False
+
+    return predicate
+
+
+@functools.cache
+def fast_validator_for(kind: str) -> jsonschema_rs.Validator:
+    """The compiled validator of `kind` (built once per process). A schema naming a format that
+    FORMAT_CHECKS does not have fails here, not silently."""
+    return jsonschema_rs.validator_for(
+        _schema(kind),
+        formats={name: _predicate(check) for name, (check, _) in FORMAT_CHECKS.items()},
+        validate_formats=True,
+        ignore_unknown_formats=False,
+        keywords={"pattern": _PythonPattern},
+    )
+
+
+def is_valid(kind: str, data: Any) -> bool:
+    """True when `data` is a valid `kind` by the fast path. False means "ask the reference": a
+    value that has no JSON type (bytes, a set) or anything the fast path cannot take is not valid here."""
+    try:
+        return fast_validator_for(kind).is_valid(data)
+    except Exception:
+        return False
+
+
 def validate(kind: str, data: Any) -> list[SchemaProblem]:
-    """Every schema problem of one object (not just the first), sorted by field."""
+    """Every schema problem of one object (not just the first), sorted by field; [] when valid."""
+    if is_valid(kind, data):
+        return []
     problems = [p for error in validator_for(kind).iter_errors(data) for p in _explain(error)]
     return sorted(set(problems), key=lambda p: (field_name(p.path), p.message))
 

@@ -103,3 +103,22 @@ def test_unreachable_repo_is_one_line_error(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot clone")
     assert "Traceback" not in result.stderr
+
+
+def test_a_tagged_value_its_tag_cannot_read_is_one_located_line(gitops_repo):
+    gitops_repo.copy_examples()
+    head = "apiVersion: spaces.upbound.io/v1beta1\nkind: ControlPlane\nmetadata:\n  name: {name}\nspec:\n"
+    gitops_repo.write("int.yaml", head.format(name="a") + "  class: !!int x\n")
+    gitops_repo.write("bool.yaml", head.format(name="b") + "  allowInsecureKubeconfig: !!bool maybe\n")
+    gitops_repo.write("time.yaml", head.format(name="c") + "  restore:\n    finishedAt: !!timestamp soon\n")
+    gitops_repo.write("digits.yaml", head.format(name="d") + "  class: " + "7" * 5000 + "\n")
+    gitops_repo.commit()
+    result = run("validate", "--repo", str(gitops_repo.path))
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if "invalid YAML" in line] == [
+        "bool.yaml:6: invalid YAML: 'maybe' is not a valid !!bool",
+        "digits.yaml:6: invalid YAML: '" + "7" * 40 + "'... (5000 characters) is not a valid !!int",
+        "int.yaml:6: invalid YAML: 'x' is not a valid !!int",
+        "time.yaml:7: invalid YAML: 'soon' is not a valid !!timestamp",
+    ]
+    assert "Traceback" not in result.stderr

@@ -165,3 +165,23 @@ def test_validate_leaves_restore_sources_to_the_plan(docs, records, expected):
     assert result.errors == []  # what validate reports
     actions = plan(result.require(), Recorded({r.key: r for r in records}), NOW).actions
     assert [(a.type.value, a.reason) for a in actions if a.name == "restored"] == [expected]
+
+
+@pytest.mark.parametrize("length, control_planes, expected", [
+    (236, ["c"], []),  # 236 + "-c-" + 14 digits = 253
+    (237, ["c"], ["c"]),
+    (230, ["c", "ctp-two", "ctp-three"], ["ctp-three"]),  # 230 + 9 + 16 = 255; ctp-two makes 253
+    (222, ["ctp-three", "c", "sixteen-letterss"], ["sixteen-letterss"]),
+])
+def test_scheduled_backup_names_longer_than_253_characters_are_refused(length, control_planes, expected):
+    """`<schedule>-<control plane>-<UTC yyyymmddhhmmss>`: every control plane of the namespace for a
+    SharedBackupSchedule (it may select one later), the named one for a BackupSchedule."""
+    cps = [cp(name) for name in control_planes]
+    shared_name, name = "a" * length, "b" * length
+    message = "all.yaml:{line}: {kind} default/{name}: metadata.name: scheduled backup names for control plane {cp} would exceed 253 characters"
+    line = 8 + 4 * len(control_planes)
+    assert errors(*cps, shared_schedule(shared_name, control_planes[0])) == [
+        message.format(line=line, kind="SharedBackupSchedule", name=shared_name, cp=c) for c in expected]
+    too_long = len(name) + len(control_planes[0]) + 16 > 253
+    assert errors(*cps, schedule(name, control_planes[0])) == [
+        message.format(line=line, kind="BackupSchedule", name=name, cp=control_planes[0])] * too_long
