@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import re
 import tarfile
+import tempfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -274,7 +276,6 @@ class ArchiveReader:
     def __init__(self, path: Path):
         self.path = path
         self.compressed_size = path.stat().st_size
-        self._uids: dict[str, str] | None = None  # uids.jsonl, kept by validate(): a restore needs both
 
     def _open(self) -> tarfile.TarFile:
         try:
@@ -299,27 +300,34 @@ class ArchiveReader:
             except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile, zlib.error) as err:
                 raise ArchiveError(f"corrupt archive: {err}") from None
 
-    def validate(self) -> dict[str, Any]:
-        """Read every member once (paths, sizes, JSON) and return metadata.json; raises ArchiveError."""
-        metadata = None
+    def scan(self, uids_sink: BinaryIO) -> Iterator[tuple[Member, bytes]]:
+        """Every member once, in archive order, checked (path, type, size, the archive's limits):
+        metadata.json and each object with its bytes; uids.jsonl is copied into `uids_sink` in 1 MiB
+        chunks (one line per object: never held whole) and yielded with b"". The bytes are not
+        parsed here (see `loads_object`, `check_metadata`, `uid_lines`). Raises ArchiveError."""
         for member, tar, info in self.members():
-            data = _read(tar, info)
             if member.path == UIDS:
-                self._uids = _uid_map(data)
-                continue
-            try:
-                value = jsoncodec.loads(data)
-            except ValueError:
-                raise ArchiveError(f"{member.path}: not JSON") from None
-            if member.path == METADATA:
-                metadata = value
-            elif member.resource and not isinstance(value, dict):
-                raise ArchiveError(f"{member.path}: not a Kubernetes object")
+                _copy(tar, info, uids_sink)
+                yield member, b""
+            else:
+                yield member, _read(tar, info)
+
+    def validate(self) -> dict[str, Any]:
+        """Read every member once (paths, sizes, JSON, uids.jsonl's lines) and return metadata.json;
+        raises ArchiveError. A restore does not call this: it checks the same while it spools
+        (engines/restore), so it reads the archive once."""
+        metadata = None
+        with tempfile.TemporaryFile() as uids:
+            for member, data in self.scan(uids):
+                if member.path == METADATA:
+                    metadata = check_metadata(data)
+                elif member.resource:
+                    loads_object(member, data)
+            uids.seek(0)
+            for _ in uid_lines(uids):
+                pass
         if metadata is None:
             raise ArchiveError(f"{METADATA} missing")
-        version = metadata.get("formatVersion")
-        if version not in SUPPORTED_VERSIONS:
-            raise ArchiveError(f"archive format version {version!r} is not supported (this release reads {sorted(SUPPORTED_VERSIONS)})")
         return metadata
 
     def objects(self, resources: set[str] | None = None) -> Iterator[tuple[Member, dict[str, Any]]]:
@@ -330,31 +338,51 @@ class ArchiveReader:
             yield member, jsoncodec.loads(_read(tar, info))
 
     def uids(self) -> dict[str, str]:
-        """Archive path -> old uid of every object (what a restore needs to remap owners). The first
-        call after validate() reads nothing: validate kept them (one pass less over a large archive),
-        and hands them over (the reader keeps no copy: a restore's memory stays flat)."""
-        if self._uids is not None:
-            uids, self._uids = self._uids, None
-            return uids
+        """Archive path -> old uid of every object (the whole map: for tests and small archives; a
+        restore streams the lines with `uid_lines` and keeps only the owners')."""
         for member, tar, info in self.members():
             if member.path == UIDS:
-                return _uid_map(_read(tar, info))
+                return dict(uid_lines(io.BytesIO(_read(tar, info))))
         return {}
 
 
-def _uid_map(data: bytes) -> dict[str, str]:
-    """uids.jsonl as {path: uid}, line by line (a list of every line's dict would cost far more than
-    the map); ArchiveError naming the first line that is not JSON, or not {"path", "uid"}."""
-    uids = {}
-    for number, line in enumerate(data.splitlines(), 1):
+def check_metadata(data: bytes) -> dict[str, Any]:
+    """metadata.json's bytes as a dict, of a format version this release reads; raises ArchiveError."""
+    try:
+        metadata = jsoncodec.loads(data)
+    except ValueError:
+        raise ArchiveError(f"{METADATA}: not JSON") from None
+    if not isinstance(metadata, dict):
+        raise ArchiveError(f"{METADATA}: not a JSON object")
+    version = metadata.get("formatVersion")
+    if version not in SUPPORTED_VERSIONS:
+        raise ArchiveError(f"archive format version {version!r} is not supported (this release reads {sorted(SUPPORTED_VERSIONS)})")
+    return metadata
+
+
+def loads_object(member: Member, data: bytes) -> dict[str, Any]:
+    """An object member's bytes as a dict; raises ArchiveError naming the member otherwise."""
+    try:
+        value = jsoncodec.loads(data)
+    except ValueError:
+        raise ArchiveError(f"{member.path}: not JSON") from None
+    if not isinstance(value, dict):
+        raise ArchiveError(f"{member.path}: not a Kubernetes object")
+    return value
+
+
+def uid_lines(file: BinaryIO) -> Iterator[tuple[str, str]]:
+    """uids.jsonl's (path, uid) pairs, line by line (never a list of every line: at 100,000 objects
+    that costs far more than the pairs wanted); ArchiveError naming the first line that is not JSON,
+    or not {"path", "uid"} with string values."""
+    for number, line in enumerate(file, 1):
         try:
             entry = jsoncodec.loads(line)
         except ValueError:
             raise ArchiveError(f"{UIDS} line {number}: not JSON") from None
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not isinstance(entry.get("uid"), str):
             raise ArchiveError(f"{UIDS} line {number}: not an object with a string path and uid")
-        uids[entry["path"]] = entry["uid"]
-    return uids
+        yield entry["path"], entry["uid"]
 
 
 def check_member(info: tarfile.TarInfo) -> Member:
@@ -374,6 +402,21 @@ def check_member(info: tarfile.TarInfo) -> Member:
         raise ArchiveError(f"{_shown(name)}: {info.size} bytes is larger than any Kubernetes object")
     return Member(name, match.group("resource") or "", match.group("namespace") or "",
                   decode_name(match.group("name")) if match.group("name") else "", info.size)
+
+
+def _copy(tar: tarfile.TarFile, info: tarfile.TarInfo, sink: BinaryIO) -> None:
+    handle = tar.extractfile(info)
+    if handle is None:
+        raise ArchiveError(f"{_shown(info.name)}: unreadable")
+    copied = 0
+    try:
+        while chunk := handle.read(1024 * 1024):
+            sink.write(chunk)
+            copied += len(chunk)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise ArchiveError(f"corrupt archive at {_shown(info.name)}: {err}") from None
+    if copied != info.size:
+        raise ArchiveError(f"{_shown(info.name)}: truncated")
 
 
 def _read(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
