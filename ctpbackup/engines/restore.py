@@ -31,8 +31,15 @@ from typing import TYPE_CHECKING, Any
 
 from ctpbackup.apply.progress import Progress
 from ctpbackup.engines import jsoncodec
-from ctpbackup.engines.archive import ArchiveError, ArchiveReader
-from ctpbackup.engines.conversion_webhooks import ConversionWebhooks
+from ctpbackup.engines.archive import (
+    METADATA,
+    ArchiveError,
+    ArchiveReader,
+    check_metadata,
+    loads_object,
+    uid_lines,
+)
+from ctpbackup.engines.conversion_webhooks import REVISION_KEY, ConversionWebhooks
 from ctpbackup.engines.encryption import EncryptionError, Keyring, backup_context, decrypt_stream
 from ctpbackup.engines.offline_check import OfflineAdmission
 from ctpbackup.engines.restore_order import (
@@ -167,13 +174,40 @@ def _check_names(metadata: object, record: BackupRecord) -> None:
 
 @dataclass(slots=True)
 class _Entry:
-    """One object of a tier, without its body (bodies are re-read from the tier's spool file): one
-    per archived object, so kept small (slots; the uid only of objects that own another)."""
+    """An archived object that names an owner, without its body (re-read from its tier's spool file
+    by offset): kept in memory to order it after its owners, so small (slots). Objects that name no
+    owner have no entry: they are read back from the spool in file order."""
 
     offset: int
     resource: str
     old_uid: str  # "" unless some archived object names it as an owner
     owners: tuple[str, ...]  # old uids of its owners
+    path: str = ""  # its archive path, until its uid is known (uids.jsonl comes after the objects)
+    tier: int = 0  # its own tier, until its owners' are known
+
+
+@dataclass
+class _Tier:
+    """One tier's objects, spooled to a file of `<archive path>\t<JSON>` lines."""
+
+    spool: Path
+    count: int = 0
+    resources: set[str] = field(default_factory=set)
+    #: the objects that name an owner (the others need no ordering within the tier)
+    linked: list[_Entry] = field(default_factory=list)
+    #: old uids of the owners among the objects without an entry (read in file order, generation 0)
+    roots: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Spooled:
+    """What one pass over an archive leaves: its objects spooled by tier, and what must stay in memory."""
+
+    tiers: dict[int, _Tier]
+    #: archive path -> old uid, of the archived objects some archived object names as its owner
+    owner_uid: dict[str, str]
+    crd_types: set[str]  # resource keys the archived CRDs define
+    metadata: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -620,34 +654,33 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
     in the result (the attempt is then PartiallyFailed, and a rerun retries them)."""
     kube = KubeAPI(api_client)
     reader = ArchiveReader(archive_path)
-    try:
-        metadata = reader.validate()
-    except ArchiveError as err:
-        raise RestoreFailed(FailureReason.ARCHIVE_REJECTED, str(err)) from None
-    meter = Progress(label, enabled=progress, total=int(metadata.get("totalObjects", 0)) or None)
+    meter = None
     workdir = Path(tempfile.mkdtemp(prefix="ctpbackup-tiers-", dir=archive_path.parent))
     try:
         webhooks = ConversionWebhooks()
-        spools, crd_types, owners = _split_by_tier(reader, reader.uids(), workdir, webhooks)
-        custom = {key for es, _ in spools.values() for key in {e.resource for e in es} if is_custom(key, crd_types)}
+        spooled = _spool_archive(reader, workdir, webhooks)  # the whole archive is checked here, before any write
+        tiers = spooled.tiers
+        meter = Progress(label, enabled=progress, total=int(spooled.metadata.get("totalObjects", 0) or 0) or None)
+        custom = {key for t in tiers.values() for key in t.resources if is_custom(key, spooled.crd_types)}
         dry_run = mode is WriteMode.DRY_RUN
         offline = None
         if dry_run:
-            archived = _ArchivedCRDs(*spools.get(0, ([], None)))
+            archived = _ArchivedCRDs(tiers[0].spool if 0 in tiers else None)
             offline = OfflineAdmission(lambda key: job.crd_of(key, archived.get))
-        job = _Restore(kube, reader, existing, workers, meter, wait_seconds, owners, custom, mode, offline)
+        job = _Restore(kube, reader, existing, workers, meter, wait_seconds, set(spooled.owner_uid.values()), custom,
+                       mode, offline)
         job.webhooks = webhooks
         try:
             job.refresh_types()
         except KubeError as err:
             raise RestoreFailed(FailureReason.CONTROL_PLANE_UNREACHABLE, err.message) from None
         for index, tier in enumerate(TIERS):
-            entries, spool = spools.get(index, ([], None))
-            if entries:
-                job.wait_for_webhook_providers({e.resource for e in entries})
+            objects = tiers.get(index)
+            if objects:
+                job.wait_for_webhook_providers(set(objects.resources))
                 meter.step(f"restoring {tier.name}")
                 wanted = dict(tier.wait_for) if not dry_run else {}  # a dry run brings no condition about
-                created = _restore_tier(job, entries, spool, tier.pause, set(wanted))
+                created = _restore_tier(job, objects, spooled.owner_uid, tier.pause, set(wanted))
                 waiting = sum(1 for c in created if c[0] in wanted)
                 if waiting:
                     meter.step(f"waiting for {waiting:,} {tier.name} to be "
@@ -658,17 +691,17 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
                                         f"{len(late)} CRD(s) not Established within {wait_seconds:.0f}s: {', '.join(late[:5])}")
                 for name in late:
                     job.warn(f"{name}: not {'/'.join(wanted[name.split()[0]])} within {wait_seconds:.0f}s")
-                failed = sum(job.counts[r]["failed"] for r in {e.resource for e in entries})
-                if failed and failed == len(entries):
+                failed = sum(job.counts[r]["failed"] for r in objects.resources)
+                if failed and failed == objects.count:
                     raise RestoreFailed(FailureReason.TIER_FAILED, f"no object of tier '{tier.name}' could be restored: "
                                                       f"{job.failures[0] if job.failures else 'see warnings'}")
-            later = {e.resource for i, (es, _) in spools.items() if i > index for e in es}
-            if index == 0 and entries and dry_run:
+            later = {key for i, t in tiers.items() if i > index for key in t.resources}
+            if index == 0 and objects and dry_run:
                 pass  # nothing was created: their objects are checked offline (pending_types)
-            elif index == 0 and entries:  # the archived CRDs' resources: wait until served
-                for key in sorted(job.wait_served(later & crd_types)):
+            elif index == 0 and objects:  # the archived CRDs' resources: wait until served
+                for key in sorted(job.wait_served(later & spooled.crd_types)):
                     job.warn(f"{key}: not served by the control plane after its CRD was restored")
-            elif entries and later - set(job.types):  # a tier may bring new types (a provider, an XRD)
+            elif objects and later - set(job.types):  # a tier may bring new types (a provider, an XRD)
                 job.refresh_types()
             job.add_later_owners(final=False)
         job.add_later_owners(final=True)
@@ -678,7 +711,8 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
             still_paused = sum(1 for ok in _bounded(pool, job.unpause, job.to_unpause, workers * READ_AHEAD) if not ok)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-        meter.close()
+        if meter is not None:
+            meter.close()
     warnings = job.warnings
     if len(warnings) > MAX_WARNINGS:
         warnings = warnings[:MAX_WARNINGS] + [f"... and {len(warnings) - MAX_WARNINGS} more"]
@@ -690,20 +724,21 @@ class _ArchivedCRDs:
     """The archived CRDs of a restore, read back from the tier-0 spool file by offset when an offline
     check needs one (bodies of 500 KB are not all kept in memory)."""
 
-    def __init__(self, entries: list[_Entry], spool: Path | None):
+    def __init__(self, spool: Path | None):
         self.spool = spool
         self.offsets: dict[str, int] = {}
         self._cache: dict[str, dict | None] = {}
         self._lock = Lock()
         if spool is None:
             return
+        offset = 0
         with spool.open("rb") as file:
-            for entry in entries:
-                if entry.resource != CRD_KEY:
-                    continue
-                file.seek(entry.offset)
-                spec = (jsoncodec.loads(file.readline()).get("spec") or {})
-                self.offsets[f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}"] = entry.offset
+            for line in file:
+                path, _, body = line.partition(b"\t")
+                if path.split(b"/")[1].decode() == CRD_KEY:
+                    spec = (jsoncodec.loads(body).get("spec") or {})
+                    self.offsets[f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}"] = offset
+                offset += len(line)
 
     def get(self, resource_key: str) -> dict | None:
         offset = self.offsets.get(resource_key)
@@ -713,7 +748,7 @@ class _ArchivedCRDs:
             if resource_key not in self._cache:
                 with self.spool.open("rb") as file:
                     file.seek(offset)
-                    self._cache[resource_key] = jsoncodec.loads(file.readline())
+                    self._cache[resource_key] = jsoncodec.loads(file.readline().partition(b"\t")[2])
             return self._cache[resource_key]
 
 
@@ -730,53 +765,112 @@ def is_custom(resource_key: str, crd_types: set[str]) -> bool:
     return not (group in BUILTIN_GROUPS or group.endswith(".k8s.io"))
 
 
-def _split_by_tier(reader: ArchiveReader, uids: dict[str, str], workdir: Path,
-                   webhooks: ConversionWebhooks) -> tuple[dict[int, tuple[list[_Entry], Path]], set[str], set[str]]:
-    """One pass over the archive: each object's JSON goes to its tier's spool file; only a small
-    entry (offset, owners) stays in memory. An object waits for the tier of its latest owner, except
-    CRDs, which always come first (the references to their owners are added once those exist).
-    Also returns the resource keys the archived CRDs define, and the old uids of the archived objects
-    that own another (only their new uids need remembering: memory follows owners, not objects);
-    tells `webhooks` of every object."""
+def _spool_archive(reader: ArchiveReader, workdir: Path, webhooks: ConversionWebhooks) -> _Spooled:
+    """One pass over the archive that both checks it (every member's path, type, size and JSON,
+    metadata.json's format version, uids.jsonl's lines: nothing is written before all of it passed)
+    and spools each object to its tier's file as it comes: no second read of the archive.
+
+    An object naming no owner goes to its tier's spool at once; CRDs always come first, whoever owns
+    them (the references to their owners are added once those exist). Any other object naming an
+    owner waits for the tier of its latest owner, which only uids.jsonl tells (the archive writer puts
+    it after the objects): such objects go to a spool of undecided ones, and are appended to their
+    tier's spool once uids.jsonl has been read. Memory follows owners, not objects: an entry per
+    object that names an owner, the old uid of each object named as an owner, no map of every uid.
+    Tells `webhooks` of every object. Raises RestoreFailed (ArchiveRejected)."""
+    tiers: dict[int, _Tier] = {}
     files: dict[int, Any] = {}
     resources: dict[str, str] = {}  # one string per resource key, not one per object
-    referenced: set[str] = set()
-    entries: dict[int, list[_Entry]] = defaultdict(list)
-    tier_of_uid = {uid: tier_of(path.split("/")[1]) for path, uid in uids.items()}
+    referenced: set[str] = set()  # old uids named in some ownerReference
+    moved: dict[str, int] = {}  # archive path -> tier, of objects not in their resource's tier (token Secrets)
+    revisions: dict[str, str] = {}  # archive path -> name, of the archived ProviderRevisions
+    undecided: list[_Entry] = []
     crd_types: set[str] = set()
+    metadata = None
+
+    def spool_of(index: int) -> tuple[Any, _Tier]:
+        if index not in tiers:
+            tiers[index] = _Tier(workdir / f"tier-{index}.jsonl")
+            files[index] = tiers[index].spool.open("w+b")
+        return files[index], tiers[index]
+
+    def spooled(index: int, resource: str, line: bytes) -> int:
+        file, tier = spool_of(index)
+        offset = file.tell()
+        file.write(line)
+        tier.count += 1
+        tier.resources.add(resource)
+        return offset
+
     try:
-        for member, obj in reader.objects():
-            owners = tuple(r.get("uid", "") for r in (obj.get("metadata") or {}).get("ownerReferences") or ())
-            webhooks.see(member.resource, obj, uids.get(member.path, ""))
-            referenced.update(owners)
-            index = tier_of(member.resource, obj)
-            if member.resource == CRD_KEY:
-                spec = obj.get("spec") or {}
-                crd_types.add(f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}")
-            else:
-                index = max([index, *(tier_of_uid[o] for o in owners if o in tier_of_uid)])
-            if index not in files:
-                files[index] = (workdir / f"tier-{index}.jsonl").open("w+b")
-            spool = files[index]
-            resource = resources.setdefault(member.resource, member.resource)
-            entries[index].append(_Entry(spool.tell(), resource, uids.get(member.path, ""), owners))
-            spool.write(jsoncodec.dumps(obj) + b"\n")
+        with (workdir / "uids.jsonl").open("w+b") as uids, (workdir / "undecided.jsonl").open("w+b") as waiting:
+            for member, data in reader.scan(uids):
+                if not member.resource:
+                    if member.path == METADATA:
+                        metadata = check_metadata(data)
+                    continue
+                obj = loads_object(member, data)
+                resource = resources.setdefault(member.resource, member.resource)
+                meta = obj.get("metadata") or {}
+                owners = tuple(str(r.get("uid", "")) for r in meta.get("ownerReferences") or () if isinstance(r, dict))
+                webhooks.see(resource, obj)
+                index = tier_of(resource, obj)
+                if index != tier_of(resource):
+                    moved[member.path] = index
+                if resource == REVISION_KEY:
+                    revisions[member.path] = str(meta.get("name", ""))
+                if resource == CRD_KEY:
+                    spec = obj.get("spec") or {}
+                    crd_types.add(f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}")
+                # the archived bytes as they are (one line each), unless they span lines
+                line = member.path.encode() + b"\t" + (data if b"\n" not in data else jsoncodec.dumps(obj)) + b"\n"
+                if not owners:
+                    spooled(index, resource, line)
+                    continue
+                referenced.update(owners)
+                if resource == CRD_KEY:
+                    entry = _Entry(0, resource, "", owners, member.path, index)
+                    entry.offset = spooled(index, resource, line)
+                    tiers[index].linked.append(entry)
+                else:
+                    undecided.append(_Entry(waiting.tell(), resource, "", owners, member.path, index))
+                    waiting.write(line)
+            if metadata is None:
+                raise ArchiveError(f"{METADATA} missing")
+            uids.seek(0)
+            owner_uid: dict[str, str] = {}
+            for path, uid in uid_lines(uids):
+                if uid in referenced:
+                    owner_uid[path] = uid
+                if path in revisions and webhooks.revision_owner.get(revisions[path]):
+                    webhooks.revision_owner[uid] = webhooks.revision_owner[revisions[path]]
+            owner_tier = {uid: moved.get(path, tier_of(path.split("/")[1])) for path, uid in owner_uid.items()}
+            for entry in undecided:  # in the tier of its latest owner
+                entry.tier = max([entry.tier, *(owner_tier[o] for o in entry.owners if o in owner_tier)])
+                waiting.seek(entry.offset)
+                entry.offset = spooled(entry.tier, entry.resource, waiting.readline())
+                tiers[entry.tier].linked.append(entry)
     except ArchiveError as err:
         raise RestoreFailed(FailureReason.ARCHIVE_REJECTED, str(err)) from None
     finally:
-        for spool in files.values():
-            spool.close()
-    owners = referenced & set(uids.values())
-    for tier in entries.values():
-        for entry in tier:
-            if entry.old_uid not in owners:
-                entry.old_uid = ""
-    return {i: (entries[i], workdir / f"tier-{i}.jsonl") for i in entries}, crd_types, owners
+        for file in files.values():
+            file.close()
+    linked = set()
+    for tier in tiers.values():
+        for entry in tier.linked:
+            entry.old_uid = owner_uid.get(entry.path, "")
+            linked.add(entry.path)
+            entry.path = ""
+    for path, uid in owner_uid.items():
+        index = moved.get(path, tier_of(path.split("/")[1]))
+        if path not in linked and index in tiers:
+            tiers[index].roots.add(uid)
+    return _Spooled(tiers, owner_uid, crd_types, metadata)
 
 
-def _generations(entries: list[_Entry]) -> Iterator[list[_Entry]]:
-    """Owners before dependents: generation 0 has no owner inside the tier, generation n is owned by
-    generation n-1 (cycles, which a real cluster cannot hold, are broken by creating them last)."""
+def _levels(entries: list[_Entry], roots: set[str] | frozenset[str] = frozenset()) -> dict[int, list[_Entry]]:
+    """Owners before dependents: level 0 has no owner inside the tier, level n is owned by level n-1;
+    `roots` are old uids of owners in the tier that have no entry (level 0). Cycles, which a real
+    cluster cannot hold, are broken by creating them last."""
     in_tier = {e.old_uid: e for e in entries if e.old_uid}
     depth: dict[int, int] = {}
 
@@ -784,14 +878,22 @@ def _generations(entries: list[_Entry]) -> Iterator[list[_Entry]]:
         key = id(entry)
         if key in depth:
             return depth[key]
-        parents = [in_tier[o] for o in entry.owners if o in in_tier and o not in seen]
-        value = 0 if not parents else 1 + max(level(p, seen | {entry.old_uid}) for p in parents)
+        parents = [level(in_tier[o], seen | {entry.old_uid}) for o in entry.owners if o in in_tier and o not in seen]
+        if any(o in roots for o in entry.owners):
+            parents.append(0)
+        value = 1 + max(parents) if parents else 0
         depth[key] = value
         return value
 
     groups: dict[int, list[_Entry]] = defaultdict(list)
     for entry in entries:
         groups[level(entry, frozenset({entry.old_uid}))].append(entry)
+    return groups
+
+
+def _generations(entries: list[_Entry], roots: set[str] | frozenset[str] = frozenset()) -> Iterator[list[_Entry]]:
+    """The entries level by level (see _levels)."""
+    groups = _levels(entries, roots)
     for g in sorted(groups):
         yield groups[g]
 
@@ -808,28 +910,55 @@ def _bounded(pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Iterable
     yield from (future.result() for future in wait(pending).done)
 
 
-def _restore_tier(job: _Restore, entries: list[_Entry], spool: Path, pause: bool,
+def _restore_tier(job: _Restore, tier: _Tier, owner_uid: dict[str, str], pause: bool,
                   waited_for: set[str]) -> list[tuple[str, str | None, str]]:
-    """Restore one tier's objects generation by generation (owners first). Objects are read from the
-    spool while the writers work, at most `READ_AHEAD` per writer ahead of them: memory stays flat on
+    """Restore one tier's objects generation by generation (owners first): generation 0 is the spool
+    in file order but for the objects whose owner is in the tier, which follow by offset. Objects are
+    read while the writers work, at most `READ_AHEAD` per writer ahead of them: memory stays flat on
     huge tiers, and no writer waits for a batch to be read (the writers are the bound, not the reader).
     Returns (resource, namespace, name) of the objects of the resources in `waited_for`."""
     created: list[tuple[str, str | None, str]] = []
-    with spool.open("rb") as file, ThreadPoolExecutor(max_workers=job.workers, thread_name_prefix="restore") as pool:
-        for generation in _generations(entries):
-            pending: set[Future] = set()
-            for entry in generation:
+    levels = _levels(tier.linked, tier.roots)
+    deferred = {e.offset for level, es in levels.items() if level for e in es}
+    resources: dict[bytes, str] = {}
+    pending: set[Future] = set()
+
+    def submit(line: bytes, old_uid: str | None) -> None:
+        nonlocal pending
+        path, _, body = line.partition(b"\t")
+        resource = resources.get(path.split(b"/", 2)[1])
+        if resource is None:
+            resource = resources.setdefault(path.split(b"/", 2)[1], path.split(b"/", 2)[1].decode())
+        if old_uid is None:
+            old_uid = owner_uid.get(path.decode(), "") if owner_uid else ""
+        obj = jsoncodec.loads(body)
+        if resource in waited_for:
+            meta = obj.get("metadata") or {}
+            created.append((resource, meta.get("namespace"), meta.get("name", "")))
+        if len(pending) >= job.workers * READ_AHEAD:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()  # a bug in restore_object surfaces here, as it did through map()
+        pending.add(pool.submit(job.restore_object, resource, obj, old_uid, pause and is_pausable(resource)))
+
+    def finish() -> None:  # the whole generation, before its dependents
+        nonlocal pending
+        for future in wait(pending).done:
+            future.result()
+        pending = set()
+
+    with tier.spool.open("rb") as file, ThreadPoolExecutor(max_workers=job.workers, thread_name_prefix="restore") as pool:
+        offset = 0
+        for line in file:
+            if offset not in deferred:
+                submit(line, None)
+            offset += len(line)
+        finish()
+        for level in sorted(levels):
+            if not level:
+                continue
+            for entry in levels[level]:
                 file.seek(entry.offset)
-                obj = jsoncodec.loads(file.readline())
-                meta = obj.get("metadata") or {}
-                if entry.resource in waited_for:
-                    created.append((entry.resource, meta.get("namespace"), meta.get("name", "")))
-                if len(pending) >= job.workers * READ_AHEAD:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        future.result()  # a bug in restore_object surfaces here, as it did through map()
-                pending.add(pool.submit(job.restore_object, entry.resource, obj, entry.old_uid,
-                                        pause and is_pausable(entry.resource)))
-            for future in wait(pending).done:  # the whole generation, before its dependents
-                future.result()
+                submit(file.readline(), entry.old_uid)
+            finish()
     return created

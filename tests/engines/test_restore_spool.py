@@ -1,0 +1,202 @@
+"""A restore reads its archive once: the same pass checks every member and spools each object to its
+tier's file (engines/restore._spool_archive). Objects naming an owner wait for uids.jsonl, which the
+writer puts after the objects; the result does not depend on that order."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from ctpbackup.engines import archive
+from ctpbackup.engines.archive import ArchiveReader, ArchiveWriter
+from ctpbackup.engines.conversion_webhooks import ConversionWebhooks
+from ctpbackup.engines.restore import RestoreFailed, _Entry, _generations, _spool_archive
+from ctpbackup.engines.restore_order import TIERS
+from ctpbackup.rules.reasons import FailureReason
+
+TIER = {t.name: i for i, t in enumerate(TIERS)}
+CRD = "customresourcedefinitions.apiextensions.k8s.io"
+REVISION = "providerrevisions.pkg.crossplane.io"
+
+
+def ref(kind: str, name: str, uid: str, api_version: str = "example.org/v1", controller: bool = True) -> dict:
+    return {"apiVersion": api_version, "kind": kind, "name": name, "uid": uid, "controller": controller}
+
+
+#: (resource, namespace, name, old uid, object): a Crossplane control plane in miniature
+OBJECTS = [
+    (CRD, None, "buckets.example.org", "u-crd", {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "buckets.example.org",
+                     "ownerReferences": [ref("ProviderRevision", "p-abc", "u-rev", "pkg.crossplane.io/v1")]},
+        "spec": {"group": "example.org", "names": {"plural": "buckets", "kind": "Bucket"}, "scope": "Cluster",
+                 "conversion": {"strategy": "Webhook"}}}),
+    ("configmaps", "default", "plain", "u-cm", {"apiVersion": "v1", "kind": "ConfigMap",
+                                                "metadata": {"name": "plain", "namespace": "default"}}),
+    ("buckets.example.org", None, "mr-1", "u-mr1", {"apiVersion": "example.org/v1", "kind": "Bucket",
+                                                    "metadata": {"name": "mr-1", "ownerReferences": [ref("XBucket", "xr", "u-xr")]}}),
+    ("secrets", "default", "conn", "u-conn", {"apiVersion": "v1", "kind": "Secret", "type": "connection.crossplane.io/v1alpha1",
+                                              "metadata": {"name": "conn", "namespace": "default",
+                                                           "ownerReferences": [ref("XBucket", "xr", "u-xr")]}}),
+    ("secrets", "default", "tok", "u-tok", {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+                                            "metadata": {"name": "tok", "namespace": "default"}}),
+    ("configmaps", "default", "by-token", "u-bt", {"apiVersion": "v1", "kind": "ConfigMap",
+                                                   "metadata": {"name": "by-token", "namespace": "default",
+                                                                "ownerReferences": [ref("Secret", "tok", "u-tok", "v1")]}}),
+    ("configmaps", "default", "by-plain", "u-bp", {"apiVersion": "v1", "kind": "ConfigMap",
+                                                   "metadata": {"name": "by-plain", "namespace": "default",
+                                                                "ownerReferences": [ref("ConfigMap", "plain", "u-cm", "v1")]}}),
+    ("configmaps", "default", "orphan", "u-or", {"apiVersion": "v1", "kind": "ConfigMap",
+                                                 "metadata": {"name": "orphan", "namespace": "default",
+                                                              "ownerReferences": [ref("Thing", "gone", "u-gone")]}}),
+    ("xbuckets.example.org", None, "xr", "u-xr", {"apiVersion": "example.org/v1", "kind": "XBucket",
+                                                  "metadata": {"name": "xr"}}),
+    (REVISION, None, "p-abc", "u-rev", {"apiVersion": "pkg.crossplane.io/v1", "kind": "ProviderRevision",
+                                        "metadata": {"name": "p-abc", "ownerReferences": [
+                                            ref("Provider", "provider-aws", "u-prov", "pkg.crossplane.io/v1")]}}),
+]
+
+
+def make(path: Path, *, uids_first: bool = False, pretty: bool = False, metadata: dict | None = None,
+         uids: bytes | None = None, extra: dict[str, bytes] | None = None) -> Path:
+    lines = b"".join(b'{"path":"%s","uid":"%s"}\n' % (archive.object_path(r, ns, n).encode(), u.encode())
+                     for r, ns, n, u, _ in OBJECTS) if uids is None else uids
+    with path.open("wb") as out:
+        writer = ArchiveWriter(out)
+        if uids_first:
+            writer.add_bytes(archive.UIDS, lines)
+        for resource, namespace, name, _, obj in OBJECTS:
+            if pretty:
+                writer.add_bytes(archive.object_path(resource, namespace, name), json.dumps(obj, indent=2).encode())
+            else:
+                writer.add_json(archive.object_path(resource, namespace, name), obj)
+        for name, data in (extra or {}).items():
+            writer.add_bytes(name, data)
+        if not uids_first:
+            writer.add_bytes(archive.UIDS, lines)
+        if metadata != {}:
+            writer.add_json(archive.METADATA, metadata or {"formatVersion": 1, "totalObjects": len(OBJECTS)})
+        writer.close()
+    return path
+
+
+class CountingReader(ArchiveReader):
+    """Our own reader, counting how often the archive is read."""
+
+    opened = 0
+
+    def members(self):
+        CountingReader.opened += 1
+        return super().members()
+
+
+def spool(archive_path: Path, tmp_path: Path, reader_class=ArchiveReader):
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    webhooks = ConversionWebhooks()
+    return _spool_archive(reader_class(archive_path), work, webhooks), webhooks
+
+
+def names_in(spool_file: Path) -> list[str]:
+    return [json.loads(line.partition(b"\t")[2])["metadata"]["name"] for line in spool_file.read_bytes().splitlines()]
+
+
+@pytest.mark.parametrize("uids_first, pretty", [(False, False), (True, False), (False, True)])
+def test_one_pass_spools_each_object_to_the_tier_of_its_latest_owner(tmp_path, uids_first, pretty):
+    CountingReader.opened = 0
+    spooled, webhooks = spool(make(tmp_path / "a.tar.gz", uids_first=uids_first, pretty=pretty), tmp_path, CountingReader)
+    assert CountingReader.opened == 1
+    tiers = spooled.tiers
+    assert {TIERS[i].name: names_in(t.spool) for i, t in tiers.items()} == {
+        "CustomResourceDefinitions": ["buckets.example.org"],
+        "Namespaced basics": ["plain", "by-plain", "orphan"],
+        "Service-account tokens": ["tok", "by-token"],
+        "Everything else": ["xr", "mr-1", "conn", "p-abc"],  # the connection Secret waits for its owner's tier
+    }
+    assert {TIERS[i].name: (t.count, sorted(t.resources)) for i, t in tiers.items()} == {
+        "CustomResourceDefinitions": (1, [CRD]),
+        "Namespaced basics": (3, ["configmaps"]),
+        "Service-account tokens": (2, ["configmaps", "secrets"]),
+        "Everything else": (4, ["buckets.example.org", REVISION, "secrets", "xbuckets.example.org"]),
+    }
+    # only objects naming an owner have an entry; only the uids of objects named as owners are kept
+    linked = {TIERS[i].name: [(e.resource, e.old_uid, e.owners, e.path) for e in t.linked] for i, t in tiers.items() if t.linked}
+    assert linked == {
+        "CustomResourceDefinitions": [(CRD, "", ("u-rev",), "")],
+        "Namespaced basics": [("configmaps", "", ("u-cm",), ""), ("configmaps", "", ("u-gone",), "")],
+        "Service-account tokens": [("configmaps", "", ("u-tok",), "")],
+        "Everything else": [("buckets.example.org", "", ("u-xr",), ""), ("secrets", "", ("u-xr",), ""),
+                            (REVISION, "u-rev", ("u-prov",), "")],
+    }
+    assert {TIERS[i].name: t.roots for i, t in tiers.items() if t.roots} == {
+        "Namespaced basics": {"u-cm"}, "Service-account tokens": {"u-tok"}, "Everything else": {"u-xr"}}
+    assert spooled.owner_uid == {
+        archive.object_path("configmaps", "default", "plain"): "u-cm",
+        archive.object_path("secrets", "default", "tok"): "u-tok",
+        archive.object_path("xbuckets.example.org", None, "xr"): "u-xr",
+        archive.object_path(REVISION, None, "p-abc"): "u-rev",
+    }
+    assert spooled.crd_types == {"buckets.example.org"}
+    assert spooled.metadata == {"formatVersion": 1, "totalObjects": 10}
+    assert webhooks.revision_owner == {"p-abc": "provider-aws", "u-rev": "provider-aws"}
+    assert webhooks.crds == {"buckets.example.org": ("buckets.example.org", [ref("ProviderRevision", "p-abc", "u-rev", "pkg.crossplane.io/v1")])}
+    # each entry's offset is its line in its tier's spool
+    for t in tiers.values():
+        data = t.spool.read_bytes()
+        for e in t.linked:
+            path = data[e.offset:].partition(b"\t")[0].decode()
+            assert path.split("/")[1] == e.resource
+
+
+@pytest.mark.parametrize("extra, metadata, uids, message", [
+    ({"resources/secrets/namespaces/default/z.json": b'{"broken'}, None, None,
+     "resources/secrets/namespaces/default/z.json: not JSON"),
+    ({"resources/secrets/namespaces/default/z.json": b'["a list"]'}, None, None,
+     "resources/secrets/namespaces/default/z.json: not a Kubernetes object"),
+    ({"resources/secrets/../z.json": b"{}"}, None, None, "'resources/secrets/../z.json': unsafe path"),
+    (None, {}, None, "metadata.json missing"),
+    (None, {"formatVersion": 2}, None, "archive format version 2 is not supported (this release reads [1])"),
+    (None, None, b'{"path":"a","uid":"u"}\n{"path":"b"}\n', "uids.jsonl line 2: not an object with a string path and uid"),
+    (None, None, b'{"path":"a","uid":"u"}\nnot json\n', "uids.jsonl line 2: not JSON"),
+])
+def test_a_damaged_archive_is_refused_by_the_same_pass(tmp_path, extra, metadata, uids, message):
+    path = make(tmp_path / "a.tar.gz", extra=extra, metadata=metadata, uids=uids)
+    with pytest.raises(RestoreFailed, match=f"^{re.escape(message)}$") as caught:
+        spool(path, tmp_path)
+    assert caught.value.reason is FailureReason.ARCHIVE_REJECTED
+
+
+def test_a_truncated_archive_is_refused_by_the_same_pass(tmp_path):
+    """Cut anywhere, the gzip trailer's CRC and length included (the reader reads on past the tar's
+    end-of-archive blocks to check them): refused before anything could be written."""
+    path = make(tmp_path / "a.tar.gz")
+    data = path.read_bytes()
+    ended = "corrupt archive: Compressed file ended before the end-of-stream marker was reached"
+    for keep in (len(data) // 2, len(data) - 30, len(data) - 8, len(data) - 1):
+        cut = tmp_path / f"cut-{keep}.tar.gz"
+        cut.write_bytes(data[:keep])
+        with pytest.raises(RestoreFailed, match=f"^{ended}$") as caught:
+            spool(cut, tmp_path)
+        assert caught.value.reason is FailureReason.ARCHIVE_REJECTED
+
+
+def test_a_damaged_gzip_trailer_is_refused(tmp_path):
+    path = make(tmp_path / "a.tar.gz")
+    data = bytearray(path.read_bytes())
+    data[-6] ^= 0xFF  # the CRC-32 of the uncompressed tar
+    path.write_bytes(bytes(data))
+    with pytest.raises(RestoreFailed, match=r"^corrupt archive: CRC check failed \d+ != \d+$"):
+        spool(path, tmp_path)
+
+
+def test_owners_without_an_entry_put_their_dependents_one_generation_later():
+    first = _Entry(0, "configmaps", "", ("root",))
+    second = _Entry(1, "configmaps", "b", ("root",))
+    third = _Entry(2, "configmaps", "", ("b",))
+    fourth = _Entry(3, "configmaps", "", ("elsewhere",))
+    entries = [first, second, third, fourth]
+    assert [[e.offset for e in g] for g in _generations(entries, {"root"})] == [[3], [0, 1], [2]]
+    assert [[e.offset for e in g] for g in _generations(entries)] == [[0, 1, 3], [2]]
