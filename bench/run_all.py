@@ -82,7 +82,9 @@ def many_curve(reports: dict) -> str | None:
     servers = " / ".join(str(r["servers_cpus"]) for r in rows)
     machine = " / ".join(str(r["machine_busy_cpus"]) for r in rows)
     return (f"objects/s at parallelism {' / '.join(str(r['parallelism']) for r in rows)}: {rates}; CPUs: ours {ours}, "
-            f"emulators {servers}, machine {machine} of {at(reports, 'many.cpus')}")
+            f"emulators {servers}, machine {machine} of {at(reports, 'many.cpus')}; per CPU-second (last row): ours "
+            f"{rows[-1]['objects_per_our_cpu_second']:,}, emulators {rows[-1]['objects_per_emulator_cpu_second']:,} "
+            f"objects, so the CPUs saturate at {rows[-1]['cpu_bound_objects_per_s']:,} objects/s with nothing else running")
 
 
 def shard_falls(reports: dict) -> str | None:
