@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -78,10 +79,14 @@ def main() -> int:
     for r in rows:
         print(f"{r['objects']:>7,}  {r['backup_seconds']:>10}  {r['backup_objects_per_s']:>9,}  {r['backup_peak_rss_mib']:>12}"
               f"  {r['restore_seconds']:>10}  {r['restore_objects_per_s']:>9,}  {r['restore_peak_rss_mib']:>12}")
+    for what in ("backup", "restore"):
+        print(f"{what}: objects/s fell {drop[what]}x from {first['objects']:,} to {last['objects']:,} objects (linear if "
+              f"<= {GOAL_RATE_DROP}x: {'met' if drop[what] <= GOAL_RATE_DROP else 'not met'}); peak RSS grew {growth[what]}x "
+              f"(flat if <= {GOAL_RSS_GROWTH}x: {'met' if growth[what] <= GOAL_RSS_GROWTH else 'not met'})")
     print(json.dumps({
         "benchmark": "scale", "rows": rows,
         "rss_growth": growth, "goal_rss_growth": GOAL_RSS_GROWTH,
-        "rate_drop": drop, "goal_rate_drop_at_most": GOAL_RATE_DROP,
+        "rate_drop": drop, "goal_rate_drop": GOAL_RATE_DROP, "load_average": round(os.getloadavg()[0], 1),
         "met": {f"{what}_memory_flat": growth[what] <= GOAL_RSS_GROWTH for what in growth}
         | {f"{what}_time_linear": drop[what] <= GOAL_RATE_DROP for what in drop},
     }, indent=2))
