@@ -2,6 +2,7 @@
 
 pytest_plugins: list[str] = [
     "tests.fixtures.gitrepos",
+    "tests.fixtures.cliprocess",
     "tests.fixtures.objectstores",
     "tests.fixtures.controlplanes",
     "tests.fixtures.story",

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.delivery.rbac_authorizer import Authorizer, Request, User
+from tests.fixtures.cliprocess import reconcile_py
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
@@ -32,8 +33,7 @@ def render(overlay: str) -> list[dict]:
 
 
 def reconcile(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "reconcile.py"), *args], capture_output=True, text=True,
-                          timeout=60)
+    return reconcile_py(*args, timeout=60)
 
 
 @pytest.mark.parametrize("overlay", ["base", "overlays/sharded"])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kubeemu import EmulatorServer
 from kubeemu.fixtures import seed_crossplane
+from tests.fixtures.cliprocess import reconcile_py
 from tests.fixtures.story import BACKUP, CONTROL_PLANE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,9 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def reconcile(story, *args: str) -> subprocess.CompletedProcess:
     """As the CronJob runs it: stdout and stderr are pipes, no --log-format."""
-    command = [sys.executable, str(ROOT / "reconcile.py"), *args, "--repo", str(story.repo.path),
-               "--secrets-dir", str(story.secrets)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=240)
+    return reconcile_py(*args, "--repo", str(story.repo.path), "--secrets-dir", str(story.secrets), timeout=240)
 
 
 def events(text: str) -> list[dict]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from ctpbackup.storage.filesystem import FilesystemBucket
 from ctpbackup.store.index import BucketIndex
 from ctpbackup.store.layout import BucketLayout
 from ctpbackup.store.records import BackupRecord, Condition, OwnerKind, Phase
+from tests.fixtures.cliprocess import reconcile_py
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = "2026-11-25T10:30:00Z"
@@ -58,8 +58,7 @@ UNREACHABLE = (Condition("Completed", "False", "ControlPlaneUnreachable", "conne
 def run(*args: str) -> subprocess.CompletedProcess:
     """The CLI with human text (off a terminal plan would write JSON events; those are tests/ops')."""
     command, *rest = args
-    return subprocess.run([sys.executable, str(ROOT / "reconcile.py"), command, "--log-format", "text", *rest],
-                          capture_output=True, text=True, timeout=120)
+    return reconcile_py(command, "--log-format", "text", *rest, timeout=120)
 
 
 def record(name: str, cp: str, phase: Phase, **kw) -> BackupRecord:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.cliprocess import reconcile_py
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,8 +30,7 @@ spec:
 
 
 def validate(repo) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "reconcile.py"), "validate", "--repo", str(repo.path)],
-                          capture_output=True, text=True, timeout=60)
+    return reconcile_py("validate", "--repo", str(repo.path), timeout=60)
 
 
 @pytest.mark.parametrize("ttl", ["99999999999h", "87600000h", "2562048h", "153722868m", "9223372037s",
