@@ -5,7 +5,7 @@ run; this prints them as they come, then one line for each goal of issue 22 (per
 figure, met / not met (or "shown" where the goal is a curve to show, "not measured" where its
 benchmark was not run, failed or no longer prints the figure), goal, measured; then the other
 benchmarks' goals, and the time the whole run took. The default sizes are the issue's (a full run
-takes about 45 minutes on the shared 2-CPU machine); `--quick` runs every benchmark at smoke sizes in
+took 31 minutes on the shared 2-CPU machine, load average 9-28); `--quick` runs every benchmark at smoke sizes in
 a few minutes, to check that they all still run (its figures are not the issue's).
 """
 
@@ -129,7 +129,8 @@ def issue_goals(reports: dict) -> list[tuple[str, object, str, bool | None]]:
 
 
 def other_goals(label: str, report: dict) -> list[tuple[str, object, object, object]]:
-    """(figure, measured, goal, met) of every `goal_<figure>` key of one benchmark's report."""
+    """(figure, measured, goal, met) of every `goal_<figure>` key of one benchmark's report, and of
+    its top-level yes/no figures."""
     rows = []
 
     def walk(prefix: str, doc: dict) -> None:
@@ -144,6 +145,8 @@ def other_goals(label: str, report: dict) -> list[tuple[str, object, object, obj
                 rows.append((f"{label}{prefix}: {figure}", measured, value, ok))
             elif isinstance(value, dict) and key != "met":
                 walk(f" {key}", value)
+            elif isinstance(value, bool) and not prefix and not key.endswith("met"):  # a goal printed as a yes/no (bench/emulator.py)
+                rows.append((f"{label}: {key}", value, "true", value))
     walk("", report)
     return rows
 
