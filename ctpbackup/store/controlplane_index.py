@@ -412,10 +412,10 @@ class ControlPlaneIndexView:
             record = self.record(i)
             if self.position(record.name) != i:  # the line at its offset is another's: found by its name instead
                 self._decoded[i] = record = self._by_name(i, "")
-            if format_time(record.expires_at) != data[at - TIME_CHARS:at].decode():
-                raise IndexCorrupt(f"{self.key}: the list of names and the lines disagree on backup {record.name}; "
-                                   "run `reconcile.py index rebuild`")
-            out.append((self.namespace, record.name))
+                if format_time(record.expires_at) != data[at - TIME_CHARS:at].decode():
+                    raise IndexCorrupt(f"{self.key}: the list of names and the lines disagree on backup "
+                                       f"{record.name}; run `reconcile.py index rebuild`")
+            out.append((self.namespace, record.name))  # a candidate: the planner reads its record's own time
         return out
 
     def expiry_entries(self) -> list[tuple[str, Key]]:
