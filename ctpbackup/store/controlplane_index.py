@@ -291,8 +291,8 @@ class ControlPlaneIndexView:
                     record = self._decode(i)
                     if name and record.name != name:
                         raise ValueError("the line of another backup")
-            except IndexCorrupt:
-                record = self._by_name(i, name)
+            except IndexCorrupt:  # not cached at i: its offset leads elsewhere
+                return self._by_name(i, name)
             self._decoded[i] = record
         if name and record.name != name:
             raise IndexCorrupt(f"{self.key}: the list of names and the lines disagree on backup {name}; "
@@ -411,7 +411,7 @@ class ControlPlaneIndexView:
                 i = int(data[at:at + POSITION_DIGITS])
             record = self.record(i)
             if self.position(record.name) != i:  # the line at its offset is another's: found by its name instead
-                self._decoded[i] = record = self._by_name(i, "")
+                record = self._by_name(i, "")
                 if format_time(record.expires_at) != data[at - TIME_CHARS:at].decode():
                     raise IndexCorrupt(f"{self.key}: the list of names and the lines disagree on backup "
                                        f"{record.name}; run `reconcile.py index rebuild`")
