@@ -203,7 +203,12 @@ def shard_reads(desired: DesiredState, shard: tuple[int, int]) -> Callable[[str,
     `BucketIndex.load(control_planes=...)`: its own control planes, and those its restores take
     their backup from (a restore's source may be a backup of another shard's control plane). None,
     meaning all of them, for an unsharded run, or when a restore of this shard names a source whose
-    control plane Git does not say (a Backup no longer in Git, or one a SharedBackup made)."""
+    control plane Git does not say (a Backup no longer in Git, or one a SharedBackup made).
+
+    What a shard then knows is its own: the mass-delete guard counts per shard (`_guard_mass_delete`),
+    and a SharedBackup's status and its failures.controlPlanes allowance see only the shard's
+    control planes' backups (each shard judges its own failures against the allowance of all it
+    selects: more lenient than one unsharded run; `status`, unsharded, shows the whole)."""
     index, count = shard
     if count <= 1:
         return None

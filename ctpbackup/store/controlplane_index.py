@@ -289,14 +289,37 @@ class ControlPlaneIndexView:
             try:
                 with unreadable_as_corrupt(self.key):
                     record = self._decode(i)
-            except IndexCorrupt as err:  # named only now: finding the name decodes line 2
-                raise IndexCorrupt(str(err).replace(" index shard ", f" record of backup {name or self._name_at(i)} ",
-                                                    1)) from None
+                    if name and record.name != name:
+                        raise ValueError("the line of another backup")
+            except IndexCorrupt:  # not cached at i: its offset leads elsewhere
+                return self._by_name(i, name)
             self._decoded[i] = record
         if name and record.name != name:
             raise IndexCorrupt(f"{self.key}: the list of names and the lines disagree on backup {name}; "
                                "run `reconcile.py index rebuild`")
         return record
+
+    def _by_name(self, i: int, name: str) -> BackupRecord:
+        """The i-th backup's line found by its name, when its offset does not lead to it (a line of
+        another length was written over an earlier one: only that line is lost, as when lines were
+        counted). IndexCorrupt naming the backup when no line of that name reads."""
+        label = name or self._name_at(i)
+        try:
+            with unreadable_as_corrupt(self.key):
+                name = name or self.names[i]
+                data = self._whole()
+                quoted = jsoncodec.dumps(name)
+                at = data.find(b'\n{"name":' + quoted + b",", self._expiry[1])
+                if at < 0:  # as json.dumps writes it by default
+                    at = data.find(b'\n{"name": ' + quoted + b", ", self._expiry[1])
+                if at < 0:
+                    raise KeyError(name)
+                record = self._from_line(data[at + 1:data.index(b"\n", at + 1)])
+                if record.name != name:
+                    raise ValueError("the line of another backup")
+                return record
+        except IndexCorrupt as err:  # named only now: finding the name decodes line 2
+            raise IndexCorrupt(str(err).replace(" index shard ", f" record of backup {label} ", 1)) from None
 
     def _whole(self) -> bytes:
         """All of the control-plane index: read again when only its head was (IndexCorrupt when that
@@ -324,7 +347,10 @@ class ControlPlaneIndexView:
             end = len(data)
         if not 0 < start < end <= len(data) or data[start - 1] != 0x0A or data[end - 1] != 0x0A:
             raise ValueError("a line offset")
-        values = jsoncodec.loads(data[start:end - 1])
+        return self._from_line(data[start:end - 1])
+
+    def _from_line(self, line: bytes) -> BackupRecord:
+        values = jsoncodec.loads(line)
         name = values["name"]
         if not isinstance(name, str):
             raise TypeError("name")
@@ -383,11 +409,13 @@ class ControlPlaneIndexView:
             at = start + k * _EXPIRY_ENTRY + TIME_CHARS
             with unreadable_as_corrupt(self.key, "expiry line"):
                 i = int(data[at:at + POSITION_DIGITS])
-            name = self.record(i).name
-            if self.position(name) != i:
-                raise IndexCorrupt(f"{self.key}: the list of names and the lines disagree on backup {name}; "
-                                   "run `reconcile.py index rebuild`")
-            out.append((self.namespace, name))
+            record = self.record(i)
+            if self.position(record.name) != i:  # the line at its offset is another's: found by its name instead
+                record = self._by_name(i, "")
+                if format_time(record.expires_at) != data[at - TIME_CHARS:at].decode():
+                    raise IndexCorrupt(f"{self.key}: the list of names and the lines disagree on backup "
+                                       f"{record.name}; run `reconcile.py index rebuild`")
+            out.append((self.namespace, record.name))  # a candidate: the planner reads its record's own time
         return out
 
     def expiry_entries(self) -> list[tuple[str, Key]]:
@@ -403,10 +431,12 @@ class ControlPlaneIndexView:
 
 
 def _check_end(data: bytes, count: int, offsets_end: int, expiry_end: int) -> None:
-    """The last line of a whole version 4 index is where its offset says (ValueError if not)."""
+    """A whole version 4 index ends with a whole line, and its last offset is inside it (ValueError
+    if not). A line edited to another length moves the offsets after it: those lines are then
+    found by their names, when needed, instead of refusing every line of the index."""
     last = int(data[offsets_end - 1 - OFFSET_DIGITS:offsets_end - 1]) if count else 0
     if not data.endswith(b"\n") or (count == 0 and len(data) != expiry_end + 1) or \
-            (count > 0 and (not expiry_end < last < len(data) or data[last - 1] != 0x0A)):
+            (count > 0 and not expiry_end < last < len(data)):
         raise ValueError("not one line for each backup of the header")
 
 

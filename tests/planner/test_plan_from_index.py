@@ -3,6 +3,7 @@ when needed) is the plan over the same records in memory."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -88,9 +89,11 @@ def test_a_busy_bucket_plans_the_same_from_the_index(tmp_path, docs):
     ((b'{"name":"old","archiveKey":"","config"', b'{"name":"old","archiveKey":"","config_'),  # a line broken
      r"unreadable record of backup old \(JSONDecodeError\)"),
     ((b'{"name":"old",', b'{"name":"kep",'),                    # a line of another backup than its name says
-     r"the list of names and the lines disagree on backup kep"),
+     r"unreadable record of backup old \(KeyError\)"),
     ((b'{"name":"old",', b'{"name":[0,1],'),                    # a line whose name is no name
-     r"unreadable record of backup old \(TypeError\)"),
+     r"unreadable record of backup old \(KeyError\)"),
+    ((b'"old","kept"', b'"kept","old"'),                         # names in another order than the lines
+     r"the list of names and the lines disagree on backup kept"),
     ((b'Z000000"\n', b'Z000009"\n'),                            # an expiry of a position past the backups
      r"unreadable record of backup at position 9 \(IndexError\)"),
 ])
@@ -107,6 +110,28 @@ def test_a_damaged_record_fails_only_the_plan_that_needs_it(tmp_path, damage, me
         plan(desired(BACKUP % ("kept", "ctp1", "Orphan")), state, NOW)  # the expired one must be read to delete it
 
 
+@pytest.mark.parametrize("edit, archive_key", [
+    ((b'{"name":"kept","archiveKey":""', b'{"name": "kept", "archiveKey": "", "retries": 0'), ""),  # longer, same
+    ((b'{"name":"kept","archiveKey":""', b'{"name":"kept","archiveKey":"x/y"'), "x/y"),          # longer, edited
+    ((b'{"name":"old","archiveKey":""', b'{"name":"old","archiveKey":"x"'), ""),               # an earlier line
+])
+def test_a_line_rewritten_at_another_length_costs_no_other_line(tmp_path, edit, archive_key):
+    """The lines after it are no longer where their offsets say: each is found by its name instead."""
+    records = [rec("old", ttl="1h", expires_at=NOW - timedelta(hours=1)), rec("kept"), rec("later")]
+    index = index_of(tmp_path, records)
+    key = LAYOUT.index_key("default", "ctp1")
+    data = index.bucket.read(key)[0]
+    assert data.count(edit[0]) == 1
+    index.bucket.put(key, data.replace(*edit))
+    state = index.load()
+    if edit[1].endswith(b'"x"'):
+        records[0] = replace(records[0], archive_key="x")
+    records[1] = replace(records[1], archive_key=archive_key)
+    assert dict(state.backups) == {r.key: r for r in records}
+    assert plan(desired(BACKUP % ("kept", "ctp1", "Orphan")), state, NOW) == \
+        plan(desired(BACKUP % ("kept", "ctp1", "Orphan")), recorded(*records), NOW)
+
+
 SCHEDULED = rec("hourly-ctp1-20261125100000", owner_kind=OwnerKind.SHARED_BACKUP_SCHEDULE, owner_name="hourly",
                 slot=SLOT, use_owner_references=True)
 
@@ -118,9 +143,8 @@ SCHEDULED = rec("hourly-ctp1-20261125100000", owner_kind=OwnerKind.SHARED_BACKUP
     (b'"routes":["hourly-ctp1"', b'"routes":[7'),               # a route that is no name
     (b'\n["old"', b'\n{"old"'),                                 # names that are not a list
     (b'\n"0000000', b'\n"1000000'),                              # the first line is not where its offset says
-    (b'\n{"name":"old"', b'\n{"name":"x"}\n{"name":"old"'),       # a line more than the header says
     (b'Z000000"\n', b'Z00000"\n'),                               # an expiry entry cut short
-    (b'"ttl":"1h"}\n', b'"ttl":"1h"}'),                          # the last line cut short
+    (b'0000"}\n', b'0000"}'),                                     # the last line cut short
     (b'10:00:00Z"]]', b'10:00:00"]]'),                           # a slot without its time zone
     (b'"referencedOwners":[["SharedBackupSchedule"', b'"referencedOwners":[[""'),  # an owner of no kind
     (b'"live":{"default":3}', b'"live":{"default":-3}'),         # a count below zero

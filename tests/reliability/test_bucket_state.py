@@ -180,13 +180,26 @@ def test_a_restore_refuses_an_archive_that_names_another_backup(story, source):
 
 # -- item 12: a time without a zone in a shard is one line, never a traceback --------------------------
 
+def _split(data: bytes) -> tuple[dict, list, str, list[dict]]:
+    """A version 4 control-plane index as (header, names, expiry line, backups' lines)."""
+    header, names, _offsets, expiry, *lines = [json.loads(line) for line in data.splitlines()]
+    return header, names, expiry, lines
+
+
+def _join(header: dict, names: list, expiry: str, lines: list[dict]) -> bytes:
+    """The same written back as version 4 lines (json.dumps' own spacing; the offsets recomputed)."""
+    head = json.dumps(header).encode() + b"\n" + json.dumps(names, separators=(",", ":")).encode() + b"\n"
+    tail = json.dumps(expiry).encode() + b"\n"
+    body = [json.dumps(line).encode() + b"\n" for line in lines]
+    start, offsets = len(head) + 10 * len(body) + 3 + len(tail), []
+    for line in body:
+        offsets.append(f"{start:010d}")
+        start += len(line)
+    return head + json.dumps("".join(offsets)).encode() + b"\n" + tail + b"".join(body)
+
+
 def _zoneless_line(header: dict, lines: list[dict]) -> None:
     lines[0]["startedAt"] = "2026-11-25T10:00:00"
-
-
-def _zoneless_expiry(header: dict, lines: list[dict]) -> None:
-    header["digest"]["expiresAt"] = ["2026-11-25T10:00:00"]
-    header["digest"]["expiring"] = [0]
 
 
 def _zoneless_slot(header: dict, lines: list[dict]) -> None:
@@ -208,9 +221,9 @@ def test_a_time_without_a_zone_in_a_shard_is_one_line_for_status(story, damage):
     BucketIndex(story.bucket, LAYOUT).update_backup("default", "ctp1", "b1", lambda _: BackupRecord(
         "default", "b1", "ctp1", "default", Phase.COMPLETED, started_at=when, size=3, sha256="ab" * 32))
     key = LAYOUT.index_key("default", "ctp1")
-    header, *lines = [json.loads(line) for line in story.bucket.read(key)[0].splitlines()]
+    header, names, expiry, lines = _split(story.bucket.read(key)[0])
     damage(header, lines)
-    story.bucket.put(key, b"".join(json.dumps(doc).encode() + b"\n" for doc in [header, *lines]))
+    story.bucket.put(key, _join(header, names, expiry, lines))
     story.repo.commit("the config only")
     for command in (("status",), ("plan",)):
         result = story.reconcile(*command, check=False)
@@ -232,9 +245,9 @@ def test_a_time_without_a_zone_in_a_shards_expiry_list_only_makes_a_candidate_th
         "default", "b1", "ctp1", "default", Phase.COMPLETED, started_at=when, size=3, sha256="ab" * 32,
         owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly"))
     key = LAYOUT.index_key("default", "ctp1")
-    header, *lines = [json.loads(line) for line in story.bucket.read(key)[0].splitlines()]
-    _zoneless_expiry(header, lines)
-    story.bucket.put(key, b"".join(json.dumps(doc).encode() + b"\n" for doc in [header, *lines]))
+    header, names, _, lines = _split(story.bucket.read(key)[0])
+    # an expiry entry keeps its width (20 characters, then the position): the time padded, no zone
+    story.bucket.put(key, _join(header, names, "2026-11-25T10:00:00 000000", lines))
     story.repo.commit("the config only")
     assert story.backup("b1")["phase"] == "Completed"
     assert "No changes" in story.reconcile("plan").stdout

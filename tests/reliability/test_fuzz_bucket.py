@@ -221,7 +221,9 @@ class Fuzz:
             self.bucket.put(key, data[: self.rnd.randint(0, len(data))])
         else:
             lines = data.split(b"\n")
-            i = self.rnd.randrange(max(1, len(lines) - 1))
+            # the header or a backup's line (the JSON objects: not a version 4 index's names, offsets, expiry)
+            objects = [i for i, line in enumerate(lines[:-1]) if line.startswith(b"{")] or [0]
+            i = self.rnd.choice(objects)
             try:
                 doc = json.loads(lines[i])
             except ValueError:
