@@ -968,9 +968,8 @@ def _restore_tier(job: _Restore, tier: _Tier, owner_uid: dict[str, str], pause: 
     def submit(line: bytes, old_uid: str | None) -> None:
         nonlocal pending
         path, _, body = line.partition(b"\t")
-        resource = resources.get(path.split(b"/", 2)[1])
-        if resource is None:
-            resource = resources.setdefault(path.split(b"/", 2)[1], path.split(b"/", 2)[1].decode())
+        key = path.split(b"/", 2)[1]  # resources/<resource key>/...
+        resource = resources.get(key) or resources.setdefault(key, key.decode())
         if old_uid is None:
             old_uid = owner_uid.get(path.decode(), "") if owner_uid else ""
         obj = jsoncodec.loads(body)
