@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import io
 import logging
 import shutil
 import tempfile
@@ -24,10 +25,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Lock
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ctpbackup.apply.progress import Progress
 from ctpbackup.engines import jsoncodec
@@ -182,7 +184,7 @@ class _Entry:
     resource: str
     old_uid: str  # "" unless some archived object names it as an owner
     owners: tuple[str, ...]  # old uids of its owners
-    path: str = ""  # its archive path, until its uid is known (uids.jsonl comes after the objects)
+    path: str = ""  # a CRD's archive path, until its uid is known (uids.jsonl comes after the objects)
     tier: int = 0  # its own tier, until its owners' are known
 
 
@@ -221,10 +223,42 @@ class _Paused:
     had_annotations: bool  # whether the archived object had any annotation
 
 
+class _PausedSpool:
+    """The objects a restore paused, one line each in a file until the unpause at the end (a restore
+    of 100,000 managed resources pauses them all: memory must not grow with them). Thread-safe."""
+
+    def __init__(self, file: BinaryIO):
+        self._file = file
+        self._types: list[ResourceType] = []
+        self._type_index: dict[ResourceType, int] = {}
+        self._lock = Lock()
+        self.count = 0
+
+    def add(self, item: _Paused) -> None:
+        with self._lock:
+            index = self._type_index.get(item.rtype)
+            if index is None:
+                index = self._type_index[item.rtype] = len(self._types)
+                self._types.append(item.rtype)
+            self._file.write(jsoncodec.dumps([index, item.namespace, item.name, item.paused, item.had_annotations]) + b"\n")
+            self.count += 1
+
+    def __iter__(self) -> Iterator[_Paused]:
+        """Every object added so far, in the order added (read back from the file, line by line)."""
+        with self._lock:
+            end = self._file.tell()
+        self._file.seek(0)
+        while self._file.tell() < end:
+            index, namespace, name, paused, had_annotations = jsoncodec.loads(self._file.readline())
+            yield _Paused(self._types[index], namespace, name, paused, had_annotations)
+        self._file.seek(end)
+
+
 class _Restore:
     def __init__(self, kube: KubeAPI, reader: ArchiveReader, existing: str, workers: int, meter: Progress,
                  wait_seconds: float, archived_uids: set[str], custom: set[str],
-                 mode: WriteMode = WriteMode.APPLY, offline: OfflineAdmission | None = None):
+                 mode: WriteMode = WriteMode.APPLY, offline: OfflineAdmission | None = None,
+                 paused_spool: BinaryIO | None = None):
         self.kube = kube
         self.mode = mode
         self.dry_run = mode is WriteMode.DRY_RUN
@@ -246,7 +280,8 @@ class _Restore:
         self.counts: dict[str, dict[str, int]] = defaultdict(lambda: {"restored": 0, "skipped": 0, "failed": 0})
         self.warnings: list[str] = []
         self.failures: list[str] = []
-        self.to_unpause: list[_Paused] = []
+        #: the objects this restore paused (on disk: see _PausedSpool)
+        self.to_unpause = _PausedSpool(paused_spool if paused_spool is not None else io.BytesIO())
         #: (type, namespace, name, ownerReferences as archived): owners restored after the object
         self.later_owners: list[tuple[ResourceType, str | None, str, list[dict]]] = []
         self.webhooks = ConversionWebhooks()
@@ -400,9 +435,8 @@ class _Restore:
             self._count(resource, "failed")  # left paused with its marker: the next attempt writes it again
             return
         if pausing and (existed or not self.dry_run):
-            with self.lock:
-                self.to_unpause.append(_Paused(rtype, namespace or "", name, (archived_annotations or {}).get(PAUSED),
-                                               archived_annotations is not None))
+            self.to_unpause.add(_Paused(rtype, namespace or "", name, (archived_annotations or {}).get(PAUSED),
+                                        archived_annotations is not None))
         self._count(resource, outcome)
 
     def _owner_references(self, rtype: ResourceType, meta: dict, ident: str) -> None:
@@ -656,6 +690,7 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
     reader = ArchiveReader(archive_path)
     meter = None
     workdir = Path(tempfile.mkdtemp(prefix="ctpbackup-tiers-", dir=archive_path.parent))
+    stack = ExitStack()
     try:
         webhooks = ConversionWebhooks()
         spooled = _spool_archive(reader, workdir, webhooks)  # the whole archive is checked here, before any write
@@ -667,8 +702,9 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
         if dry_run:
             archived = _ArchivedCRDs(tiers[0].spool if 0 in tiers else None)
             offline = OfflineAdmission(lambda key: job.crd_of(key, archived.get))
+        paused_spool = stack.enter_context((workdir / "paused.jsonl").open("w+b"))
         job = _Restore(kube, reader, existing, workers, meter, wait_seconds, set(spooled.owner_uid.values()), custom,
-                       mode, offline)
+                       mode, offline, paused_spool)
         job.webhooks = webhooks
         try:
             job.refresh_types()
@@ -705,11 +741,12 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
                 job.refresh_types()
             job.add_later_owners(final=False)
         job.add_later_owners(final=True)
-        if job.to_unpause:
-            meter.step(f"unpausing {len(job.to_unpause):,} resources")
+        if job.to_unpause.count:
+            meter.step(f"unpausing {job.to_unpause.count:,} resources")
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unpause") as pool:
             still_paused = sum(1 for ok in _bounded(pool, job.unpause, job.to_unpause, workers * READ_AHEAD) if not ok)
     finally:
+        stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
         if meter is not None:
             meter.close()
@@ -780,7 +817,7 @@ def _spool_archive(reader: ArchiveReader, workdir: Path, webhooks: ConversionWeb
     tiers: dict[int, _Tier] = {}
     files: dict[int, Any] = {}
     resources: dict[str, str] = {}  # one string per resource key, not one per object
-    referenced: set[str] = set()  # old uids named in some ownerReference
+    referenced: dict[str, str] = {}  # old uids named in some ownerReference (one string each, which its dependents share)
     moved: dict[str, int] = {}  # archive path -> tier, of objects not in their resource's tier (token Secrets)
     revisions: dict[str, str] = {}  # archive path -> name, of the archived ProviderRevisions
     undecided: list[_Entry] = []
@@ -811,7 +848,8 @@ def _spool_archive(reader: ArchiveReader, workdir: Path, webhooks: ConversionWeb
                 obj = loads_object(member, data)
                 resource = resources.setdefault(member.resource, member.resource)
                 meta = obj.get("metadata") or {}
-                owners = tuple(str(r.get("uid", "")) for r in meta.get("ownerReferences") or () if isinstance(r, dict))
+                owners = tuple(referenced.setdefault(uid, uid) for uid in (
+                    str(r.get("uid", "")) for r in meta.get("ownerReferences") or () if isinstance(r, dict)))
                 webhooks.see(resource, obj)
                 index = tier_of(resource, obj)
                 if index != tier_of(resource):
@@ -826,13 +864,12 @@ def _spool_archive(reader: ArchiveReader, workdir: Path, webhooks: ConversionWeb
                 if not owners:
                     spooled(index, resource, line)
                     continue
-                referenced.update(owners)
                 if resource == CRD_KEY:
                     entry = _Entry(0, resource, "", owners, member.path, index)
                     entry.offset = spooled(index, resource, line)
                     tiers[index].linked.append(entry)
                 else:
-                    undecided.append(_Entry(waiting.tell(), resource, "", owners, member.path, index))
+                    undecided.append(_Entry(waiting.tell(), resource, "", owners, "", index))  # its path is in its line
                     waiting.write(line)
             if metadata is None:
                 raise ArchiveError(f"{METADATA} missing")
@@ -843,26 +880,31 @@ def _spool_archive(reader: ArchiveReader, workdir: Path, webhooks: ConversionWeb
                     owner_uid[path] = uid
                 if path in revisions and webhooks.revision_owner.get(revisions[path]):
                     webhooks.revision_owner[uid] = webhooks.revision_owner[revisions[path]]
+            linked_owners: set[str] = set()  # archive paths of the owners that have an entry
+            for entry in tiers[0].linked if 0 in tiers else ():  # the CRDs
+                entry.old_uid = owner_uid.get(entry.path, "")
+                if entry.old_uid:
+                    linked_owners.add(entry.path)
+                entry.path = ""
             owner_tier = {uid: moved.get(path, tier_of(path.split("/")[1])) for path, uid in owner_uid.items()}
             for entry in undecided:  # in the tier of its latest owner
                 entry.tier = max([entry.tier, *(owner_tier[o] for o in entry.owners if o in owner_tier)])
                 waiting.seek(entry.offset)
-                entry.offset = spooled(entry.tier, entry.resource, waiting.readline())
+                line = waiting.readline()
+                path = line.partition(b"\t")[0].decode()
+                entry.old_uid = owner_uid.get(path, "")
+                if entry.old_uid:
+                    linked_owners.add(path)
+                entry.offset = spooled(entry.tier, entry.resource, line)
                 tiers[entry.tier].linked.append(entry)
     except ArchiveError as err:
         raise RestoreFailed(FailureReason.ARCHIVE_REJECTED, str(err)) from None
     finally:
         for file in files.values():
             file.close()
-    linked = set()
-    for tier in tiers.values():
-        for entry in tier.linked:
-            entry.old_uid = owner_uid.get(entry.path, "")
-            linked.add(entry.path)
-            entry.path = ""
     for path, uid in owner_uid.items():
         index = moved.get(path, tier_of(path.split("/")[1]))
-        if path not in linked and index in tiers:
+        if path not in linked_owners and index in tiers:
             tiers[index].roots.add(uid)
     return _Spooled(tiers, owner_uid, crd_types, metadata)
 
@@ -926,9 +968,8 @@ def _restore_tier(job: _Restore, tier: _Tier, owner_uid: dict[str, str], pause: 
     def submit(line: bytes, old_uid: str | None) -> None:
         nonlocal pending
         path, _, body = line.partition(b"\t")
-        resource = resources.get(path.split(b"/", 2)[1])
-        if resource is None:
-            resource = resources.setdefault(path.split(b"/", 2)[1], path.split(b"/", 2)[1].decode())
+        key = path.split(b"/", 2)[1]  # resources/<resource key>/...
+        resource = resources.get(key) or resources.setdefault(key, key.decode())
         if old_uid is None:
             old_uid = owner_uid.get(path.decode(), "") if owner_uid else ""
         obj = jsoncodec.loads(body)

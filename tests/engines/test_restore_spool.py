@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,16 @@ import pytest
 from ctpbackup.engines import archive
 from ctpbackup.engines.archive import ArchiveReader, ArchiveWriter
 from ctpbackup.engines.conversion_webhooks import ConversionWebhooks
-from ctpbackup.engines.restore import RestoreFailed, _Entry, _generations, _spool_archive
+from ctpbackup.engines.restore import (
+    RestoreFailed,
+    _Entry,
+    _generations,
+    _Paused,
+    _PausedSpool,
+    _spool_archive,
+)
 from ctpbackup.engines.restore_order import TIERS
+from ctpbackup.kube.api import ResourceType
 from ctpbackup.rules.reasons import FailureReason
 
 TIER = {t.name: i for i, t in enumerate(TIERS)}
@@ -200,3 +209,19 @@ def test_owners_without_an_entry_put_their_dependents_one_generation_later():
     entries = [first, second, third, fourth]
     assert [[e.offset for e in g] for g in _generations(entries, {"root"})] == [[3], [0, 1], [2]]
     assert [[e.offset for e in g] for g in _generations(entries)] == [[0, 1, 3], [2]]
+
+
+def test_the_objects_a_restore_paused_wait_on_disk_not_in_memory(tmp_path):
+    buckets = ResourceType("s3.aws.upbound.io", "v1beta1", "buckets", "Bucket", False, ("create",), True)
+    claims = ResourceType("example.org", "v1", "xclaims", "XClaim", True, ("create",), True)
+    added = [_Paused(buckets if i % 3 else claims, "" if i % 3 else f"ns-{i}", f"obj-{i}",
+                     None if i % 2 else "false", bool(i % 2)) for i in range(300)]
+    with (tmp_path / "paused.jsonl").open("w+b") as file:
+        paused = _PausedSpool(file)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(paused.add, added))
+        assert paused.count == 300
+        assert sorted(paused, key=lambda p: int(p.name[4:])) == added
+        assert len((tmp_path / "paused.jsonl").read_bytes().splitlines()) == 300
+        paused.add(added[0])  # still writable after a read, and read again whole
+        assert paused.count == 301 and len(list(paused)) == 301
