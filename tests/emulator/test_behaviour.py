@@ -13,6 +13,7 @@ from kubernetes import client, config, dynamic
 from kubernetes.client.exceptions import ApiException
 
 from ctpbackup.kube.api import carry_bearer_token
+from kubeemu import EmulatorServer
 from kubeemu.fixtures import crd
 
 WIDGETS = crd("example.org", "widgets", "Widget", "Namespaced", "v1")
@@ -65,7 +66,14 @@ def test_discovery_like_the_real_server(raw):
     assert rbac == {"roles", "rolebindings", "clusterroles", "clusterrolebindings"}
 
 
-def test_crd_served_only_once_established_and_removed_with_its_objects(raw):
+def test_crd_served_only_once_established_and_removed_with_its_objects():
+    # its own control plane with a 1 s establish delay: with the fixture's 0.05 s, a loaded machine
+    # could let the CRD be established between the two requests (the early create then got 201)
+    with EmulatorServer(establish_delay=1.0) as server:
+        crd_served_only_once_established_and_removed_with_its_objects(Raw(server))
+
+
+def crd_served_only_once_established_and_removed_with_its_objects(raw):
     assert raw("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGETS)[0] == 201
     code, _ = raw("POST", "/apis/example.org/v1/namespaces/default/widgets", {"metadata": {"name": "early"}})
     assert code == 404  # not served yet: Established comes shortly after the create, not with it
