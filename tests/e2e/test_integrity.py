@@ -65,19 +65,25 @@ def test_a_damaged_index_record_fails_what_needs_it_in_one_line_until_rebuilt(st
     recorded_backup(story, "other", expired=False, owner_kind=OwnerKind.SHARED_BACKUP,
                     owner_name="nightly")  # nothing a plan acts on
     key = LAYOUT.index_key("default", "ctp1")
-    header, old_line, _other_line = story.bucket.read(key)[0].splitlines()
+    # version 4: header, names, offsets, expiry, then the lines, the soonest expiry ("old") first
+    *head, old_line, other_line = story.bucket.read(key)[0].splitlines()
+    head = b"\n".join(head) + b"\n"
+
+    def broken(line: bytes) -> bytes:  # as long as the line it replaces: every offset still leads to a line
+        return b'{"phase":"Compl'.ljust(len(line))
+
     story.repo.commit("the config only")
 
     # the plan needs only "old": it is planned, but deleting it rewrites the shard, which cannot be read
-    story.bucket.put(key, header + b"\n" + old_line + b'\n{"phase":"Compl\n')
+    story.bucket.put(key, head + old_line + b"\n" + broken(other_line) + b"\n")
     result = story.reconcile("apply", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "- delete default/old" in result.stdout and "0 done, 1 failed" in result.stdout
-    assert "IndexWriteFailed" in result.stdout and "unreadable index shard" in result.stdout
+    assert "IndexWriteFailed" in result.stdout and "unreadable record of backup other" in result.stdout
     assert story.bucket.exists(expired.archive_key), "nothing is deleted on a damaged index"
 
     # now the record the plan needs is damaged: the plan itself stops, in one line
-    story.bucket.put(key, header + b'\n{"phase":"Compl\n{"phase":"Compl\n')
+    story.bucket.put(key, head + broken(old_line) + b"\n" + broken(other_line) + b"\n")
     result = story.reconcile("apply", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     messages = [json.loads(text)["message"] for text in result.stderr.splitlines()]  # JSON lines off a terminal
