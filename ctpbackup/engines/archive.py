@@ -587,21 +587,6 @@ class _TarHeaders:
         return data[:size]
 
 
-def _copy(tar: tarfile.TarFile, info: tarfile.TarInfo, sink: BinaryIO) -> None:
-    handle = tar.extractfile(info)
-    if handle is None:
-        raise ArchiveError(f"{_shown(info.name)}: unreadable")
-    copied = 0
-    try:
-        while chunk := handle.read(1024 * 1024):
-            sink.write(chunk)
-            copied += len(chunk)
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
-        raise ArchiveError(f"corrupt archive at {_shown(info.name)}: {err}") from None
-    if copied != info.size:
-        raise ArchiveError(f"{_shown(info.name)}: truncated")
-
-
 def _read(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
     handle = tar.extractfile(info)
     if handle is None:
