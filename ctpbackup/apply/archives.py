@@ -18,14 +18,15 @@ class ArchiveRefused(RefusedError):
     """The archive cannot be trusted or read: `reason` as a restore's failure reasons."""
 
 
-def fetch_trusted(location: BackupLocation, record: BackupRecord, dest: Path) -> Path:
+def fetch_trusted(location: BackupLocation, record: BackupRecord, dest: Path, *, check_members: bool = True) -> Path:
     """Download the archive of `record` from `location`'s bucket into the folder `dest`, checked as a
     restore checks it, decrypted when it was encrypted; the path of the plain .tar.gz. Raises
-    ArchiveRefused (nothing left in `dest` but what the caller cleans up)."""
+    ArchiveRefused (nothing left in `dest` but what the caller cleans up). `check_members=False`:
+    only for a restore that checks the members itself (`run_restore(..., backup=record)`)."""
     try:
         keys = record_mac.check_restorable(record, location.keyring,
                                            location.config.object_storage.allow_unauthenticated_backups)
-        return restore_engine.fetch_verified(location.store, record, dest, keys)
+        return restore_engine.fetch_verified(location.store, record, dest, keys, check_members=check_members)
     except (restore_engine.RestoreFailed, record_mac.RecordRefused) as err:
         raise ArchiveRefused(err.reason, err.message) from None
 

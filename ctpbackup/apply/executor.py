@@ -385,11 +385,12 @@ class Executor:
             try:
                 with tempfile.TemporaryDirectory(prefix="ctpbackup-restore-", dir=self.workdir) as tmp:
                     # the record's MAC, then the archive at the layout's key (never the editable record's)
-                    archive = archives.fetch_trusted(location, source, Path(tmp))
+                    # members and names are checked by the restore's own single pass (backup=source)
+                    archive = archives.fetch_trusted(location, source, Path(tmp), check_members=False)
                     if location.index.fence is not None:
                         location.index.fence()  # a run that lost its lease writes nothing to the target either
                     result = restore_engine.run_restore(api, archive, existing=self.existing, progress=self.progress,
-                                                         wait_seconds=self.restore_wait,
+                                                         wait_seconds=self.restore_wait, backup=source,
                                                          label=f"restore {ns}/{name} ← {source.name}")
             except (restore_engine.RestoreFailed, archives.ArchiveRefused) as err:
                 return self._restore_failed(action, location, err.reason, err.message)

@@ -127,13 +127,17 @@ class RestoreResult:
 
 
 def fetch_verified(store: BackupStore, record: BackupRecord, dest: Path,
-                   encryption_key: Keyring | bytes | None = None) -> Path:
+                   encryption_key: Keyring | bytes | None = None, *, check_members: bool = True) -> Path:
     """Download the archive of `record` from `store` into `dest`, proven the one the index recorded
     (size and sha256, by the store), then decrypt it when it was encrypted on the client and check
     every member and that it names this backup of this control plane. Returns the path of the
     plain archive. Raises RestoreFailed with the reason (ArchiveMissing, ArchiveRejected,
     IntegrityCheckFailed, ArchiveUnreadable, EncryptionKeyMissing, DecryptionFailed,
-    ArchiveMismatch)."""
+    ArchiveMismatch).
+
+    `check_members=False` leaves the members and names to a restore that reads the archive next:
+    `run_restore(..., backup=record)` checks the same in its one pass, before its first write, so
+    the archive is read once, not twice."""
     try:
         path = store.fetch_archive(record, dest)
     except ArchiveCheckFailed as err:
@@ -151,6 +155,8 @@ def fetch_verified(store: BackupStore, record: BackupRecord, dest: Path,
             raise RestoreFailed(err.reason, f"archive of Backup {record.name}: {err}") from None
         path.unlink()
         path = plain
+    if not check_members:
+        return path
     try:
         metadata = ArchiveReader(path).validate()
     except ArchiveError as err:
@@ -676,12 +682,14 @@ def _placeholder_uid(old_uid: str) -> str:
 
 def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "skip", progress: bool = False,
                 workers: int = WORKERS, wait_seconds: float = 120.0, label: str = "restore",
-                mode: WriteMode = WriteMode.APPLY) -> RestoreResult:
+                mode: WriteMode = WriteMode.APPLY, backup: BackupRecord | None = None) -> RestoreResult:
     """Re-create every object of a verified archive in the control plane behind `api_client`;
     `label` names it in the progress display. `mode` DRY_RUN sends every write with `dryRun=All`
     and returns what the restore would do (the target keeps nothing; waits for conditions a dry run
     cannot bring about are skipped; objects in namespaces or of CRDs the restore would create are
-    checked offline, counted under OFFLINE too).
+    checked offline, counted under OFFLINE too). `backup`: the record the archive was fetched for
+    (`fetch_verified(check_members=False)`); the archive must name that backup of that control plane
+    (ArchiveMismatch), checked with the rest of the archive before any write.
 
     Raises RestoreFailed when the restore cannot go on (archive refused, control plane unreachable,
     CRDs not Established, a whole tier refused). Objects that fail one by one are counted and named
@@ -694,6 +702,8 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
     try:
         webhooks = ConversionWebhooks()
         spooled = _spool_archive(reader, workdir, webhooks)  # the whole archive is checked here, before any write
+        if backup is not None:
+            _check_names(spooled.metadata, backup)
         tiers = spooled.tiers
         meter = Progress(label, enabled=progress, total=int(spooled.metadata.get("totalObjects", 0) or 0) or None)
         custom = {key for t in tiers.values() for key in t.resources if is_custom(key, spooled.crd_types)}

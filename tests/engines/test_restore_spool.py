@@ -225,3 +225,34 @@ def test_the_objects_a_restore_paused_wait_on_disk_not_in_memory(tmp_path):
         assert len((tmp_path / "paused.jsonl").read_bytes().splitlines()) == 300
         paused.add(added[0])  # still writable after a read, and read again whole
         assert paused.count == 301 and len(list(paused)) == 301
+
+
+def test_a_restore_given_its_record_refuses_an_archive_of_another_backup_before_any_write(tmp_path, monkeypatch):
+    """apply fetches without reading the members (fetch_trusted(check_members=False)) and hands the
+    record to run_restore, whose one pass also checks the archive's names: the archive is read once,
+    and an archive of another backup is refused (ArchiveMismatch) before the target sees a write."""
+    from bench.common import api_client
+    from ctpbackup.engines import restore
+    from ctpbackup.store.records import BackupRecord, Phase
+    from kubeemu import EmulatorServer
+
+    metadata = {"formatVersion": 1, "totalObjects": len(OBJECTS),
+                "controlPlane": {"namespace": "default", "name": "ctp1"}, "backup": {"namespace": "default", "name": "b2"}}
+    path = make(tmp_path / "a.tar.gz", metadata=metadata)
+    monkeypatch.setattr(restore, "ArchiveReader", CountingReader)
+    CountingReader.opened = 0
+    target = EmulatorServer().start()
+    try:
+        rv = target.store.rv
+        with api_client(target.kubeconfig_text()) as api:
+            for wanted, control_plane in (("b1", "ctp1"), ("b2", "ctp2")):
+                record = BackupRecord("default", wanted, control_plane, "default", Phase.COMPLETED)
+                with pytest.raises(RestoreFailed, match=re.escape(
+                        f"archive of Backup {wanted} is of control plane default/ctp1, Backup b2, not "
+                        f"default/{control_plane}, Backup {wanted}; refused")) as caught:
+                    restore.run_restore(api, path, backup=record)
+                assert caught.value.reason is FailureReason.ARCHIVE_MISMATCH
+        assert target.store.rv == rv, "nothing may be written to the target"
+        assert CountingReader.opened == 2, "one read per restore"
+    finally:
+        target.stop()
