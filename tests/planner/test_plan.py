@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import sys
 from collections.abc import Mapping
@@ -441,6 +442,9 @@ def test_plan_is_pure_no_io_no_clock_inputs_untouched():
                  rec("nightly-ctp3", "ctp3", owner_kind=OwnerKind.SHARED_BACKUP, owner_name="gone-owner",
                      use_owner_references=True))
     before = _snapshot((d, r.backups, r.restores, NOW))
+    # gc callbacks are not the plan's: Hypothesis (loaded by other tests in this process) registers one
+    # that reads perf_counter whenever a collection happens to run, inside plan() or not
+    callbacks, gc.callbacks[:] = gc.callbacks[:], []
     _WATCH.active = True
     sys.setprofile(_WATCH.profile)
     try:
@@ -448,6 +452,7 @@ def test_plan_is_pure_no_io_no_clock_inputs_untouched():
     finally:
         sys.setprofile(None)
         _WATCH.active = False
+        gc.callbacks[:] = callbacks
     assert (_WATCH.io, _WATCH.clock) == ([], [])
     assert _snapshot((d, r.backups, r.restores, NOW)) == before
     assert first == second
