@@ -27,13 +27,15 @@ class Problem:
     severity: Severity = Severity.ERROR
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
+        """One line: the file, object and field as the user wrote them, control characters escaped
+        (a name such as "ctp\n" or one carrying a terminal escape must not break or colour the line)."""
+        where = f"{_shown(self.path)}:{self.line}" if self.line else _shown(self.path)
         parts = [where]
         if self.kind:
             ident = f"{self.namespace}/{self.name}" if self.namespace else (self.name or "<unnamed>")
-            parts.append(f"{self.kind} {ident}")
+            parts.append(_shown(f"{self.kind} {ident}"))
         if self.field:
-            parts.append(self.field)
+            parts.append(_shown(self.field))
         text = ": ".join(parts) + f": {self.message}"
         return text if self.severity is Severity.ERROR else f"{text} (warning)"
 
@@ -52,3 +54,10 @@ class InvalidManifests(UserError):
         self.problems = problems
         errors = [p for p in problems if p.severity is Severity.ERROR]
         super().__init__(f"{len(errors)} error(s) in the manifests")
+
+
+def _shown(text: str) -> str:
+    """`text` with every non-printable character escaped as Python writes it (\\n, \\x1b, \\u2028)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -231,3 +231,43 @@ def test_every_schema_field_has_a_case(kind):
     declared = {f for f in _fields(schema, defs) if not f.startswith("status.")}
     covered = {path for kinds, path, *_ in FIELDS if kind in kinds}
     assert declared - covered == set(), f"fields of {kind} without a valid/invalid case"
+
+
+#: string fields whose schema ends a pattern with `$`, each with a valid value
+ANCHORED = [(kind, path, valid) for kind, path, valid, _, _ in CASES
+            if isinstance(valid, str) and path not in ("metadata.annotations",)]
+
+
+@pytest.mark.parametrize("kind, path, valid", ANCHORED, ids=[f"{c[0]}:{c[1]}" for c in ANCHORED])
+@pytest.mark.parametrize("tail", ["\n", "\r\n"], ids=["LF", "CRLF"])
+def test_a_trailing_newline_is_not_the_end_of_a_value(kind, path, valid, tail):
+    """JSON Schema's and Kubernetes' `$` is the end of the text (ECMA-262, Go's regexp); Python's also
+    matched before a final newline, so 'ctp\\n' passed as a name. Both validators refuse it now."""
+    from ctpbackup.desired.schemas import is_valid, validator_for
+
+    doc = _with(kind, path, valid + tail)
+    reference = list(validator_for(kind).iter_errors(doc))
+    patterned = [e for e in reference if e.validator == "pattern" or "pattern" in str(e.schema)]
+    if not patterned:  # a field without a pattern (an enum, a free string) keeps its own rule
+        return
+    assert not is_valid(kind, doc)
+    assert validate(kind, doc), f"{kind} {path}={valid + tail!r} must be invalid"
+
+
+@pytest.mark.parametrize("pattern, text, matches", [
+    ("^[a-z]+$", "ctp", True), ("^[a-z]+$", "ctp\n", False), ("^a$|^b$", "b\n", False),
+    ("^[$]+$", "$$", True), (r"^\$$", "$", True), (r"^\$$", "$\n", False), ("^x(y|$)", "x\n", False),
+])
+def test_ecma_pattern_ends_dollar_at_the_end_of_the_text(pattern, text, matches):
+    from ctpbackup.desired.schemas import ecma_pattern
+
+    assert (ecma_pattern(pattern).search(text) is not None) is matches
+
+
+def test_a_name_with_a_newline_is_one_escaped_line_naming_the_object(tmp_path):
+    from ctpbackup.desired.manifests import ManifestFile, load_desired_state
+
+    text = b'apiVersion: spaces.upbound.io/v1beta1\nkind: ControlPlane\nmetadata:\n  name: "ctp\\n\\u001b[31m"\n'
+    problems = [str(p) for p in load_desired_state([ManifestFile("cps.yaml", text)], "f" * 40).errors]
+    assert problems and all("\n" not in p and "\x1b" not in p for p in problems)
+    assert "cps.yaml:4: ControlPlane default/ctp\\n\\x1b[31m: metadata.name: 'ctp\\n\\x1b[31m' is not a Kubernetes DNS-1123 label" in problems
