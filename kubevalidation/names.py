@@ -18,6 +18,7 @@ QUALIFIED_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 LABEL_VALUE_FMT = "(" + QUALIFIED_NAME_FMT + ")?"
 CONFIG_KEY_FMT = "[-._a-zA-Z0-9]+"
 
+# matched with fullmatch: a `$` of re would also pass a final newline, which Go's regexp does not
 _LABEL = re.compile(f"^{DNS1123_LABEL_FMT}$")
 _SUBDOMAIN = re.compile(f"^{DNS1123_SUBDOMAIN_FMT}$")
 _DNS1035 = re.compile(f"^{DNS1035_LABEL_FMT}$")
@@ -41,8 +42,8 @@ def is_dns1123_label(value: str) -> list[str]:
     errs = []
     if len(value) > 63:
         errs.append(max_len_error(63))
-    if not _LABEL.match(value):
-        if _SUBDOMAIN.match(value):
+    if not _LABEL.fullmatch(value):
+        if _SUBDOMAIN.fullmatch(value):
             errs.append("must not contain dots")
         else:
             errs.append(regex_error("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
@@ -55,7 +56,7 @@ def is_dns1123_subdomain(value: str) -> list[str]:
     errs = []
     if len(value) > 253:
         errs.append(max_len_error(253))
-    if not _SUBDOMAIN.match(value):
+    if not _SUBDOMAIN.fullmatch(value):
         errs.append(regex_error("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
                                 "or '.', and must start and end with an alphanumeric character", DNS1123_SUBDOMAIN_FMT,
                                 "example.com"))
@@ -66,7 +67,7 @@ def is_dns1035_label(value: str) -> list[str]:
     errs = []
     if len(value) > 63:
         errs.append(max_len_error(63))
-    if not _DNS1035.match(value):
+    if not _DNS1035.fullmatch(value):
         errs.append(regex_error("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
                                 "an alphabetic character, and end with an alphanumeric character", DNS1035_LABEL_FMT,
                                 "my-name", "abc-123"))
@@ -105,7 +106,7 @@ def is_qualified_name(value: str) -> list[str]:
         errs.append("name part must be non-empty")
     elif len(name) > 63:
         errs.append("name part " + max_len_error(63))
-    if not _QUALIFIED.match(name):
+    if not _QUALIFIED.fullmatch(name):
         errs.append("name part " + regex_error("must consist of alphanumeric characters, '-', '_' or '.', and must start "
                                                "and end with an alphanumeric character", QUALIFIED_NAME_FMT,
                                                "MyName", "my.name", "123-abc"))
@@ -116,7 +117,7 @@ def is_label_value(value: str) -> list[str]:
     errs = []
     if len(value) > 63:
         errs.append(max_len_error(63))
-    if not _LABEL_VALUE.match(value):
+    if not _LABEL_VALUE.fullmatch(value):
         errs.append(regex_error("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
                                 "or '.', and must start and end with an alphanumeric character", LABEL_VALUE_FMT,
                                 "MyValue", "my_value", "12345"))
@@ -128,7 +129,7 @@ def is_config_map_key(value: str) -> list[str]:
     errs = []
     if len(value) > 253:
         errs.append(max_len_error(253))
-    if not _CONFIG_KEY.match(value):
+    if not _CONFIG_KEY.fullmatch(value):
         errs.append(regex_error("a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
                                 CONFIG_KEY_FMT, "key.name", "KEY_NAME", "key-name"))
     if value in (".", ".."):

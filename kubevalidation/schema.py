@@ -29,6 +29,7 @@ from kubevalidation.errors import (
     too_many,
     type_invalid,
 )
+from kubevalidation.regex import end_anchored
 
 log = logging.getLogger(__name__)
 _ROOT_KEPT = ("apiVersion", "kind", "metadata")
@@ -106,7 +107,7 @@ def compile_node(schema: dict, leniencies: list[str], path: str = "") -> Node:
     if schema.get("pattern"):
         node.pattern = schema["pattern"]
         try:
-            node.regex = re.compile(node.pattern)
+            node.regex = end_anchored(node.pattern)  # `$` as Go's regexp reads it
         except re.error as err:
             leniencies.append(f"{path or '<root>'}: pattern {node.pattern!r} not checked ({err})")
     node.format = schema.get("format") or ""

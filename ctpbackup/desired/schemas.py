@@ -30,6 +30,7 @@ import jsonschema_rs
 
 from ctpbackup.rules.durations import parse_duration
 from ctpbackup.rules.schedules import parse_schedule
+from kubevalidation.regex import end_anchored
 
 # `schemas/` at the repository root, where users and editors point; the package carries the same files
 # (a link to them in a checkout, their copies in a wheel), so an installed package finds them too.
@@ -134,33 +135,11 @@ def _schema(kind: str) -> dict[str, Any]:
     return _inlined(_load(SCHEMA_FILES[kind]), SCHEMA_FILES[kind])
 
 
-@functools.cache
-def ecma_pattern(pattern: str) -> re.Pattern[str]:
-    r"""`pattern` compiled for `re.search` with JSON Schema's (ECMA-262's) meaning of `$`: the end of
-    the text only. In `re`, `$` also matches before a final newline, so `^[a-z0-9]...$` accepted the
-    name "ctp\n", which kube-apiserver refuses (Go's regexp, like ECMA-262, ends `$` at the end of
-    the text). Every `$` outside a class and not escaped becomes `\Z`; nothing else changes."""
-    out, i, in_class = [], 0, False
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            out.append(pattern[i:i + 2])
-            i += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char == "$":
-            char = r"\Z"
-        out.append(char)
-        i += 1
-    return re.compile("".join(out))
-
-
 def _pattern(validator: Any, pattern: str, instance: Any, schema: dict) -> Iterator[jsonschema.ValidationError]:
-    """jsonschema's `pattern` keyword with `ecma_pattern`'s `$` (the same message as the library's)."""
-    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
+    """jsonschema's `pattern` keyword with `$` the end of the text, as in JSON Schema (ECMA-262) and
+    kube-apiserver (Go's regexp); Python's `re` also matched before a final newline, so "ctp\\n" was
+    a valid name. The same message as the library's."""
+    if validator.is_type(instance, "string") and not end_anchored(pattern).search(instance):
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
@@ -179,7 +158,7 @@ class _PythonPattern:
     `prefix: "a\\x1cb"` would pass `^[^\\s]*$`); `\\d`, `\\w`, `\\b`, flags and nested classes differ too."""
 
     def __init__(self, parent_schema: dict, value: str, schema_path: list) -> None:
-        self._search = ecma_pattern(value).search
+        self._search = end_anchored(value).search
 
     def validate(self, instance: Any) -> None:
         if isinstance(instance, str) and self._search(instance) is None:
@@ -200,7 +179,7 @@ def _predicate(check: Callable[[object], bool]) -> Callable[[str], bool]:
 
 
 #: patterns made only of literals, `\\.`, classes of literals and ranges, groups, alternation, counted
-#: repetition and anchors mean the same to Rust's regex as to Python's `re` with `ecma_pattern`'s `$`
+#: repetition and anchors mean the same to Rust's regex as to Python's `re` with `kubevalidation.regex.end_anchored`'s `$`
 #: (the end of the text in both). Such patterns stay Rust's (Python's for 10,000 ControlPlanes was 0.03
 #: CPU s, a tenth of what was left of validating, measured); any other goes to `_PythonPattern`.
 _SAME_IN_RUST = re.compile(r"(?:[-\w/%µ^$.*+?()|]|\\\.|\{\d+(?:,\d+)?\}|\[\^?(?:[-\w.]|\\\.)+\])*", re.ASCII)

@@ -258,10 +258,10 @@ def test_a_trailing_newline_is_not_the_end_of_a_value(kind, path, valid, tail):
     ("^[a-z]+$", "ctp", True), ("^[a-z]+$", "ctp\n", False), ("^a$|^b$", "b\n", False),
     ("^[$]+$", "$$", True), (r"^\$$", "$", True), (r"^\$$", "$\n", False), ("^x(y|$)", "x\n", False),
 ])
-def test_ecma_pattern_ends_dollar_at_the_end_of_the_text(pattern, text, matches):
-    from ctpbackup.desired.schemas import ecma_pattern
+def test_end_anchored_ends_dollar_at_the_end_of_the_text(pattern, text, matches):
+    from kubevalidation.regex import end_anchored
 
-    assert (ecma_pattern(pattern).search(text) is not None) is matches
+    assert (end_anchored(pattern).search(text) is not None) is matches
 
 
 def test_a_name_with_a_newline_is_one_escaped_line_naming_the_object(tmp_path):

@@ -38,6 +38,12 @@ DNS1035_MSG = ("a DNS-1035 label must consist of lower case alphanumeric charact
     # everything else: DNS-1123 subdomains
     ("", "configmaps", "kube-root-ca.crt", []),
     ("", "secrets", "Bad", [SUBDOMAIN_MSG]),
+    # a final newline is not the end of a name (Go's regexp `$`; Python's `re.match` took it)
+    ("", "secrets", "ctp\n", [SUBDOMAIN_MSG]),
+    ("", "services", "svc\n", [DNS1035_MSG]),
+    ("", "namespaces", "team-a\n", ["a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+                                     "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+                                     "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"]),
     ("apps", "deployments", "a" * 254, ["must be no more than 253 characters"]),
     ("example.org", "widgets", "crossplane:edit", [SUBDOMAIN_MSG]),
 ])

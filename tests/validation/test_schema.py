@@ -65,6 +65,9 @@ def schema():
     ({"mode": "Slow"}, "spec.mode", "FieldValueNotSupported",
      'spec.mode: Unsupported value: "Slow": supported values: "Fast", "Safe"'),
     ({"name": "ab1"}, "spec.name", "FieldValueInvalid", "spec.name: Invalid value: \"ab1\": spec.name in body should match '^[a-z]+$'"),
+    # Go's regexp ends `$` at the end of the text (Python's `re` also before a final newline)
+    ({"name": "abc\n"}, "spec.name", "FieldValueInvalid",
+     "spec.name: Invalid value: \"abc\\n\": spec.name in body should match '^[a-z]+$'"),
     ({"name": "abcdef"}, "spec.name", "FieldValueTooLong", "spec.name: Too long: may not be more than 5 bytes"),
     ({"name": "a"}, "spec.name", "FieldValueInvalid", 'spec.name: Invalid value: "a": spec.name in body should be at least 2 chars long'),
     ({"email": "nobody"}, "spec.email", "FieldValueInvalid",
