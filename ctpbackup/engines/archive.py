@@ -428,7 +428,7 @@ _GNU_LONG = (b"L", b"K")
 _PAX = (b"x", b"g")
 _ZERO_BLOCK = bytes(BLOCK)
 _SIGNED = struct.Struct("148b8x356b")
-_PAX_RECORD = re.compile(rb"(\d+) ")
+_PAX_RECORD = re.compile(rb"(\d{1,20}) ")  # a length of more digits is no length (and int() refuses 4300)
 #: what a failing decompression raises: isal's BadGzipFile (an OSError: bad CRC, bad method) and
 #: IsalError (bad deflate data), EOFError for a stream that ends early
 _INFLATE_ERRORS = (OSError, EOFError, ValueError, zlib.error, isal_zlib.error)

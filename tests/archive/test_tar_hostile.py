@@ -1,0 +1,26 @@
+"""Hostile tar headers (an attacker who can write to the bucket, or a buggy older writer): each is
+refused with one ArchiveError line, in bounded memory, never another exception."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ctpbackup.engines.archive import ArchiveError, ArchiveReader
+from tests.archive.test_tar_reader import block, gz, padded
+
+META = (block(b"metadata.json", 19), padded(b'{"formatVersion":1}'))
+
+
+def refused(path: Path, message: str) -> None:
+    with pytest.raises(ArchiveError, match=f"^{re.escape(message)}$"):
+        ArchiveReader(path).validate()
+
+
+def test_a_pax_record_length_of_thousands_of_digits_is_refused_as_malformed(tmp_path):
+    """int() of more than 4300 digits raises ValueError (Python 3.11's limit), not ArchiveError."""
+    records = b"9" * 5000 + b" path=x\n"
+    path = gz(tmp_path / "a.tar.gz", block(b"p", len(records), b"x"), padded(records), *META)
+    refused(path, "corrupt archive: invalid pax extended header")
