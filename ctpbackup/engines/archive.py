@@ -571,7 +571,7 @@ class _TarHeaders:
             if "path" in fields:
                 name = fields["path"]
             if "size" in fields:
-                if not fields["size"].isdigit():
+                if not (fields["size"].isascii() and fields["size"].isdigit()):  # not "\u00b2", "\u0661"
                     raise ArchiveError("corrupt archive: invalid pax extended header (size)")
                 size = int(fields["size"])
             if long_name is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ctpbackup.engines.archive import ArchiveError, ArchiveReader
-from tests.archive.test_tar_reader import block, gz, padded
+from tests.archive.test_tar_reader import NS, block, gz, padded, record
 
 META = (block(b"metadata.json", 19), padded(b'{"formatVersion":1}'))
 
@@ -24,3 +24,11 @@ def test_a_pax_record_length_of_thousands_of_digits_is_refused_as_malformed(tmp_
     records = b"9" * 5000 + b" path=x\n"
     path = gz(tmp_path / "a.tar.gz", block(b"p", len(records), b"x"), padded(records), *META)
     refused(path, "corrupt archive: invalid pax extended header")
+
+
+@pytest.mark.parametrize("size", ["\u00b2", "\u0661\u0669"])  # str.isdigit() is True for both
+def test_a_pax_size_of_non_ascii_digits_is_refused(tmp_path, size):
+    records = record(b"size", size.encode())
+    path = gz(tmp_path / "a.tar.gz", block(b"p", len(records), b"x"), padded(records),
+              block(NS.encode() + b"a.json", 2), padded(b"{}"), *META)
+    refused(path, "corrupt archive: invalid pax extended header (size)")
