@@ -537,6 +537,7 @@ class _TarHeaders:
         pax_global: dict[str, str] = {}
         pax: dict[str, str] = {}
         long_name: str | None = None
+        pax_bytes = global_bytes = 0  # of the pax headers that apply to the next member: bounded together
         while True:
             header = _reading(read, BLOCK, "")
             if not header or header == _ZERO_BLOCK:
@@ -561,6 +562,13 @@ class _TarHeaders:
             if kind in _PAX:
                 if size > MAX_PAX_BYTES:
                     raise ArchiveError(f"a pax extended header of {size} bytes (at most {MAX_PAX_BYTES} are read)")
+                if kind == b"x":
+                    pax_bytes += size
+                else:
+                    global_bytes += size
+                if pax_bytes + global_bytes > MAX_PAX_BYTES:
+                    raise ArchiveError(f"pax extended headers of {pax_bytes + global_bytes} bytes for one member "
+                                       f"(at most {MAX_PAX_BYTES} are read)")
                 (pax if kind == b"x" else pax_global).update(_pax_records(self._data(size)))
                 continue
             name = _text(header[0:100])
@@ -576,7 +584,7 @@ class _TarHeaders:
                 size = int(fields["size"])
             if long_name is not None:
                 name = long_name
-            pax, long_name = {}, None
+            pax, long_name, pax_bytes = {}, None, 0
             regular = kind in _REGULAR_TYPES and not (kind == b"\0" and name.endswith("/"))
             yield name, regular, size
 

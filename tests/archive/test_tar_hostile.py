@@ -32,3 +32,20 @@ def test_a_pax_size_of_non_ascii_digits_is_refused(tmp_path, size):
     path = gz(tmp_path / "a.tar.gz", block(b"p", len(records), b"x"), padded(records),
               block(NS.encode() + b"a.json", 2), padded(b"{}"), *META)
     refused(path, "corrupt archive: invalid pax extended header (size)")
+
+
+def many_keys(first: int, count: int) -> bytes:
+    return b"".join(record(b"k%09d" % i, b"v") for i in range(first, first + count))
+
+
+@pytest.mark.parametrize("kind", [b"g", b"x"])
+def test_pax_headers_cannot_add_up_past_the_pax_limit(tmp_path, kind):
+    """Each header is within MAX_PAX_BYTES, but their records accumulate (global ones for the whole
+    archive, extended ones until the next member): 9.7 MB of gzip'd global headers held 550 MB. Refused
+    as soon as the second header passes the limit, before it is read."""
+    headers = []
+    for i in range(3):  # 3 x 40,000 bytes of distinct keys
+        records = many_keys(i * 2500, 2500)
+        headers += [block(b"p", len(records), kind), padded(records)]
+    path = gz(tmp_path / "a.tar.gz", *headers, block(NS.encode() + b"a.json", 2), padded(b"{}"), *META)
+    refused(path, "pax extended headers of 80000 bytes for one member (at most 65536 are read)")
