@@ -399,6 +399,12 @@ def uid_lines(file: BinaryIO) -> Iterator[tuple[str, str]]:
         yield entry["path"], entry["uid"]
 
 
+def is_object_path(path: str) -> bool:
+    """Whether `path` is an object's member path (resources/<resource>/...)."""
+    match = _MEMBER.match(path)
+    return bool(match and match.group("resource"))
+
+
 def check_member(info: tarfile.TarInfo) -> Member:
     """Refuse anything but regular files at the documented paths (a tarfile header). Messages show at
     most 200 characters of a name, whatever its length."""

@@ -35,9 +35,12 @@ from ctpbackup.apply.progress import Progress
 from ctpbackup.engines import jsoncodec
 from ctpbackup.engines.archive import (
     METADATA,
+    UIDS,
     ArchiveError,
     ArchiveReader,
+    _shown,
     check_metadata,
+    is_object_path,
     loads_object,
     uid_lines,
 )
@@ -885,8 +888,10 @@ def _spool_archive(reader: ArchiveReader, workdir: Path, webhooks: ConversionWeb
                 raise ArchiveError(f"{METADATA} missing")
             uids.seek(0)
             owner_uid: dict[str, str] = {}
-            for path, uid in uid_lines(uids):
+            for number, (path, uid) in enumerate(uid_lines(uids), 1):
                 if uid in referenced:
+                    if not is_object_path(path):  # its resource key names the owner's tier
+                        raise ArchiveError(f"{UIDS} line {number}: {_shown(path)} is not an object path of the archive format")
                     owner_uid[path] = uid
                 if path in revisions and webhooks.revision_owner.get(revisions[path]):
                     webhooks.revision_owner[uid] = webhooks.revision_owner[revisions[path]]

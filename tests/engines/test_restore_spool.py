@@ -170,6 +170,10 @@ def test_one_pass_spools_each_object_to_the_tier_of_its_latest_owner(tmp_path, u
     (None, {"formatVersion": 2}, None, "archive format version 2 is not supported (this release reads [1])"),
     (None, None, b'{"path":"a","uid":"u"}\n{"path":"b"}\n', "uids.jsonl line 2: not an object with a string path and uid"),
     (None, None, b'{"path":"a","uid":"u"}\nnot json\n', "uids.jsonl line 2: not JSON"),
+    # a line naming an owner's uid (u-xr) with a path that is no object's: was an IndexError
+    *((None, None, b'{"path":"a","uid":"u"}\n{"path":%s,"uid":"u-xr"}\n' % json.dumps(bad).encode(),
+       f"uids.jsonl line 2: {bad!r} is not an object path of the archive format")
+      for bad in ("zzz", "metadata.json", "resources", "/etc/passwd", "resources/x/../../y.json")),
 ])
 def test_a_damaged_archive_is_refused_by_the_same_pass(tmp_path, extra, metadata, uids, message):
     path = make(tmp_path / "a.tar.gz", extra=extra, metadata=metadata, uids=uids)
