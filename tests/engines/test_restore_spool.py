@@ -215,6 +215,17 @@ def test_owners_without_an_entry_put_their_dependents_one_generation_later():
     assert [[e.offset for e in g] for g in _generations(entries)] == [[0, 1, 3], [2]]
 
 
+def test_a_long_chain_of_owners_listed_dependents_first_is_ordered_without_recursion():
+    """3,000 ConfigMaps, each owned by the next one listed (an archive's order is the attacker's, or
+    the names'): ordered owners first. The recursive walk raised RecursionError from 500 on, in the
+    middle of a restore (after the tiers before it were written)."""
+    n = 3000
+    entries = [_Entry(n - 1 - i, "configmaps", f"u{i}", (f"u{i - 1}",) if i else ()) for i in reversed(range(n))]
+    assert [[e.offset for e in g] for g in _generations(entries)] == [[i] for i in reversed(range(n))]
+    cycle = [_Entry(i, "configmaps", f"u{i}", (f"u{(i + 1) % n}",)) for i in range(n)]  # one cycle of 3,000
+    assert [[e.offset for e in g] for g in _generations(cycle)] == [[i] for i in reversed(range(n))]
+
+
 def test_the_objects_a_restore_paused_wait_on_disk_not_in_memory(tmp_path):
     buckets = ResourceType("s3.aws.upbound.io", "v1beta1", "buckets", "Bucket", False, ("create",), True)
     claims = ResourceType("example.org", "v1", "xclaims", "XClaim", True, ("create",), True)
