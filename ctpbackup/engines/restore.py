@@ -708,7 +708,9 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
         if backup is not None:
             _check_names(spooled.metadata, backup)
         tiers = spooled.tiers
-        meter = Progress(label, enabled=progress, total=int(spooled.metadata.get("totalObjects", 0) or 0) or None)
+        total = spooled.metadata.get("totalObjects")  # a hint for the display: a value that is no count is none
+        meter = Progress(label, enabled=progress,
+                         total=total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None)
         custom = {key for t in tiers.values() for key in t.resources if is_custom(key, spooled.crd_types)}
         dry_run = mode is WriteMode.DRY_RUN
         offline = None

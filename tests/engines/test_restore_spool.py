@@ -271,3 +271,29 @@ def test_a_restore_given_its_record_refuses_an_archive_of_another_backup_before_
         assert CountingReader.opened == 2, "one read per restore"
     finally:
         target.stop()
+
+
+@pytest.mark.parametrize("total", ["abc", 1e300, [3], {"n": 1}, -5, True, None])
+def test_a_total_objects_that_is_not_a_count_is_only_a_missing_progress_total(tmp_path, total):
+    """metadata.json's totalObjects sizes the progress display and nothing else: a value that is no
+    count (a string raised ValueError, a huge float OverflowError, a list TypeError, each a traceback
+    after the archive was accepted) restores the archive as one without it."""
+    from bench.common import api_client
+    from ctpbackup.engines import restore
+    from kubeemu import EmulatorServer
+
+    path = tmp_path / "a.tar.gz"
+    with path.open("wb") as out:
+        writer = ArchiveWriter(out)
+        writer.add_json(archive.object_path("configmaps", "default", "cm"), {
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "default"}})
+        writer.add_bytes(archive.UIDS, b'{"path":"resources/configmaps/namespaces/default/cm.json","uid":"u"}\n')
+        writer.add_json(archive.METADATA, {"formatVersion": 1, "totalObjects": total})
+        writer.close()
+    target = EmulatorServer().start()
+    try:
+        with api_client(target.kubeconfig_text()) as api:
+            result = restore.run_restore(api, path, wait_seconds=0.1, progress=True)
+        assert result.counts == {"configmaps": {"restored": 1, "skipped": 0, "failed": 0}}
+    finally:
+        target.stop()
