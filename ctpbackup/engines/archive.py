@@ -272,6 +272,9 @@ def _shown(name: str) -> str:
     return text if len(text) <= 200 else text[:180] + f"...' ({len(name)} characters)"
 
 
+_BOMB = "archive expands far beyond its compressed size (decompression bomb?)"
+
+
 class ArchiveReader:
     """Read a downloaded (and already checksum-verified) archive, member by member, safely."""
 
@@ -296,23 +299,24 @@ class ArchiveReader:
 
     def _walk(self, file: BinaryIO) -> Iterator[tuple[Member, _Body]]:
         """The tar headers one by one (see _TarHeaders), within MAX_MEMBERS and the expansion limits."""
-        total = 0
         limit = min(MAX_TOTAL_BYTES, MAX_RATIO * max(self.compressed_size, 1024 * 1024))
-        for count, (name, regular, size) in enumerate(_TarHeaders(file), 1):
+        headers = _TarHeaders(file, limit)  # counts every header block and extended header against the limit
+        for count, (name, regular, size) in enumerate(headers, 1):
             member = _check(name, regular, size)
-            total += size
+            headers.counted += size
             if count > MAX_MEMBERS:
                 raise ArchiveError(f"more than {MAX_MEMBERS} members")
-            if total > limit:
-                raise ArchiveError("archive expands far beyond its compressed size (decompression bomb?)")
+            if headers.counted > limit:
+                raise ArchiveError(_BOMB)
             body = _Body(file, name, size)
             yield member, body
             body.skip()
+        total = headers.counted
         # past the end-of-archive blocks: read on to the gzip trailer, whose CRC and length are checked
         while chunk := _reading(file.read, 1024 * 1024, ""):
             total += len(chunk)
             if total > limit:
-                raise ArchiveError("archive expands far beyond its compressed size (decompression bomb?)")
+                raise ArchiveError(_BOMB)
 
     def scan(self, uids_sink: BinaryIO) -> Iterator[tuple[Member, bytes]]:
         """Every member once, in archive order, checked (path, type, size, the archive's limits):
@@ -535,8 +539,11 @@ class _TarHeaders:
     files are refused as not regular. GNU long names and pax headers are size-checked before they
     are read (MAX_NAME_BYTES, MAX_PAX_BYTES)."""
 
-    def __init__(self, file: BinaryIO):
+    def __init__(self, file: BinaryIO, limit: int = MAX_TOTAL_BYTES):
         self._file = file
+        self._limit = limit
+        #: bytes of the tar read so far: headers and extended headers here, members' data by the caller
+        self.counted = 0
 
     def __iter__(self) -> Iterator[tuple[str, bool, int]]:
         read = self._file.read
@@ -558,9 +565,11 @@ class _TarHeaders:
             size = _number(header[124:136])
             if size < 0:
                 raise ArchiveError("corrupt archive: invalid header (a negative size)")
+            self.counted += BLOCK
             if kind in _GNU_LONG:
                 if size > MAX_NAME_BYTES:
                     raise ArchiveError(f"a GNU long-name header of {size} bytes (names are at most {MAX_NAME_BYTES})")
+                self._count(size)
                 data = self._data(size)
                 if kind == b"L":
                     long_name = _text(data)
@@ -568,6 +577,7 @@ class _TarHeaders:
             if kind in _PAX:
                 if size > MAX_PAX_BYTES:
                     raise ArchiveError(f"a pax extended header of {size} bytes (at most {MAX_PAX_BYTES} are read)")
+                self._count(size)
                 if kind == b"x":
                     pax_bytes += size
                 else:
@@ -593,6 +603,13 @@ class _TarHeaders:
             pax, long_name, pax_bytes = {}, None, 0
             regular = kind in _REGULAR_TYPES and not (kind == b"\0" and name.endswith("/"))
             yield name, regular, size
+
+    def _count(self, size: int) -> None:
+        """An extended header's data against the expansion limit: headers without a member yield
+        nothing, so a stream of them (1.9 MB of gzip'd GNU long names inflate to 1 GB) is counted here."""
+        self.counted += size
+        if self.counted > self._limit:
+            raise ArchiveError(_BOMB)
 
     def _data(self, size: int) -> bytes:
         data = _reading(self._file.read, size + (-size % BLOCK), "")

@@ -4,6 +4,7 @@ refused with one ArchiveError line, in bounded memory, never another exception."
 from __future__ import annotations
 
 import re
+import zlib
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,19 @@ def test_pax_headers_cannot_add_up_past_the_pax_limit(tmp_path, kind):
         headers += [block(b"p", len(records), kind), padded(records)]
     path = gz(tmp_path / "a.tar.gz", *headers, block(NS.encode() + b"a.json", 2), padded(b"{}"), *META)
     refused(path, "pax extended headers of 80000 bytes for one member (at most 65536 are read)")
+
+
+def test_a_bomb_of_headers_without_members_is_refused(tmp_path):
+    """Headers that yield no member (GNU long names, pax extended headers) count against the
+    expansion limit (MAX_RATIO): 1.9 MB of gzip'd long-link headers inflated to 1 GB and were read
+    to the end, past 200 times the archive's size, as a bomb of members is not. (Long names, L, take
+    the same path; pax headers add up to MAX_PAX_BYTES before a member.)"""
+    unit = (block(b"././@LongLink", 4096, b"K") + b"a" * 4096) * 64
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+    path = tmp_path / "a.tar.gz"
+    with path.open("wb") as out:
+        for _ in range(800):  # 236 MB inflated, 440 KB gzip'd: the limit is 200 x 1 MiB
+            out.write(deflate.compress(unit))
+        out.write(deflate.compress(b"".join(META) + b"\0" * 1024) + deflate.flush())
+    assert path.stat().st_size < 1024 * 1024
+    refused(path, "archive expands far beyond its compressed size (decompression bomb?)")
