@@ -599,6 +599,9 @@ class _TarHeaders:
                     raise ArchiveError("corrupt archive: invalid pax extended header (size)")
                 size = int(fields["size"])
             if long_name is not None:
+                if "path" in fields and fields["path"] != long_name:  # tarfile takes one, GNU tar the other
+                    raise ArchiveError(f"corrupt archive: a member named twice ({_shown(long_name)} by a GNU long "
+                                       f"name, {_shown(fields['path'])} by a pax path)")
                 name = long_name
             pax, long_name, pax_bytes = {}, None, 0
             regular = kind in _REGULAR_TYPES and not (kind == b"\0" and name.endswith("/"))

@@ -4,6 +4,7 @@ refused with one ArchiveError line, in bounded memory, never another exception."
 from __future__ import annotations
 
 import re
+import tarfile
 import zlib
 from pathlib import Path
 
@@ -66,3 +67,16 @@ def test_a_bomb_of_headers_without_members_is_refused(tmp_path):
         out.write(deflate.compress(b"".join(META) + b"\0" * 1024) + deflate.flush())
     assert path.stat().st_size < 1024 * 1024
     refused(path, "archive expands far beyond its compressed size (decompression bomb?)")
+
+
+def test_a_member_named_by_both_a_gnu_long_name_and_a_pax_path_is_refused(tmp_path):
+    """tarfile (and this reader) take the GNU long name, GNU tar the pax path: `tar -tzf` would show
+    one object, a restore write another. Two names for one member are refused, whichever wins."""
+    long_name = (NS + "shown-by-tarfile.json").encode()
+    records = record(b"path", (NS + "shown-by-gnu-tar.json").encode())
+    path = gz(tmp_path / "a.tar.gz", block(b"././@LongLink", len(long_name) + 1, b"L"), padded(long_name + b"\0"),
+              block(b"p", len(records), b"x"), padded(records), block(b"x", 2), padded(b"{}"), *META)
+    with tarfile.open(path) as tar:
+        assert tar.getnames() == [NS + "shown-by-tarfile.json", "metadata.json"]
+    refused(path, f"corrupt archive: a member named twice ('{NS}shown-by-tarfile.json' by a GNU long name, "
+                  f"'{NS}shown-by-gnu-tar.json' by a pax path)")
