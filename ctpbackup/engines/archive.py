@@ -301,8 +301,13 @@ class ArchiveReader:
         """The tar headers one by one (see _TarHeaders), within MAX_MEMBERS and the expansion limits."""
         limit = min(MAX_TOTAL_BYTES, MAX_RATIO * max(self.compressed_size, 1024 * 1024))
         headers = _TarHeaders(file, limit)  # counts every header block and extended header against the limit
+        specials: set[str] = set()
         for count, (name, regular, size) in enumerate(headers, 1):
             member = _check(name, regular, size)
+            if not member.resource:  # metadata.json, uids.jsonl: once each
+                if name in specials:
+                    raise ArchiveError(f"{name}: a second member of that name")
+                specials.add(name)
             headers.counted += size
             if count > MAX_MEMBERS:
                 raise ArchiveError(f"more than {MAX_MEMBERS} members")

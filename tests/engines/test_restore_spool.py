@@ -174,6 +174,9 @@ def test_one_pass_spools_each_object_to_the_tier_of_its_latest_owner(tmp_path, u
     *((None, None, b'{"path":"a","uid":"u"}\n{"path":%s,"uid":"u-xr"}\n' % json.dumps(bad).encode(),
        f"uids.jsonl line 2: {bad!r} is not an object path of the archive format")
       for bad in ("zzz", "metadata.json", "resources", "/etc/passwd", "resources/x/../../y.json")),
+    # twice: which one counts would be the reader's choice (the last, in tarfile, GNU tar and this pass)
+    ({"metadata.json": b'{"formatVersion":1}'}, None, None, "metadata.json: a second member of that name"),
+    ({"uids.jsonl": b""}, None, None, "uids.jsonl: a second member of that name"),
 ])
 def test_a_damaged_archive_is_refused_by_the_same_pass(tmp_path, extra, metadata, uids, message):
     path = make(tmp_path / "a.tar.gz", extra=extra, metadata=metadata, uids=uids)
