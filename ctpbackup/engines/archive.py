@@ -391,7 +391,29 @@ def loads_object(member: Member, data: bytes) -> dict[str, Any]:
         raise ArchiveError(f"{member.path}: not JSON") from None
     if not isinstance(value, dict):
         raise ArchiveError(f"{member.path}: not a Kubernetes object")
+    _check_shape(member, value)
     return value
+
+
+_CRD = "customresourcedefinitions.apiextensions.k8s.io"
+
+
+def _check_shape(member: Member, value: dict[str, Any]) -> None:
+    """The fields a restore reads before its first write, of the types every Kubernetes object has
+    (a restore read `metadata: "x"` or a CRD's `spec: "x"` as a dict: AttributeError)."""
+    meta = value.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise ArchiveError(f"{member.path}: metadata is not an object")
+    refs = (meta or {}).get("ownerReferences")
+    if refs is not None and not (isinstance(refs, list) and all(isinstance(r, dict) for r in refs)):
+        raise ArchiveError(f"{member.path}: metadata.ownerReferences is not a list of objects")
+    if member.resource == _CRD:
+        spec = value.get("spec")
+        if spec is not None and not isinstance(spec, dict):
+            raise ArchiveError(f"{member.path}: spec is not an object")
+        for key in ("names", "conversion"):
+            if (spec or {}).get(key) is not None and not isinstance(spec[key], dict):
+                raise ArchiveError(f"{member.path}: spec.{key} is not an object")
 
 
 def uid_lines(file: BinaryIO) -> Iterator[tuple[str, str]]:

@@ -174,6 +174,16 @@ def test_one_pass_spools_each_object_to_the_tier_of_its_latest_owner(tmp_path, u
     *((None, None, b'{"path":"a","uid":"u"}\n{"path":%s,"uid":"u-xr"}\n' % json.dumps(bad).encode(),
        f"uids.jsonl line 2: {bad!r} is not an object path of the archive format")
       for bad in ("zzz", "metadata.json", "resources", "/etc/passwd", "resources/x/../../y.json")),
+    # fields the single pass reads as objects or lists: AttributeError/TypeError before
+    *(({path: body}, None, None, f"{path}: {what}") for path, body, what in (
+        ("resources/secrets/namespaces/default/z.json", b'{"metadata":"x"}', "metadata is not an object"),
+        ("resources/secrets/namespaces/default/z.json", b'{"metadata":{"ownerReferences":5}}',
+         "metadata.ownerReferences is not a list of objects"),
+        ("resources/secrets/namespaces/default/z.json", b'{"metadata":{"ownerReferences":["u"]}}',
+         "metadata.ownerReferences is not a list of objects"),
+        (f"resources/{CRD}/cluster/z.json", b'{"spec":"x"}', "spec is not an object"),
+        (f"resources/{CRD}/cluster/z.json", b'{"spec":{"names":"x"}}', "spec.names is not an object"),
+        (f"resources/{CRD}/cluster/z.json", b'{"spec":{"conversion":[]}}', "spec.conversion is not an object"))),
     # twice: which one counts would be the reader's choice (the last, in tarfile, GNU tar and this pass)
     ({"metadata.json": b'{"formatVersion":1}'}, None, None, "metadata.json: a second member of that name"),
     ({"uids.jsonl": b""}, None, None, "uids.jsonl: a second member of that name"),
