@@ -404,9 +404,14 @@ def _check_shape(member: Member, value: dict[str, Any]) -> None:
     meta = value.get("metadata")
     if meta is not None and not isinstance(meta, dict):
         raise ArchiveError(f"{member.path}: metadata is not an object")
+    annotations = (meta or {}).get("annotations")
+    if annotations is not None and not isinstance(annotations, dict):
+        raise ArchiveError(f"{member.path}: metadata.annotations is not an object")
     refs = (meta or {}).get("ownerReferences")
     if refs is not None and not (isinstance(refs, list) and all(isinstance(r, dict) for r in refs)):
         raise ArchiveError(f"{member.path}: metadata.ownerReferences is not a list of objects")
+    if refs and not all(isinstance(r.get("uid", ""), str) for r in refs):
+        raise ArchiveError(f"{member.path}: an ownerReference's uid is not a string")
     if member.resource == _CRD:
         spec = value.get("spec")
         if spec is not None and not isinstance(spec, dict):

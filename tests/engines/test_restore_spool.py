@@ -310,3 +310,37 @@ def test_a_total_objects_that_is_not_a_count_is_only_a_missing_progress_total(tm
         assert result.counts == {"configmaps": {"restored": 1, "skipped": 0, "failed": 0}}
     finally:
         target.stop()
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"annotations": "x"}, "metadata.annotations is not an object"),
+    ({"ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": ["a"]}]},
+     "an ownerReference's uid is not a string"),
+])
+def test_fields_the_writers_read_as_dicts_are_refused_before_the_first_tier_is_written(tmp_path, meta, message):
+    """The writers read annotations as a dict (ValueError) and owner uids as keys (TypeError): in the
+    middle of a restore, after the tiers before were written. The single pass refuses them first."""
+    from bench.common import api_client
+    from ctpbackup.engines import restore
+    from kubeemu import EmulatorServer
+
+    path = tmp_path / "a.tar.gz"
+    bad = archive.object_path("configmaps", "default", "bad")
+    with path.open("wb") as out:
+        writer = ArchiveWriter(out)
+        writer.add_json(archive.object_path("namespaces", None, "first"), {
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "first"}})
+        writer.add_json(bad, {"apiVersion": "v1", "kind": "ConfigMap",
+                              "metadata": {"name": "bad", "namespace": "default", **meta}})
+        writer.add_json(archive.METADATA, {"formatVersion": 1})
+        writer.close()
+    target = EmulatorServer().start()
+    try:
+        rv = target.store.rv
+        with (api_client(target.kubeconfig_text()) as api,
+              pytest.raises(RestoreFailed, match=f"^{re.escape(f'{bad}: {message}')}$") as caught):
+            restore.run_restore(api, path, wait_seconds=0.1)
+        assert caught.value.reason is FailureReason.ARCHIVE_REJECTED
+        assert target.store.rv == rv, "nothing may be written to the target"
+    finally:
+        target.stop()
