@@ -585,8 +585,10 @@ class _TarHeaders:
         pax_bytes = global_bytes = 0  # of the pax headers that apply to the next member: bounded together
         while True:
             header = _reading(read, BLOCK, "")
-            if not header or header == _ZERO_BLOCK:
-                return  # the end-of-archive blocks (an archive without them ends at its last member, as in tarfile)
+            if not header or header == _ZERO_BLOCK:  # the end-of-archive blocks (or none, as in tarfile)
+                if pax or long_name is not None:  # tarfile: "end of file header"
+                    raise ArchiveError("corrupt archive: an extended header without its member at the end")
+                return
             if len(header) < BLOCK:
                 raise ArchiveError("corrupt archive: truncated header")
             stored = _number(header[148:156])

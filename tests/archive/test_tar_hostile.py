@@ -80,3 +80,12 @@ def test_a_member_named_by_both_a_gnu_long_name_and_a_pax_path_is_refused(tmp_pa
         assert tar.getnames() == [NS + "shown-by-tarfile.json", "metadata.json"]
     refused(path, f"corrupt archive: a member named twice ('{NS}shown-by-tarfile.json' by a GNU long name, "
                   f"'{NS}shown-by-gnu-tar.json' by a pax path)")
+
+
+@pytest.mark.parametrize("kind, data", [(b"L", (NS + "a.json").encode() + b"\0"), (b"x", record(b"path", b"a"))])
+def test_an_extended_header_without_its_member_at_the_end_is_refused(tmp_path, kind, data):
+    """tarfile refuses it (ReadError: end of file header); it was taken silently, naming nothing."""
+    path = gz(tmp_path / "a.tar.gz", *META, block(b"././@LongLink", len(data), kind), padded(data))
+    with pytest.raises(tarfile.ReadError, match="^end of file header$"), tarfile.open(path) as tar:
+        tar.getnames()
+    refused(path, "corrupt archive: an extended header without its member at the end")
