@@ -272,6 +272,9 @@ def _shown(name: str) -> str:
     return text if len(text) <= 200 else text[:180] + f"...' ({len(name)} characters)"
 
 
+_BOMB = "archive expands far beyond its compressed size (decompression bomb?)"
+
+
 class ArchiveReader:
     """Read a downloaded (and already checksum-verified) archive, member by member, safely."""
 
@@ -296,23 +299,29 @@ class ArchiveReader:
 
     def _walk(self, file: BinaryIO) -> Iterator[tuple[Member, _Body]]:
         """The tar headers one by one (see _TarHeaders), within MAX_MEMBERS and the expansion limits."""
-        total = 0
         limit = min(MAX_TOTAL_BYTES, MAX_RATIO * max(self.compressed_size, 1024 * 1024))
-        for count, (name, regular, size) in enumerate(_TarHeaders(file), 1):
+        headers = _TarHeaders(file, limit)  # counts every header block and extended header against the limit
+        specials: set[str] = set()
+        for count, (name, regular, size) in enumerate(headers, 1):
             member = _check(name, regular, size)
-            total += size
+            if not member.resource:  # metadata.json, uids.jsonl: once each
+                if name in specials:
+                    raise ArchiveError(f"{name}: a second member of that name")
+                specials.add(name)
+            headers.counted += size
             if count > MAX_MEMBERS:
                 raise ArchiveError(f"more than {MAX_MEMBERS} members")
-            if total > limit:
-                raise ArchiveError("archive expands far beyond its compressed size (decompression bomb?)")
+            if headers.counted > limit:
+                raise ArchiveError(_BOMB)
             body = _Body(file, name, size)
             yield member, body
             body.skip()
+        total = headers.counted
         # past the end-of-archive blocks: read on to the gzip trailer, whose CRC and length are checked
         while chunk := _reading(file.read, 1024 * 1024, ""):
             total += len(chunk)
             if total > limit:
-                raise ArchiveError("archive expands far beyond its compressed size (decompression bomb?)")
+                raise ArchiveError(_BOMB)
 
     def scan(self, uids_sink: BinaryIO) -> Iterator[tuple[Member, bytes]]:
         """Every member once, in archive order, checked (path, type, size, the archive's limits):
@@ -382,7 +391,34 @@ def loads_object(member: Member, data: bytes) -> dict[str, Any]:
         raise ArchiveError(f"{member.path}: not JSON") from None
     if not isinstance(value, dict):
         raise ArchiveError(f"{member.path}: not a Kubernetes object")
+    _check_shape(member, value)
     return value
+
+
+_CRD = "customresourcedefinitions.apiextensions.k8s.io"
+
+
+def _check_shape(member: Member, value: dict[str, Any]) -> None:
+    """The fields a restore reads before its first write, of the types every Kubernetes object has
+    (a restore read `metadata: "x"` or a CRD's `spec: "x"` as a dict: AttributeError)."""
+    meta = value.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise ArchiveError(f"{member.path}: metadata is not an object")
+    annotations = (meta or {}).get("annotations")
+    if annotations is not None and not isinstance(annotations, dict):
+        raise ArchiveError(f"{member.path}: metadata.annotations is not an object")
+    refs = (meta or {}).get("ownerReferences")
+    if refs is not None and not (isinstance(refs, list) and all(isinstance(r, dict) for r in refs)):
+        raise ArchiveError(f"{member.path}: metadata.ownerReferences is not a list of objects")
+    if refs and not all(isinstance(r.get("uid", ""), str) for r in refs):
+        raise ArchiveError(f"{member.path}: an ownerReference's uid is not a string")
+    if member.resource == _CRD:
+        spec = value.get("spec")
+        if spec is not None and not isinstance(spec, dict):
+            raise ArchiveError(f"{member.path}: spec is not an object")
+        for key in ("names", "conversion"):
+            if (spec or {}).get(key) is not None and not isinstance(spec[key], dict):
+                raise ArchiveError(f"{member.path}: spec.{key} is not an object")
 
 
 def uid_lines(file: BinaryIO) -> Iterator[tuple[str, str]]:
@@ -397,6 +433,12 @@ def uid_lines(file: BinaryIO) -> Iterator[tuple[str, str]]:
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not isinstance(entry.get("uid"), str):
             raise ArchiveError(f"{UIDS} line {number}: not an object with a string path and uid")
         yield entry["path"], entry["uid"]
+
+
+def is_object_path(path: str) -> bool:
+    """Whether `path` is an object's member path (resources/<resource>/...)."""
+    match = _MEMBER.match(path)
+    return bool(match and match.group("resource"))
 
 
 def check_member(info: tarfile.TarInfo) -> Member:
@@ -428,7 +470,7 @@ _GNU_LONG = (b"L", b"K")
 _PAX = (b"x", b"g")
 _ZERO_BLOCK = bytes(BLOCK)
 _SIGNED = struct.Struct("148b8x356b")
-_PAX_RECORD = re.compile(rb"(\d+) ")
+_PAX_RECORD = re.compile(rb"(\d{1,20}) ")  # a length of more digits is no length (and int() refuses 4300)
 #: what a failing decompression raises: isal's BadGzipFile (an OSError: bad CRC, bad method) and
 #: IsalError (bad deflate data), EOFError for a stream that ends early
 _INFLATE_ERRORS = (OSError, EOFError, ValueError, zlib.error, isal_zlib.error)
@@ -529,18 +571,24 @@ class _TarHeaders:
     files are refused as not regular. GNU long names and pax headers are size-checked before they
     are read (MAX_NAME_BYTES, MAX_PAX_BYTES)."""
 
-    def __init__(self, file: BinaryIO):
+    def __init__(self, file: BinaryIO, limit: int = MAX_TOTAL_BYTES):
         self._file = file
+        self._limit = limit
+        #: bytes of the tar read so far: headers and extended headers here, members' data by the caller
+        self.counted = 0
 
     def __iter__(self) -> Iterator[tuple[str, bool, int]]:
         read = self._file.read
         pax_global: dict[str, str] = {}
         pax: dict[str, str] = {}
         long_name: str | None = None
+        pax_bytes = global_bytes = 0  # of the pax headers that apply to the next member: bounded together
         while True:
             header = _reading(read, BLOCK, "")
-            if not header or header == _ZERO_BLOCK:
-                return  # the end-of-archive blocks (an archive without them ends at its last member, as in tarfile)
+            if not header or header == _ZERO_BLOCK:  # the end-of-archive blocks (or none, as in tarfile)
+                if pax or long_name is not None:  # tarfile: "end of file header"
+                    raise ArchiveError("corrupt archive: an extended header without its member at the end")
+                return
             if len(header) < BLOCK:
                 raise ArchiveError("corrupt archive: truncated header")
             stored = _number(header[148:156])
@@ -551,9 +599,11 @@ class _TarHeaders:
             size = _number(header[124:136])
             if size < 0:
                 raise ArchiveError("corrupt archive: invalid header (a negative size)")
+            self.counted += BLOCK
             if kind in _GNU_LONG:
                 if size > MAX_NAME_BYTES:
                     raise ArchiveError(f"a GNU long-name header of {size} bytes (names are at most {MAX_NAME_BYTES})")
+                self._count(size)
                 data = self._data(size)
                 if kind == b"L":
                     long_name = _text(data)
@@ -561,6 +611,14 @@ class _TarHeaders:
             if kind in _PAX:
                 if size > MAX_PAX_BYTES:
                     raise ArchiveError(f"a pax extended header of {size} bytes (at most {MAX_PAX_BYTES} are read)")
+                self._count(size)
+                if kind == b"x":
+                    pax_bytes += size
+                else:
+                    global_bytes += size
+                if pax_bytes + global_bytes > MAX_PAX_BYTES:
+                    raise ArchiveError(f"pax extended headers of {pax_bytes + global_bytes} bytes for one member "
+                                       f"(at most {MAX_PAX_BYTES} are read)")
                 (pax if kind == b"x" else pax_global).update(_pax_records(self._data(size)))
                 continue
             name = _text(header[0:100])
@@ -571,14 +629,24 @@ class _TarHeaders:
             if "path" in fields:
                 name = fields["path"]
             if "size" in fields:
-                if not fields["size"].isdigit():
+                if not (fields["size"].isascii() and fields["size"].isdigit()):  # not "\u00b2", "\u0661"
                     raise ArchiveError("corrupt archive: invalid pax extended header (size)")
                 size = int(fields["size"])
             if long_name is not None:
+                if "path" in fields and fields["path"] != long_name:  # tarfile takes one, GNU tar the other
+                    raise ArchiveError(f"corrupt archive: a member named twice ({_shown(long_name)} by a GNU long "
+                                       f"name, {_shown(fields['path'])} by a pax path)")
                 name = long_name
-            pax, long_name = {}, None
+            pax, long_name, pax_bytes = {}, None, 0
             regular = kind in _REGULAR_TYPES and not (kind == b"\0" and name.endswith("/"))
             yield name, regular, size
+
+    def _count(self, size: int) -> None:
+        """An extended header's data against the expansion limit: headers without a member yield
+        nothing, so a stream of them (1.9 MB of gzip'd GNU long names inflate to 1 GB) is counted here."""
+        self.counted += size
+        if self.counted > self._limit:
+            raise ArchiveError(_BOMB)
 
     def _data(self, size: int) -> bytes:
         data = _reading(self._file.read, size + (-size % BLOCK), "")

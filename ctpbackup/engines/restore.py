@@ -35,9 +35,12 @@ from ctpbackup.apply.progress import Progress
 from ctpbackup.engines import jsoncodec
 from ctpbackup.engines.archive import (
     METADATA,
+    UIDS,
     ArchiveError,
     ArchiveReader,
+    _shown,
     check_metadata,
+    is_object_path,
     loads_object,
     uid_lines,
 )
@@ -705,7 +708,9 @@ def run_restore(api_client: ApiClient, archive_path: Path, *, existing: str = "s
         if backup is not None:
             _check_names(spooled.metadata, backup)
         tiers = spooled.tiers
-        meter = Progress(label, enabled=progress, total=int(spooled.metadata.get("totalObjects", 0) or 0) or None)
+        total = spooled.metadata.get("totalObjects")  # a hint for the display: a value that is no count is none
+        meter = Progress(label, enabled=progress,
+                         total=total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None)
         custom = {key for t in tiers.values() for key in t.resources if is_custom(key, spooled.crd_types)}
         dry_run = mode is WriteMode.DRY_RUN
         offline = None
@@ -885,8 +890,10 @@ def _spool_archive(reader: ArchiveReader, workdir: Path, webhooks: ConversionWeb
                 raise ArchiveError(f"{METADATA} missing")
             uids.seek(0)
             owner_uid: dict[str, str] = {}
-            for path, uid in uid_lines(uids):
+            for number, (path, uid) in enumerate(uid_lines(uids), 1):
                 if uid in referenced:
+                    if not is_object_path(path):  # its resource key names the owner's tier
+                        raise ArchiveError(f"{UIDS} line {number}: {_shown(path)} is not an object path of the archive format")
                     owner_uid[path] = uid
                 if path in revisions and webhooks.revision_owner.get(revisions[path]):
                     webhooks.revision_owner[uid] = webhooks.revision_owner[revisions[path]]
@@ -925,21 +932,42 @@ def _levels(entries: list[_Entry], roots: set[str] | frozenset[str] = frozenset(
     cluster cannot hold, are broken by creating them last."""
     in_tier = {e.old_uid: e for e in entries if e.old_uid}
     depth: dict[int, int] = {}
-
-    def level(entry: _Entry, seen: frozenset[str]) -> int:
-        key = id(entry)
-        if key in depth:
-            return depth[key]
-        parents = [level(in_tier[o], seen | {entry.old_uid}) for o in entry.owners if o in in_tier and o not in seen]
-        if any(o in roots for o in entry.owners):
-            parents.append(0)
-        value = 1 + max(parents) if parents else 0
-        depth[key] = value
-        return value
+    # depth-first without recursion (a chain of 500 owners listed dependents first passed Python's
+    # recursion limit): a frame is [entry, index of its next owner, its owners' levels]; `on_path`
+    # counts the uids of the entries on the path, which are not followed again (a cycle)
+    on_path: dict[str, int] = defaultdict(int)
+    for start in entries:
+        if id(start) in depth:
+            continue
+        on_path[start.old_uid] += 1  # the first entry does not follow itself either
+        frames: list[list[Any]] = [[start, 0, []]]
+        while frames:
+            frame = frames[-1]
+            entry, index, parents = frame
+            if index < len(entry.owners):
+                frame[1] = index + 1
+                owner = entry.owners[index]
+                seen = on_path[owner] - (owner == entry.old_uid and len(frames) > 1)
+                if owner in in_tier and not seen:
+                    parent = in_tier[owner]
+                    if id(parent) in depth:
+                        parents.append(depth[id(parent)])
+                    else:
+                        on_path[parent.old_uid] += 1
+                        frames.append([parent, 0, []])
+                continue
+            if any(o in roots for o in entry.owners):
+                parents.append(0)
+            value = depth[id(entry)] = 1 + max(parents) if parents else 0
+            frames.pop()
+            if frames:
+                on_path[entry.old_uid] -= 1
+                frames[-1][2].append(value)
+        on_path[start.old_uid] -= 1
 
     groups: dict[int, list[_Entry]] = defaultdict(list)
     for entry in entries:
-        groups[level(entry, frozenset({entry.old_uid}))].append(entry)
+        groups[depth[id(entry)]].append(entry)
     return groups
 
 

@@ -170,6 +170,23 @@ def test_one_pass_spools_each_object_to_the_tier_of_its_latest_owner(tmp_path, u
     (None, {"formatVersion": 2}, None, "archive format version 2 is not supported (this release reads [1])"),
     (None, None, b'{"path":"a","uid":"u"}\n{"path":"b"}\n', "uids.jsonl line 2: not an object with a string path and uid"),
     (None, None, b'{"path":"a","uid":"u"}\nnot json\n', "uids.jsonl line 2: not JSON"),
+    # a line naming an owner's uid (u-xr) with a path that is no object's: was an IndexError
+    *((None, None, b'{"path":"a","uid":"u"}\n{"path":%s,"uid":"u-xr"}\n' % json.dumps(bad).encode(),
+       f"uids.jsonl line 2: {bad!r} is not an object path of the archive format")
+      for bad in ("zzz", "metadata.json", "resources", "/etc/passwd", "resources/x/../../y.json")),
+    # fields the single pass reads as objects or lists: AttributeError/TypeError before
+    *(({path: body}, None, None, f"{path}: {what}") for path, body, what in (
+        ("resources/secrets/namespaces/default/z.json", b'{"metadata":"x"}', "metadata is not an object"),
+        ("resources/secrets/namespaces/default/z.json", b'{"metadata":{"ownerReferences":5}}',
+         "metadata.ownerReferences is not a list of objects"),
+        ("resources/secrets/namespaces/default/z.json", b'{"metadata":{"ownerReferences":["u"]}}',
+         "metadata.ownerReferences is not a list of objects"),
+        (f"resources/{CRD}/cluster/z.json", b'{"spec":"x"}', "spec is not an object"),
+        (f"resources/{CRD}/cluster/z.json", b'{"spec":{"names":"x"}}', "spec.names is not an object"),
+        (f"resources/{CRD}/cluster/z.json", b'{"spec":{"conversion":[]}}', "spec.conversion is not an object"))),
+    # twice: which one counts would be the reader's choice (the last, in tarfile, GNU tar and this pass)
+    ({"metadata.json": b'{"formatVersion":1}'}, None, None, "metadata.json: a second member of that name"),
+    ({"uids.jsonl": b""}, None, None, "uids.jsonl: a second member of that name"),
 ])
 def test_a_damaged_archive_is_refused_by_the_same_pass(tmp_path, extra, metadata, uids, message):
     path = make(tmp_path / "a.tar.gz", extra=extra, metadata=metadata, uids=uids)
@@ -209,6 +226,17 @@ def test_owners_without_an_entry_put_their_dependents_one_generation_later():
     entries = [first, second, third, fourth]
     assert [[e.offset for e in g] for g in _generations(entries, {"root"})] == [[3], [0, 1], [2]]
     assert [[e.offset for e in g] for g in _generations(entries)] == [[0, 1, 3], [2]]
+
+
+def test_a_long_chain_of_owners_listed_dependents_first_is_ordered_without_recursion():
+    """3,000 ConfigMaps, each owned by the next one listed (an archive's order is the attacker's, or
+    the names'): ordered owners first. The recursive walk raised RecursionError from 500 on, in the
+    middle of a restore (after the tiers before it were written)."""
+    n = 3000
+    entries = [_Entry(n - 1 - i, "configmaps", f"u{i}", (f"u{i - 1}",) if i else ()) for i in reversed(range(n))]
+    assert [[e.offset for e in g] for g in _generations(entries)] == [[i] for i in reversed(range(n))]
+    cycle = [_Entry(i, "configmaps", f"u{i}", (f"u{(i + 1) % n}",)) for i in range(n)]  # one cycle of 3,000
+    assert [[e.offset for e in g] for g in _generations(cycle)] == [[i] for i in reversed(range(n))]
 
 
 def test_the_objects_a_restore_paused_wait_on_disk_not_in_memory(tmp_path):
@@ -254,5 +282,65 @@ def test_a_restore_given_its_record_refuses_an_archive_of_another_backup_before_
                 assert caught.value.reason is FailureReason.ARCHIVE_MISMATCH
         assert target.store.rv == rv, "nothing may be written to the target"
         assert CountingReader.opened == 2, "one read per restore"
+    finally:
+        target.stop()
+
+
+@pytest.mark.parametrize("total", ["abc", 1e300, [3], {"n": 1}, -5, True, None])
+def test_a_total_objects_that_is_not_a_count_is_only_a_missing_progress_total(tmp_path, total):
+    """metadata.json's totalObjects sizes the progress display and nothing else: a value that is no
+    count (a string raised ValueError, a huge float OverflowError, a list TypeError, each a traceback
+    after the archive was accepted) restores the archive as one without it."""
+    from bench.common import api_client
+    from ctpbackup.engines import restore
+    from kubeemu import EmulatorServer
+
+    path = tmp_path / "a.tar.gz"
+    with path.open("wb") as out:
+        writer = ArchiveWriter(out)
+        writer.add_json(archive.object_path("configmaps", "default", "cm"), {
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "default"}})
+        writer.add_bytes(archive.UIDS, b'{"path":"resources/configmaps/namespaces/default/cm.json","uid":"u"}\n')
+        writer.add_json(archive.METADATA, {"formatVersion": 1, "totalObjects": total})
+        writer.close()
+    target = EmulatorServer().start()
+    try:
+        with api_client(target.kubeconfig_text()) as api:
+            result = restore.run_restore(api, path, wait_seconds=0.1, progress=True)
+        assert result.counts == {"configmaps": {"restored": 1, "skipped": 0, "failed": 0}}
+    finally:
+        target.stop()
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"annotations": "x"}, "metadata.annotations is not an object"),
+    ({"ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": ["a"]}]},
+     "an ownerReference's uid is not a string"),
+])
+def test_fields_the_writers_read_as_dicts_are_refused_before_the_first_tier_is_written(tmp_path, meta, message):
+    """The writers read annotations as a dict (ValueError) and owner uids as keys (TypeError): in the
+    middle of a restore, after the tiers before were written. The single pass refuses them first."""
+    from bench.common import api_client
+    from ctpbackup.engines import restore
+    from kubeemu import EmulatorServer
+
+    path = tmp_path / "a.tar.gz"
+    bad = archive.object_path("configmaps", "default", "bad")
+    with path.open("wb") as out:
+        writer = ArchiveWriter(out)
+        writer.add_json(archive.object_path("namespaces", None, "first"), {
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "first"}})
+        writer.add_json(bad, {"apiVersion": "v1", "kind": "ConfigMap",
+                              "metadata": {"name": "bad", "namespace": "default", **meta}})
+        writer.add_json(archive.METADATA, {"formatVersion": 1})
+        writer.close()
+    target = EmulatorServer().start()
+    try:
+        rv = target.store.rv
+        with (api_client(target.kubeconfig_text()) as api,
+              pytest.raises(RestoreFailed, match=f"^{re.escape(f'{bad}: {message}')}$") as caught):
+            restore.run_restore(api, path, wait_seconds=0.1)
+        assert caught.value.reason is FailureReason.ARCHIVE_REJECTED
+        assert target.store.rv == rv, "nothing may be written to the target"
     finally:
         target.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 
 import pytest
 
@@ -173,6 +174,39 @@ def test_a_restore_refuses_an_archive_that_names_another_backup(story, source):
         assert restore["phase"] == "Failed" and restore["conditions"][-1]["reason"] == "ArchiveMismatch"
         assert restore["conditions"][-1]["message"] == (
             "archive of Backup b1 is of control plane default/ctp1, Backup b2, not default/ctp1, Backup b1; refused")
+        assert target.store.rv == rv, "nothing may be written to the target"
+    finally:
+        target.stop()
+
+
+def _crc_flipped(data: bytes) -> bytes:
+    return data[:-8] + bytes([data[-8] ^ 0xFF]) + data[-7:]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_crc_flipped, r"corrupt archive at 'metadata.json': CRC check failed \d+ != \d+"),
+    (lambda data: data[:-4], "corrupt archive at 'metadata.json': Compressed file ended before the end-of-stream marker was reached"),
+], ids=["gzip-crc", "gzip-length-cut"])
+def test_an_archive_damaged_at_its_very_end_leaves_the_target_untouched(story, source, damage, message):
+    """apply's restore reads the archive once (fetch_trusted(check_members=False), then run_restore's
+    single pass): damage in the gzip trailer, the last bytes read, is still found before the first
+    write. The record is edited to the damaged archive's size and sha256 (a buggy writer's, or an
+    attacker's when unauthenticated backups are allowed)."""
+    target = EmulatorServer(establish_delay=0.05).start()
+    try:
+        data = damage(take(story, "b1")["b1"][0])
+        story.bucket.put(LAYOUT.archive_key("default", "ctp1", "b1"), data)
+        BucketIndex(story.bucket, LAYOUT).update_backup("default", "ctp1", "b1", lambda old: dataclasses.replace(
+            old, size=len(data), sha256=hashlib.sha256(data).hexdigest()))
+        story.connect("dst", target)
+        story.repo.write("dst.yaml", RESTORED.format(name="dst", source="b1"))
+        story.repo.commit("restore b1")
+        rv = target.store.rv
+        result = story.reconcile("apply", check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        (restore,) = story.status()["restores"]
+        assert restore["phase"] == "Failed" and restore["conditions"][-1]["reason"] == "ArchiveRejected"
+        assert re.fullmatch(message, restore["conditions"][-1]["message"])
         assert target.store.rv == rv, "nothing may be written to the target"
     finally:
         target.stop()
