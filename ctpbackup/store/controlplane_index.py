@@ -357,7 +357,10 @@ class ControlPlaneIndexView:
         full = {"namespace": self.namespace, "controlPlane": self.control_plane,
                 "archiveKey": self.archive_key.replace(NAME_SLOT, name)}
         full.update(values)
-        return BackupRecord.from_dict(full)
+        record = BackupRecord.from_dict(full)
+        if record.namespace != self.namespace:  # as versions 1 to 3 are refused (BucketIndex.load)
+            raise ValueError("a record of another namespace")
+        return record
 
     def _name_at(self, i: int) -> str:
         """For a message only: the i-th name if line 2 reads, else its position."""

@@ -119,3 +119,26 @@ def test_an_index_no_plan_can_read_is_rebuilt_from_the_command_line(story):
     rebuilt = story.reconcile("index", "rebuild")  # needs no readable index to run
     assert "1 backup(s)" in rebuilt.stdout
     assert story.backup("b1")["phase"] == "Completed"
+
+
+def test_a_line_naming_another_namespace_is_refused_not_planned_as_that_namespaces_backup(story):
+    """A version 4 line that says `namespace` (no writer writes it: the header says it) is a record
+    of another namespace, refused as versions 1-3 refuse one: read as such, the Backup Git still
+    asks for (default/b1) was "removed from Git" in namespace teamb, and deleted."""
+    recorded_backup(story, "b1", expired=False)
+    story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
+    story.repo.write("b1.yaml", BACKUP.format(name="b1", control_plane="ctp1"))
+    story.repo.commit("b1 is wanted")
+    key = LAYOUT.index_key("default", "ctp1")
+    data = story.bucket.read(key)[0]
+    story.bucket.put(key, data.replace(b'{"name":"b1",', b'{"name":"b1","namespace":"teamb",', 1))
+
+    result = story.reconcile("apply", "--allow-mass-delete", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "- delete" not in result.stdout and "teamb" not in result.stdout
+    messages = [json.loads(text)["message"] for text in result.stderr.splitlines()]
+    (line,) = [text for text in messages if text.startswith("error:")]
+    assert "index.json: unreadable record of backup b1" in line and "index rebuild" in line
+    assert story.bucket.exists(LAYOUT.archive_key("default", "ctp1", "b1"))
+    story.reconcile("index", "rebuild")  # from the record next to the archive
+    assert story.backup("b1")["phase"] == "Completed" and "- delete" not in story.reconcile("plan").stdout
