@@ -142,3 +142,27 @@ def test_a_line_naming_another_namespace_is_refused_not_planned_as_that_namespac
     assert story.bucket.exists(LAYOUT.archive_key("default", "ctp1", "b1"))
     story.reconcile("index", "rebuild")  # from the record next to the archive
     assert story.backup("b1")["phase"] == "Completed" and "- delete" not in story.reconcile("plan").stdout
+
+
+def test_a_header_naming_a_backup_its_index_does_not_hold_stops_the_plan_in_one_line(story):
+    """The header's summary names its standalone backups and its routes; one it names that its
+    list of names does not hold (the header edited, at the same length) is an unreadable index shard,
+    in one line, not a KeyError out of the planner."""
+    for name in ("b1", "b10"):
+        recorded_backup(story, name, expired=False)
+        story.repo.write(f"{name}.yaml", BACKUP.format(name=name, control_plane="ctp1"))
+    story.repo.write("ctp1.yaml", CONTROL_PLANE.format(name="ctp1"))
+    story.repo.commit("b1 and b10 are wanted")
+    key = LAYOUT.index_key("default", "ctp1")
+    data = story.bucket.read(key)[0]
+    for before, after in ((b'"standalone":["b1","b10"]', b'"standalone":["b1","zzz"]'),
+                          (b'"routes":["b1","b10"]', b'"routes":["b1","zzz"]')):
+        assert before in data
+        story.bucket.put(key, data.replace(before, after, 1))
+        result = story.reconcile("apply", "--allow-mass-delete", check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
+        assert "- delete" not in result.stdout
+        messages = [json.loads(text)["message"] for text in result.stderr.splitlines()]
+        (line,) = [text for text in messages if text.startswith("error:")]
+        assert "index.json: unreadable index shard" in line and "index rebuild" in line
+    assert story.bucket.exists(LAYOUT.archive_key("default", "ctp1", "b1"))
