@@ -258,8 +258,8 @@ class ControlPlaneIndexView:
                 with unreadable_as_corrupt(self.key, "list of names"):
                     names = jsoncodec.loads(self.data[self._names[0]:self._names[1]])
                     if not isinstance(names, list) or len(names) != self.count or \
-                            not all(isinstance(n, str) for n in names):
-                        raise ValueError("not one name for each backup of the header")
+                            not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+                        raise ValueError("not one distinct name for each backup of the header")
                 self._name_list = names
         return self._name_list
 

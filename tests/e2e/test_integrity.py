@@ -166,3 +166,32 @@ def test_a_header_naming_a_backup_its_index_does_not_hold_stops_the_plan_in_one_
         (line,) = [text for text in messages if text.startswith("error:")]
         assert "index.json: unreadable index shard" in line and "index rebuild" in line
     assert story.bucket.exists(LAYOUT.archive_key("default", "ctp1", "b1"))
+
+
+def test_a_name_listed_twice_fails_the_write_instead_of_dropping_the_backup_it_replaced(story):
+    """Line 2 edited so that b2's name reads b1 (same length): a writer decoded every line by the
+    names and kept one b1, so the deletion of "old" rewrote the index without b2. A list of names
+    that is not of distinct names is unreadable: the deletion fails, nothing is removed or dropped."""
+    expired = recorded_backup(story, "old")
+    for name in ("b1", "b2"):
+        recorded_backup(story, name, expired=False, owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly")
+    story.repo.commit("the config only")
+    key = LAYOUT.index_key("default", "ctp1")
+    data = story.bucket.read(key)[0]
+    assert b'\n["old","b1","b2"]\n' in data
+    story.bucket.put(key, data.replace(b'\n["old","b1","b2"]\n', b'\n["old","b1","b1"]\n', 1))
+
+    result = story.reconcile("apply", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "- delete default/old" in result.stdout
+    assert "IndexWriteFailed: prod/cluster1/default/ctp1/index.json: unreadable list of names" in result.stdout
+    messages = [json.loads(text)["message"] for text in result.stderr.splitlines()]
+    (line,) = [text for text in messages if text.startswith("error:")]
+    assert line == ("error: prod/cluster1/default/ctp1/index.json: unreadable list of names (ValueError); "
+                    "run `reconcile.py index rebuild`")
+    assert story.bucket.exists(expired.archive_key)
+    assert b'"name":"b2"' in story.bucket.read(key)[0], "b2 is still in its index"
+
+    story.reconcile("index", "rebuild")
+    assert {b["name"]: b["phase"] for b in story.status()["backups"]} == \
+        {"old": "Completed", "b1": "Completed", "b2": "Completed"}
