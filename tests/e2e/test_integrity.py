@@ -195,3 +195,26 @@ def test_a_name_listed_twice_fails_the_write_instead_of_dropping_the_backup_it_r
     story.reconcile("index", "rebuild")
     assert {b["name"]: b["phase"] for b in story.status()["backups"]} == \
         {"old": "Completed", "b1": "Completed", "b2": "Completed"}
+
+
+def test_a_line_the_header_does_not_count_fails_the_write_instead_of_being_dropped(story):
+    """A header (names, offsets, count) of fewer backups than the index has lines: b2's line is
+    there but unnamed. A writer decoded the named lines only and wrote the index back without b2;
+    an index whose lines are not one per backup is refused when written, as metrics refuse it."""
+    expired = recorded_backup(story, "old")
+    for name in ("b1", "b2"):
+        recorded_backup(story, name, expired=False, owner_kind=OwnerKind.SHARED_BACKUP, owner_name="nightly")
+    story.repo.commit("the config only")
+    key = LAYOUT.index_key("default", "ctp1")
+    index = BucketIndex(story.bucket, LAYOUT)
+    whole = index._read_index(key)[0]
+    b2_line = next(line for line in story.bucket.read(key)[0].splitlines() if line.startswith(b'{"name":"b2",'))
+    del whole.backups["b2"]
+    story.bucket.put(key, whole.to_bytes("default", "ctp1", LAYOUT) + b2_line + b"\n")
+
+    result = story.reconcile("apply", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "- delete default/old" in result.stdout
+    assert "IndexWriteFailed: prod/cluster1/default/ctp1/index.json: not one line for each backup" in result.stdout
+    assert story.bucket.exists(expired.archive_key)
+    assert story.bucket.read(key)[0].endswith(b2_line + b"\n"), "b2 is still in its index"
