@@ -3,6 +3,7 @@ index record stops the plan that needs it with one clear line."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -218,3 +219,25 @@ def test_a_line_the_header_does_not_count_fails_the_write_instead_of_being_dropp
     assert "IndexWriteFailed: prod/cluster1/default/ctp1/index.json: not one line for each backup" in result.stdout
     assert story.bucket.exists(expired.archive_key)
     assert story.bucket.read(key)[0].endswith(b2_line + b"\n"), "b2 is still in its index"
+
+
+def test_a_stale_copy_in_another_index_never_deletes_the_backup_its_own_index_keeps(story):
+    """ctp2's index holds a line of b1 naming control plane ctp1 (a stale copy: Completed, its TTL
+    passed); ctp1's own index holds b1 without a TTL. The plan reads the copy (the later index wins a
+    name read twice) and plans `- delete`; the deletion then marked ctp1's own record Deleted and
+    removed its archive. It is refused unless the record it changes is the one planned on."""
+    past = datetime.now(UTC) - timedelta(days=2)
+    kept = recorded_backup(story, "b1", expired=False)  # ctp1's own, no TTL
+    stale = dataclasses.replace(kept, ttl="24h", expires_at=past + timedelta(days=1))
+    BucketIndex(story.bucket, LAYOUT).update_backup("default", "ctp2", "b1", lambda _: stale)
+    story.repo.commit("the config only")
+
+    result = story.reconcile("apply", "--allow-mass-delete", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "0 done, 1 failed" in result.stdout
+    assert "IndexWriteFailed" in result.stdout and "index shard of control plane ctp1 records it otherwise" \
+        in result.stdout
+    assert story.bucket.exists(kept.archive_key)
+    index = BucketIndex(story.bucket, LAYOUT)
+    own = index._read_index(LAYOUT.index_key("default", "ctp1"))[0].backups["b1"]
+    assert (own.phase, own.expires_at, own.control_plane) == (Phase.COMPLETED, None, "ctp1")
