@@ -467,6 +467,10 @@ class Executor:
             if old is None:  # the record was read from another control plane's control-plane index
                 raise IndexCorrupt(f"backup {record.namespace}/{record.name} is not in the index shard of control "
                                    f"plane {record.control_plane}; run `reconcile.py index rebuild`")
+            if old != record:  # the plan read another copy (a name in two indexes): it decides nothing here
+                raise IndexCorrupt(f"backup {record.namespace}/{record.name}: the index shard of control plane "
+                                   f"{record.control_plane} records it otherwise than the plan read it; "
+                                   "run `reconcile.py index rebuild`")
             return dataclasses.replace(old, phase=Phase.DELETED, deleted_with=policy, deleted_at=now,
                                        conditions=set_condition(old.conditions, Condition(
                                            "Deleted", "True", f"DeletionPolicy{policy}", action.reason, now)))

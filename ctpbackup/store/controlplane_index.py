@@ -258,8 +258,8 @@ class ControlPlaneIndexView:
                 with unreadable_as_corrupt(self.key, "list of names"):
                     names = jsoncodec.loads(self.data[self._names[0]:self._names[1]])
                     if not isinstance(names, list) or len(names) != self.count or \
-                            not all(isinstance(n, str) for n in names):
-                        raise ValueError("not one name for each backup of the header")
+                            not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+                        raise ValueError("not one distinct name for each backup of the header")
                 self._name_list = names
         return self._name_list
 
@@ -357,7 +357,10 @@ class ControlPlaneIndexView:
         full = {"namespace": self.namespace, "controlPlane": self.control_plane,
                 "archiveKey": self.archive_key.replace(NAME_SLOT, name)}
         full.update(values)
-        return BackupRecord.from_dict(full)
+        record = BackupRecord.from_dict(full)
+        if record.namespace != self.namespace:  # as versions 1 to 3 are refused (BucketIndex.load)
+            raise ValueError("a record of another namespace")
+        return record
 
     def _name_at(self, i: int) -> str:
         """For a message only: the i-th name if line 2 reads, else its position."""
@@ -371,6 +374,10 @@ class ControlPlaneIndexView:
         if self.records is not None:
             return list(self.records)
         names = self.names
+        if self.count:  # a line no name counts would be dropped by the writer that decoded these
+            data = self._whole()
+            if data.count(b"\n", int(data[self._offsets:self._offsets + OFFSET_DIGITS])) != self.count:
+                raise IndexCorrupt(f"{self.key}: not one line for each backup; run `reconcile.py index rebuild`")
         return [self.record(i, name) for i, name in enumerate(names)]
 
     def record_lines(self) -> list[bytes]:

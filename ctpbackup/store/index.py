@@ -28,6 +28,7 @@ from ctpbackup.storage.base import Bucket, ObjectNotFound, PreconditionFailed, S
 from ctpbackup.store.controlplane_index import (
     ControlPlaneIndex,
     ControlPlaneIndexView,
+    IndexCorrupt,
     route,
     unreadable_as_corrupt,
 )
@@ -169,6 +170,11 @@ class RecordedBackups(Mapping[tuple[str, str], BackupRecord]):
     def __getitem__(self, key: tuple[str, str]) -> BackupRecord:
         record = self.get(key)
         if record is None:
+            for view in self._views:  # only when a header said otherwise (planning asks for what summaries name)
+                if view.namespace == key[0] and (key in view.summary.standalone or
+                                                 (view.records is None and view.position(key[1]) is not None)):
+                    raise IndexCorrupt(f"{view.key}: unreadable index shard (its header names backup {key[1]}, "
+                                       "which it does not hold or route to); run `reconcile.py index rebuild`")
             raise KeyError(key)
         return record
 
