@@ -28,6 +28,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 from common import CORE_KINDS, api_client, core_namespaces, seed_core, seed_types  # noqa: I001 - bench/ is on sys.path
 
 from ctpbackup.engines import restore as restore_engine
@@ -134,9 +135,12 @@ def measure(scenario: str, objects: int, types: int, tmp: Path, kubectl: bool) -
         CountingKubeAPI.writes.clear()
         restore_engine.KubeAPI = CountingKubeAPI
         try:
+            server = psutil.Process(target.process.pid)
+            cpu = (time.process_time(), sum(server.cpu_times()[:2]))
             started = time.perf_counter()
             result = run_restore(api_client(target.kubeconfig_text()), archive)
             ours_s = time.perf_counter() - started
+            ours_cpu = (time.process_time() - cpu[0], sum(server.cpu_times()[:2]) - cpu[1])
         finally:
             restore_engine.KubeAPI = KubeAPI
     writes = dict(CountingKubeAPI.writes)
@@ -144,7 +148,11 @@ def measure(scenario: str, objects: int, types: int, tmp: Path, kubectl: bool) -
 
     with EmulatorProcess() as target:
         prepare(target, scenario, types)
+        server = psutil.Process(target.process.pid)
+        cpu = (time.process_time(), sum(server.cpu_times()[:2]))
         raw_s, raw_patch_s = raw_creates(target, ours_objects, paused=scenario == "crossplane")
+        raw_cpu = (time.process_time() - cpu[0], sum(server.cpu_times()[:2]) - cpu[1])
+        raw_requests = len(ours_objects) * (2 if raw_patch_s else 1)
 
     kubectl_rate = None
     if kubectl:
@@ -184,6 +192,12 @@ def measure(scenario: str, objects: int, types: int, tmp: Path, kubectl: bool) -
         **({"raw_concurrent_unpause_patches_per_s": round(raw_patch_rate)} if raw_patch_rate else {}),
         "ratio_per_write": round(raw_s_for_our_writes / ours_s, 2), "goal_ratio_per_write": GOALS["ratio_per_write"],
         "ratio_to_raw_create": round(ours_rate / raw_rate, 2),
+        # CPU milliseconds per write, of the client (this process: the restore, or the baseline's bare
+        # http.client threads) and of the emulator serving it: what a write costs whom on the shared CPUs
+        "client_cpu_ms_per_write": {"ours": round(1000 * ours_cpu[0] / max(total_writes, 1), 3),
+                                    "raw": round(1000 * raw_cpu[0] / raw_requests, 3)},
+        "server_cpu_ms_per_write": {"ours": round(1000 * ours_cpu[1] / max(total_writes, 1), 3),
+                                    "raw": round(1000 * raw_cpu[1] / raw_requests, 3)},
     }
     if scenario == "core":
         report["goal_ratio_to_raw_create"] = GOALS["ratio_to_raw_create"]
