@@ -55,7 +55,7 @@ def _cidr(value: str) -> bool:
 
 def _uri(value: str) -> bool:
     # net/url.ParseRequestURI: an absolute URI (scheme:...) or an absolute path
-    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:\S*$", value) or value.startswith("/")) and " " not in value
+    return bool(re.fullmatch(r"^[A-Za-z][A-Za-z0-9+.-]*:\S*$", value) or value.startswith("/")) and " " not in value
 
 
 def _byte(value: str) -> bool:
@@ -67,7 +67,7 @@ def _byte(value: str) -> bool:
 
 
 def _date(value: str) -> bool:
-    if not re.match(r"^\d{4}-\d{2}-\d{2}$", value):
+    if not re.fullmatch(r"^\d{4}-\d{2}-\d{2}$", value):
         return False
     try:
         date.fromisoformat(value)
@@ -78,41 +78,41 @@ def _date(value: str) -> bool:
 
 def _isbn(value: str) -> bool:
     digits = re.sub(r"[\s-]", "", value)
-    return bool(_ISBN10.match(digits) or _ISBN13.match(digits))
+    return bool(_ISBN10.fullmatch(digits) or _ISBN13.fullmatch(digits))
 
 
 def _creditcard(value: str) -> bool:
     digits = re.sub(r"\D", "", value)
-    return bool(re.match(r"^(?:4[0-9]{12}(?:[0-9]{3})?|5[1-5][0-9]{14}|6(?:011|5[0-9][0-9])[0-9]{12}|3[47][0-9]{13}|"
+    return bool(re.fullmatch(r"^(?:4[0-9]{12}(?:[0-9]{3})?|5[1-5][0-9]{14}|6(?:011|5[0-9][0-9])[0-9]{12}|3[47][0-9]{13}|"
                          r"3(?:0[0-5]|[68][0-9])[0-9]{11}|(?:2131|1800|35\d{3})\d{11})$", digits))
 
 
 #: format name (dashes removed, as go-openapi normalizes) -> check
 CHECKS: dict[str, Callable[[str], bool]] = {
-    "bsonobjectid": lambda v: bool(_BSON.match(v)),
+    "bsonobjectid": lambda v: bool(_BSON.fullmatch(v)),
     "uri": _uri,
-    "email": lambda v: bool(_EMAIL.match(v)),
-    "hostname": lambda v: len(v) <= 255 and bool(_HOSTNAME.match(v)),
+    "email": lambda v: bool(_EMAIL.fullmatch(v)),
+    "hostname": lambda v: len(v) <= 255 and bool(_HOSTNAME.fullmatch(v)),
     "ipv4": _ip(4),
     "ipv6": _ip(6),
     "cidr": _cidr,
-    "mac": lambda v: bool(_MAC.match(v)),
-    "uuid": lambda v: bool(_UUID.match(v)),
-    "uuid3": lambda v: bool(_UUID3.match(v)),
-    "uuid4": lambda v: bool(_UUID4.match(v)),
-    "uuid5": lambda v: bool(_UUID5.match(v)),
+    "mac": lambda v: bool(_MAC.fullmatch(v)),
+    "uuid": lambda v: bool(_UUID.fullmatch(v)),
+    "uuid3": lambda v: bool(_UUID3.fullmatch(v)),
+    "uuid4": lambda v: bool(_UUID4.fullmatch(v)),
+    "uuid5": lambda v: bool(_UUID5.fullmatch(v)),
     "isbn": _isbn,
-    "isbn10": lambda v: bool(_ISBN10.match(re.sub(r"[\s-]", "", v))),
-    "isbn13": lambda v: bool(_ISBN13.match(re.sub(r"[\s-]", "", v))),
+    "isbn10": lambda v: bool(_ISBN10.fullmatch(re.sub(r"[\s-]", "", v))),
+    "isbn13": lambda v: bool(_ISBN13.fullmatch(re.sub(r"[\s-]", "", v))),
     "creditcard": _creditcard,
-    "ssn": lambda v: bool(_SSN.match(v)),
-    "hexcolor": lambda v: bool(_HEXCOLOR.match(v)),
-    "rgbcolor": lambda v: bool(_RGBCOLOR.match(v)),
+    "ssn": lambda v: bool(_SSN.fullmatch(v)),
+    "hexcolor": lambda v: bool(_HEXCOLOR.fullmatch(v)),
+    "rgbcolor": lambda v: bool(_RGBCOLOR.fullmatch(v)),
     "byte": _byte,
     "password": lambda v: True,
     "date": _date,
-    "duration": lambda v: bool(_GO_DURATION.match(v) or _SCALA_DURATION.match(v)),
-    "datetime": lambda v: bool(_DATETIME.match(v)),
+    "duration": lambda v: bool(_GO_DURATION.fullmatch(v) or _SCALA_DURATION.fullmatch(v)),
+    "datetime": lambda v: bool(_DATETIME.fullmatch(v)),
     "k8sshortname": lambda v: not names.is_dns1123_label(v),
     "k8slongname": lambda v: not names.is_dns1123_subdomain(v),
 }

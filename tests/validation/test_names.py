@@ -89,3 +89,16 @@ def test_qualified_names(key, problems):
 ])
 def test_label_values(value, problems):
     assert names.is_label_value(value) == problems
+
+
+@pytest.mark.parametrize(("fmt", "valid"), [
+    ("uuid", "123e4567-e89b-12d3-a456-426614174000"), ("hostname", "example.com"), ("datetime", "2026-01-01T00:00:00Z"),
+    ("duration", "1h30m"), ("email", "a@example.com"), ("mac", "00:1a:2b:3c:4d:5e"), ("hexcolor", "#ffffff"),
+    ("date", "2026-01-01"), ("uri", "https://example.com/x"), ("bsonobjectid", "5f1d7a3b9c8e4a2b1c0d9e8f"),
+])
+def test_a_format_is_not_passed_by_a_final_newline(fmt, valid):
+    """Go's strfmt matches with regexp, whose `$` is the end of the text; Python's `re.match` with
+    `$` also passed the value followed by a newline."""
+    from kubevalidation.formats import CHECKS
+
+    assert (CHECKS[fmt](valid), CHECKS[fmt](valid + "\n")) == (True, False)
