@@ -25,10 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ctpbackup.desired.manifests import ManifestFile, load_desired_state  # noqa: E402
 from ctpbackup.engines import jsoncodec  # noqa: E402
+from ctpbackup.gcpause import cycle_collection_paused  # noqa: E402
 from ctpbackup.plan.planner import PlanOptions, plan, shard_of  # noqa: E402
 from ctpbackup.storage.filesystem import FilesystemBucket  # noqa: E402
 from ctpbackup.store.controlplane_index import ControlPlaneIndex  # noqa: E402
-from ctpbackup.store.index import BucketIndex, cycle_collection_paused  # noqa: E402
+from ctpbackup.store.index import BucketIndex  # noqa: E402
 from ctpbackup.store.layout import BucketLayout  # noqa: E402
 from ctpbackup.store.records import BackupRecord, Condition, OwnerKind, Phase  # noqa: E402
 

@@ -6,10 +6,8 @@ error); any error means no desired state at all, so nothing downstream can act o
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -44,6 +42,7 @@ from ctpbackup.desired.model import (
 from ctpbackup.desired.problems import InvalidManifests, Problem, Severity
 from ctpbackup.desired.references import check_references
 from ctpbackup.desired.yamldocs import Document, YamlError, parse_documents
+from ctpbackup.gcpause import cycle_collection_paused
 from ctpbackup.rules.durations import parse_duration
 from ctpbackup.storage.base import Provider
 from ctpbackup.storage.keys import problems as config_key_problems
@@ -78,29 +77,8 @@ def load_desired_state(files: Iterable[ManifestFile], commit: str) -> LoadResult
     Each file's bytes are read once. Whether a restore's source exists needs the bucket index: the
     plan checks it, after the index is read (a restore may name a backup that left Git but that the
     index still records, and a finished restore's source need not resolve any more)."""
-    with _cycle_collection_paused():
+    with cycle_collection_paused():
         return _load(files, commit)
-
-
-@contextlib.contextmanager
-def _cycle_collection_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while the manifests load, then freeze what was loaded, as
-    `store.index.cycle_collection_paused` does for the index (this stage may not import that one).
-    Loading builds small objects for every field of every manifest (values, field paths and their
-    lines, the model) and no reference cycles; left on, the collector walked them again and again
-    while they were built: 0.08-0.25 of 0.6-0.8 CPU s for 10,000 ControlPlanes, measured. They live
-    for the run and reference counting still frees them. The next pause (this one or the store's)
-    thaws what this one froze, so nothing stays frozen for good. Process-wide: called from the
-    thread that runs the job, never from several at once."""
-    enabled = gc.isenabled()
-    gc.disable()
-    gc.unfreeze()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
 
 
 def _load(files: Iterable[ManifestFile], commit: str) -> LoadResult:

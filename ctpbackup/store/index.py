@@ -9,8 +9,6 @@ and the restore record next to the control-plane index, so `rebuild` can recreat
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import io
 import json
 import logging
@@ -226,27 +224,6 @@ def read_head(stream: BinaryIO) -> tuple[bytes, bool]:
         if lines == 4 and len(head) >= end + LINES_BYTES:
             more = stream.read(1)
             return (head + more, False) if more else (head, True)
-
-
-@contextlib.contextmanager
-def cycle_collection_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while indexes load, then freeze what was loaded.
-
-    Loading builds hundreds of thousands of small objects (names, keys, summary entries) and no
-    reference cycles; left on, the cycle collector walks them again and again while they are built.
-    Afterwards they are frozen out of its sight too: they live for the run, and reference counting
-    still frees them. The next pause thaws what the previous one froze, so nothing stays frozen for
-    good. The switch is process-wide: enter it once, from the thread that starts the loading (as
-    `store.locations.load_recorded` does around its loader threads), never from the loaders."""
-    enabled = gc.isenabled()
-    gc.disable()
-    gc.unfreeze()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
 
 
 @dataclass(frozen=True)

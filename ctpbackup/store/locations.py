@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 from ctpbackup.desired.model import SharedBackupConfig
 from ctpbackup.engines.encryption import EncryptionError, Keyring, parse_key
+from ctpbackup.gcpause import cycle_collection_paused
 from ctpbackup.kube.secrets import SecretSource, SecretUnreadable
 from ctpbackup.storage.base import Bucket, StorageError
 from ctpbackup.storage.factory import StorageConfigError, open_bucket
 from ctpbackup.store.backup_store import BackupStore
-from ctpbackup.store.index import BucketIndex, RecordedState, cycle_collection_paused
+from ctpbackup.store.index import BucketIndex, RecordedState
 from ctpbackup.store.layout import BucketLayout
 
 
